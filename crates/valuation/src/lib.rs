@@ -108,8 +108,8 @@ pub struct Valuation {
     pub coherence_within_threshold: bool,
 }
 
-/// Prices runs with a fixed, validated set of parameters.
-#[derive(Debug, Clone, Copy)]
+/// Prices runs with a fixed, validated set of parameters (default: SPEC §3 defaults).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ValuationEngine {
     params: ValuationParams,
 }
@@ -149,14 +149,6 @@ impl ValuationEngine {
             market_value,
             eph_price,
             coherence_within_threshold: metrics.coherence_variance < p.coherence_variance_threshold,
-        }
-    }
-}
-
-impl Default for ValuationEngine {
-    fn default() -> Self {
-        Self {
-            params: ValuationParams::default(),
         }
     }
 }

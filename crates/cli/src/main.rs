@@ -1,0 +1,170 @@
+//! `qunimbus`: run a node (`serve`), a self-contained demo (`demo`), check a
+//! configuration file (`config check`) or measure performance (`bench`).
+
+mod bench;
+mod demo;
+mod logging;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use qunimbus_server::config::{Config, CONFIG_FILE_ENV};
+use qunimbus_server::RunningNode;
+use std::path::PathBuf;
+
+/// QuNimbus: a quantum-economic network node that values quantum runs and
+/// records them durably.
+#[derive(Parser)]
+#[command(name = "qunimbus", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node.
+    #[command(
+        after_help = "Example:\n  qunimbus serve --data-dir /var/lib/qunimbus --listen 127.0.0.1:8080"
+    )]
+    Serve(NodeArgs),
+    /// Run the node on embedded storage with the built-in runtime simulator.
+    #[command(
+        after_help = "Example:\n  qunimbus demo            # temp data dir, http://127.0.0.1:8080\n  qunimbus demo --seed 7 --rate 50 --duration 30"
+    )]
+    Demo(demo::DemoArgs),
+    /// Configuration utilities.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Measure performance on this machine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a TOML configuration file and print the effective settings.
+    #[command(after_help = "Example:\n  qunimbus config check qunimbus.example.toml")]
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+/// Log output style on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags shared by commands that run a node. Flags beat `QUNIMBUS_*`
+/// environment variables, which beat the config file.
+#[derive(Args, Clone, Default)]
+pub struct NodeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = CONFIG_FILE_ENV)]
+    config: Option<PathBuf>,
+    /// Data directory (database, credentials). Env: QUNIMBUS_DATA_DIR.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8080. Env: QUNIMBUS_LISTEN.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Database URL (default: SQLite file in the data dir). Env: QUNIMBUS_DATABASE_URL.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Log format. Env: QUNIMBUS_LOG_FORMAT.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormatArg>,
+}
+
+impl NodeArgs {
+    /// Loads the layered configuration with these flags on top.
+    pub fn load_config(&self) -> Result<Config> {
+        let mut flags = toml::Table::new();
+        if let Some(dir) = &self.data_dir {
+            flags.insert("data_dir".into(), dir.display().to_string().into());
+        }
+        if let Some(listen) = &self.listen {
+            flags.insert("listen".into(), listen.clone().into());
+        }
+        if let Some(url) = &self.database_url {
+            flags.insert("database_url".into(), url.clone().into());
+        }
+        if let Some(format) = self.log_format {
+            let name = match format {
+                LogFormatArg::Human => "human",
+                LogFormatArg::Json => "json",
+            };
+            flags.insert("log_format".into(), name.into());
+        }
+        Config::load(self.config.as_deref(), std::env::vars(), flags)
+            .context("invalid configuration")
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Demo(args) => demo::run(args).await,
+        Command::Config(ConfigCommand::Check { file }) => {
+            let config = Config::check_file(&file)
+                .with_context(|| format!("{} is not valid", file.display()))?;
+            println!("{} is valid", file.display());
+            println!("{config:#?}");
+            Ok(())
+        }
+        Command::Bench(command) => bench::run(command).await,
+    }
+}
+
+async fn serve(args: NodeArgs) -> Result<()> {
+    let config = args.load_config()?;
+    logging::init(config.log_format, "info");
+    let node = RunningNode::start(&config).await?;
+    shutdown_signal().await?;
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+    node.shutdown().await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() -> Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    Ok(())
+}

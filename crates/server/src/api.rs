@@ -1,0 +1,543 @@
+//! HTTP routes and handlers.
+
+use crate::auth::Role;
+use crate::error::{ApiError, ItemError};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use qunimbus_core::region::metric_label;
+use qunimbus_core::telemetry::{parse_region, QuoteRequest};
+use qunimbus_core::time::{now_micros, rfc3339_micros};
+use qunimbus_core::{FieldError, FieldErrorCode, Telemetry};
+use qunimbus_storage::{RunRecord, Stored};
+use qunimbus_valuation::{PhiStats, Valuation};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Builds the node's router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let ingest = Router::new()
+        .route("/v1/telemetry", post(post_telemetry))
+        .route("/v1/telemetry/batch", post(post_telemetry_batch))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_ingest,
+        ));
+    let admin = Router::new()
+        .route("/v1/valuations/history/reset", post(reset_history))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let reads = Router::new()
+        .route("/v1/valuation/quote", post(quote))
+        .route("/v1/valuations", get(list_valuations))
+        .route("/v1/valuations/stats", get(valuation_stats))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_reader,
+        ));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(ingest)
+        .merge(admin)
+        .merge(reads)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+// ---- authentication -------------------------------------------------------
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
+    let token = bearer(headers).ok_or_else(|| {
+        state.metrics.reject("unauthorized");
+        ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
+    })?;
+    state.credentials.role_of(token).ok_or_else(|| {
+        state.metrics.reject("unauthorized");
+        ApiError::unauthorized("the bearer token is not valid")
+    })
+}
+
+async fn require_ingest(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match authenticate(&state, request.headers()) {
+        Ok(_) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn require_admin(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match authenticate(&state, request.headers()) {
+        Ok(Role::Admin) => next.run(request).await,
+        Ok(_) => {
+            state.metrics.reject("forbidden");
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this endpoint needs the admin token",
+            )
+            .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn require_reader(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !state.protect_reads {
+        return next.run(request).await;
+    }
+    match authenticate(&state, request.headers()) {
+        Ok(_) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---- responses ------------------------------------------------------------
+
+/// A valuation as returned by the API.
+#[derive(Debug, Serialize)]
+pub struct ValuationView<'a> {
+    run_id: &'a str,
+    region: &'a str,
+    data_class: &'a str,
+    eta_ent: f64,
+    coherence_variance: f64,
+    runtime_hours: f64,
+    eph_delivered: f64,
+    #[serde(flatten)]
+    valuation: &'a Valuation,
+    accepted_at: String,
+}
+
+impl<'a> From<&'a RunRecord> for ValuationView<'a> {
+    fn from(r: &'a RunRecord) -> Self {
+        let t = &r.telemetry;
+        Self {
+            run_id: t.run_id.as_str(),
+            region: &t.region,
+            data_class: t.data_class.as_str(),
+            eta_ent: t.metrics.eta_ent,
+            coherence_variance: t.metrics.coherence_variance,
+            runtime_hours: t.metrics.runtime_hours,
+            eph_delivered: t.metrics.eph_delivered,
+            valuation: &r.valuation,
+            accepted_at: rfc3339_micros(r.accepted_at),
+        }
+    }
+}
+
+// ---- helpers --------------------------------------------------------------
+
+/// Reads a whole body of at most `limit` bytes as UTF-8 text.
+async fn read_text(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<String, ApiError> {
+    let too_large = || {
+        state.metrics.reject("body_too_large");
+        ApiError::too_large(
+            "body_too_large",
+            format!("request body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => {
+            state.metrics.reject("unreadable_body");
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                format!("could not read the request body: {e}"),
+            ));
+        }
+    };
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        state.metrics.reject("malformed_json");
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "request body is not UTF-8",
+        )
+    })
+}
+
+fn rejected(state: &AppState, e: FieldError) -> ApiError {
+    state.metrics.reject(e.code.as_str());
+    e.into()
+}
+
+fn value_run(state: &AppState, telemetry: Telemetry) -> RunRecord {
+    RunRecord {
+        valuation: state.engine.value(&telemetry.metrics),
+        telemetry,
+        accepted_at: now_micros(),
+    }
+}
+
+// ---- ingest ---------------------------------------------------------------
+
+async fn post_telemetry(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let received = Instant::now();
+    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let telemetry =
+        Telemetry::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
+    let record = value_run(&state, telemetry);
+    let stored = state.store.append(vec![record]).await?;
+    state.note_stored(&stored);
+    state
+        .metrics
+        .ingest_latency
+        .observe(received.elapsed().as_secs_f64());
+    let outcome = stored.first().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            "store returned no outcome",
+        )
+    })?;
+    let status = if outcome.is_created() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(ValuationView::from(outcome.record()))).into_response())
+}
+
+#[derive(Serialize)]
+struct BatchResponse<'a> {
+    accepted: usize,
+    duplicates: usize,
+    runs: Vec<ValuationView<'a>>,
+}
+
+async fn post_telemetry_batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let received = Instant::now();
+    let text = read_text(&state, &headers, body, state.limits.max_batch_body_bytes).await?;
+    let items =
+        Telemetry::parse_json_batch(&text, &state.regions).map_err(|e| rejected(&state, e))?;
+    if items.is_empty() {
+        state.metrics.reject("empty_batch");
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty_batch",
+            "the batch holds no runs",
+        ));
+    }
+    if items.len() > state.limits.max_batch_runs {
+        state.metrics.reject("batch_too_large");
+        return Err(ApiError::too_large(
+            "batch_too_large",
+            format!(
+                "the batch holds {} runs; at most {} are allowed",
+                items.len(),
+                state.limits.max_batch_runs
+            ),
+        ));
+    }
+    let mut runs = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match item {
+            Ok(t) => runs.push(t),
+            Err(e) => {
+                state.metrics.reject(e.code.as_str());
+                errors.push(ItemError {
+                    index,
+                    field: e.field,
+                    code: e.code.as_str(),
+                    message: e.message,
+                });
+            }
+        }
+    }
+    if let Some(first) = errors.first() {
+        let mut error = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_batch",
+            format!(
+                "{} of {} runs are invalid; nothing was stored",
+                errors.len(),
+                errors.len() + runs.len()
+            ),
+        );
+        error.field = Some(match &first.field {
+            Some(f) => format!("[{}].{f}", first.index),
+            None => format!("[{}]", first.index),
+        });
+        error.items = errors;
+        return Err(error);
+    }
+    let records: Vec<RunRecord> = runs.into_iter().map(|t| value_run(&state, t)).collect();
+    let stored = state.store.append(records).await?;
+    state.note_stored(&stored);
+    state
+        .metrics
+        .ingest_latency
+        .observe(received.elapsed().as_secs_f64());
+    let accepted = stored.iter().filter(|s| s.is_created()).count();
+    let response = BatchResponse {
+        accepted,
+        duplicates: stored.len() - accepted,
+        runs: stored
+            .iter()
+            .map(|s| ValuationView::from(s.record()))
+            .collect(),
+    };
+    let status = if accepted > 0 {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(response)).into_response())
+}
+
+// ---- valuation reads --------------------------------------------------------
+
+#[derive(Serialize)]
+struct QuoteResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<String>,
+    eta_ent: f64,
+    coherence_variance: f64,
+    runtime_hours: f64,
+    eph_delivered: f64,
+    #[serde(flatten)]
+    valuation: Valuation,
+}
+
+async fn quote(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let request =
+        QuoteRequest::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
+    let m = request.metrics;
+    Ok(Json(QuoteResponse {
+        region: request.region,
+        eta_ent: m.eta_ent,
+        coherence_variance: m.coherence_variance,
+        runtime_hours: m.runtime_hours,
+        eph_delivered: m.eph_delivered,
+        valuation: state.engine.value(&m),
+    })
+    .into_response())
+}
+
+/// Largest `limit` accepted by `GET /v1/valuations`.
+const MAX_LIST_LIMIT: u32 = 1000;
+
+fn query_params(
+    state: &AppState,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    allowed: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    let Query(params) = query.map_err(|e| {
+        state.metrics.reject("malformed_query");
+        ApiError::new(StatusCode::BAD_REQUEST, "malformed_query", e.body_text())
+    })?;
+    if let Some(unknown) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(rejected(
+            state,
+            FieldError::field(
+                unknown,
+                FieldErrorCode::UnknownField,
+                format!(
+                    "unknown query parameter {unknown:?}; expected one of {}",
+                    allowed.join(", ")
+                ),
+            ),
+        ));
+    }
+    Ok(params)
+}
+
+#[derive(Serialize)]
+struct ListResponse<'a> {
+    count: usize,
+    valuations: Vec<ValuationView<'a>>,
+}
+
+async fn list_valuations(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = query_params(&state, query, &["region", "limit"])?;
+    let region = params
+        .get("region")
+        .map(|r| parse_region(r, &state.regions))
+        .transpose()
+        .map_err(|e| rejected(&state, e))?;
+    let limit = match params.get("limit") {
+        None => 100,
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST_LIMIT).contains(n))
+            .ok_or_else(|| {
+                rejected(
+                    &state,
+                    FieldError::field(
+                        "limit",
+                        FieldErrorCode::OutOfRange,
+                        format!(
+                            "limit must be an integer from 1 to {MAX_LIST_LIMIT}, got {text:?}"
+                        ),
+                    ),
+                )
+            })?,
+    };
+    let records = state.store.list(region.as_deref(), limit).await?;
+    Ok(Json(ListResponse {
+        count: records.len(),
+        valuations: records.iter().map(ValuationView::from).collect(),
+    })
+    .into_response())
+}
+
+#[derive(Serialize)]
+struct StatsResponse {
+    #[serde(flatten)]
+    all: PhiStats,
+    recent: RecentStats,
+}
+
+#[derive(Serialize)]
+struct RecentStats {
+    window: usize,
+    #[serde(flatten)]
+    stats: PhiStats,
+}
+
+async fn valuation_stats(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let all = state.store.phi_stats().await?;
+    let (window, stats) = state.recent_stats();
+    Ok(Json(StatsResponse {
+        all,
+        recent: RecentStats { window, stats },
+    })
+    .into_response())
+}
+
+async fn reset_history(State(state): State<Arc<AppState>>) -> Response {
+    let cleared = state.reset_history();
+    tracing::info!(cleared, "valuation history reset by admin");
+    Json(serde_json::json!({ "reset": true, "cleared": cleared })).into_response()
+}
+
+// ---- operations ---------------------------------------------------------------
+
+async fn healthz() -> Response {
+    Json(serde_json::json!({ "status": "ok" })).into_response()
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match state.store.ready().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let text = state.metrics.encode().map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics_error",
+            format!("encoding metrics failed: {e}"),
+        )
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+impl AppState {
+    /// Updates metrics and the recent history for newly stored runs.
+    fn note_stored(&self, stored: &[Stored]) {
+        let mut created = 0;
+        for s in stored {
+            let record = s.record();
+            if s.is_created() {
+                created += 1;
+                let label = crate::metrics::RegionLabel {
+                    region: metric_label(&record.telemetry.region),
+                };
+                self.metrics.runs_accepted.get_or_create(&label).inc();
+                self.metrics
+                    .phi_qevf
+                    .get_or_create(&label)
+                    .set(record.valuation.phi_qevf);
+                self.record_history(record.valuation.phi_qevf);
+            } else {
+                self.metrics.runs_duplicate.inc();
+            }
+        }
+        self.metrics.stored_runs.inc_by(created);
+    }
+}

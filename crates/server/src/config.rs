@@ -1,0 +1,476 @@
+//! Node configuration: a TOML file, overridden by `QUNIMBUS_*` environment
+//! variables, overridden by command-line flags (SPEC §9), validated at start
+//! with errors that name the offending key.
+
+use qunimbus_core::RegionSet;
+use qunimbus_valuation::{PhiHistory, ValuationParams};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Prefix of every configuration environment variable.
+pub const ENV_PREFIX: &str = "QUNIMBUS_";
+
+/// Environment variable naming the config file (not itself a config key).
+pub const CONFIG_FILE_ENV: &str = "QUNIMBUS_CONFIG";
+
+/// A configuration problem, naming the key (`section.key`) it concerns.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A key is unknown, has the wrong type, or an invalid value.
+    #[error("config key `{key}`: {message}")]
+    Invalid {
+        /// The key, e.g. `valuation.eta_baseline`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Log output style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Authentication settings (SPEC §9).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer token for admin endpoints; generated into `credentials.toml` when absent.
+    pub admin_token: Option<String>,
+    /// Bearer token for telemetry ingest; generated when absent.
+    pub ingest_token: Option<String>,
+    /// Require a valid token on read-only endpoints too.
+    pub protect_reads: bool,
+    /// Allow listening on a non-loopback address with generated tokens.
+    pub allow_generated_tokens_on_public_listen: bool,
+}
+
+/// Limits on telemetry ingest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest accepted body of `POST /v1/telemetry`, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest accepted body of `POST /v1/telemetry/batch`, in bytes.
+    pub max_batch_body_bytes: usize,
+    /// Most runs in one batch.
+    pub max_batch_runs: usize,
+    /// Write jobs that may wait for the writer before ingest answers 503.
+    pub queue_depth: usize,
+    /// Rows after which the writer stops adding jobs to one transaction.
+    pub max_group_rows: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            max_batch_body_bytes: 16 * 1024 * 1024,
+            max_batch_runs: 10_000,
+            queue_depth: 8192,
+            max_group_rows: 4096,
+        }
+    }
+}
+
+/// The in-memory history of recent valuations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// How many recent `phi_qevf` values the engine keeps.
+    pub capacity: usize,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            capacity: PhiHistory::DEFAULT_CAPACITY,
+        }
+    }
+}
+
+/// The whole node configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory for the database, credentials and keys.
+    pub data_dir: PathBuf,
+    /// Address the HTTP server binds.
+    pub listen: String,
+    /// Database URL; default the SQLite file `qunimbus.db` in `data_dir`.
+    pub database_url: Option<String>,
+    /// Log output style.
+    pub log_format: LogFormat,
+    /// Regions this node accepts runs from.
+    pub regions: Vec<String>,
+    /// Authentication.
+    pub auth: AuthConfig,
+    /// Valuation engine parameters.
+    pub valuation: ValuationParams,
+    /// Recent-valuation history.
+    pub history: HistoryConfig,
+    /// Ingest limits.
+    pub ingest: IngestConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./qunimbus-data"),
+            listen: "127.0.0.1:8080".to_string(),
+            database_url: None,
+            log_format: LogFormat::default(),
+            regions: qunimbus_core::DEFAULT_REGIONS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            auth: AuthConfig::default(),
+            valuation: ValuationParams::default(),
+            history: HistoryConfig::default(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+/// Keys whose environment values are always strings (never parsed as numbers).
+const STRING_KEYS: [&str; 6] = [
+    "data_dir",
+    "listen",
+    "database_url",
+    "log_format",
+    "auth.admin_token",
+    "auth.ingest_token",
+];
+
+/// Where the database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` (if any), then the
+    /// `QUNIMBUS_*` variables in `env`, then `overrides` (command-line flags,
+    /// as a TOML table), then validates it.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: toml::Table,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => read_file(path)?,
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            if let Some((key, value)) = env_entry(&name, &value) {
+                set_key(&mut table, &key, value).map_err(|m| ConfigError::invalid(&name, m))?;
+            }
+        }
+        for (key, value) in overrides {
+            table.insert(key, value);
+        }
+        Self::from_table(table)
+    }
+
+    /// Parses and validates a TOML document (for `qunimbus config check`).
+    pub fn check_file(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_table(read_file(path)?)
+    }
+
+    fn from_table(table: toml::Table) -> Result<Self, ConfigError> {
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::invalid(
+                    if key == "." {
+                        "(top level)".into()
+                    } else {
+                        key
+                    },
+                    e.into_inner().to_string(),
+                )
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every value that deserialization alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.region_set()?;
+        self.database()?;
+        self.valuation
+            .validate()
+            .map_err(|e| ConfigError::invalid(format!("valuation.{}", e.param), e.message))?;
+        if self.history.capacity == 0 {
+            return Err(ConfigError::invalid(
+                "history.capacity",
+                "must be at least 1",
+            ));
+        }
+        let ingest = &self.ingest;
+        for (key, value) in [
+            ("ingest.max_body_bytes", ingest.max_body_bytes),
+            ("ingest.max_batch_body_bytes", ingest.max_batch_body_bytes),
+            ("ingest.max_batch_runs", ingest.max_batch_runs),
+            ("ingest.queue_depth", ingest.queue_depth),
+            ("ingest.max_group_rows", ingest.max_group_rows),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        for (key, token) in [
+            ("auth.admin_token", &self.auth.admin_token),
+            ("auth.ingest_token", &self.auth.ingest_token),
+        ] {
+            if let Some(token) = token {
+                if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "must be at least 16 printable ASCII characters without spaces",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The parsed `listen` address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|e| {
+            ConfigError::invalid(
+                "listen",
+                format!("{:?} is not an IP:port address: {e}", self.listen),
+            )
+        })
+    }
+
+    /// The configured regions as a validated set.
+    pub fn region_set(&self) -> Result<RegionSet, ConfigError> {
+        RegionSet::new(self.regions.iter().cloned())
+            .map_err(|e| ConfigError::invalid("regions", e.to_string()))
+    }
+
+    /// Where the database lives, from `database_url` or the data dir.
+    pub fn database(&self) -> Result<DatabaseLocation, ConfigError> {
+        match self.database_url.as_deref() {
+            None | Some("") => Ok(DatabaseLocation::Sqlite(self.data_dir.join("qunimbus.db"))),
+            Some(url) => {
+                if let Some(path) = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                {
+                    if path.is_empty() {
+                        return Err(ConfigError::invalid(
+                            "database_url",
+                            "sqlite URL has no file path",
+                        ));
+                    }
+                    Ok(DatabaseLocation::Sqlite(PathBuf::from(path)))
+                } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    Err(ConfigError::invalid(
+                        "database_url",
+                        "PostgreSQL storage is not available in this build yet; use a sqlite: URL or leave it unset",
+                    ))
+                } else {
+                    Err(ConfigError::invalid(
+                        "database_url",
+                        format!("unsupported URL {url:?}; expected sqlite:PATH"),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.parse::<toml::Table>()
+        .map_err(|e| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+}
+
+/// Maps `QUNIMBUS_SECTION__KEY=value` to (`section.key`, typed value).
+/// `QUNIMBUS_ADMIN_TOKEN` and `QUNIMBUS_INGEST_TOKEN` are aliases for the
+/// `auth.` keys (SPEC §9). Returns `None` for variables that are not config.
+fn env_entry(name: &str, value: &str) -> Option<(String, toml::Value)> {
+    let rest = name.strip_prefix(ENV_PREFIX)?;
+    if name == CONFIG_FILE_ENV || rest.is_empty() {
+        return None;
+    }
+    let key = match rest {
+        "ADMIN_TOKEN" => "auth.admin_token".to_string(),
+        "INGEST_TOKEN" => "auth.ingest_token".to_string(),
+        _ => rest.to_ascii_lowercase().replace("__", "."),
+    };
+    let typed = if STRING_KEYS.contains(&key.as_str()) {
+        toml::Value::String(value.to_string())
+    } else {
+        format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()))
+    };
+    Some((key, typed))
+}
+
+fn set_key(table: &mut toml::Table, dotted: &str, value: toml::Value) -> Result<(), String> {
+    let mut parts = dotted.split('.').peekable();
+    let mut current = table;
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            current.insert(part.to_string(), value);
+            return Ok(());
+        }
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is not a section"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, vec![], toml::Table::new()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.valuation, ValuationParams::default());
+        assert_eq!(c.region_set().unwrap().names().len(), 6);
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\ndata_dir = \"/from/file\"\n[valuation]\neta_baseline = 0.9\nprice_sensitivity = 5\n").unwrap();
+        let mut flags = toml::Table::new();
+        flags.insert("listen".into(), toml::Value::String("127.0.0.1:3".into()));
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("QUNIMBUS_LISTEN", "127.0.0.1:2"),
+                ("QUNIMBUS_DATA_DIR", "/from/env"),
+                ("QUNIMBUS_VALUATION__ETA_BASELINE", "0.8"),
+                ("QUNIMBUS_ADMIN_TOKEN", "0123456789abcdef0"),
+                ("HOME", "/root"),
+            ]),
+            flags,
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:3");
+        assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(c.valuation.eta_baseline, 0.8);
+        assert_eq!(c.valuation.price_sensitivity, 5.0);
+        assert_eq!(c.auth.admin_token.as_deref(), Some("0123456789abcdef0"));
+    }
+
+    fn key_of(err: ConfigError) -> String {
+        match err {
+            ConfigError::Invalid { key, .. } => key,
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases: [(&str, &str); 7] = [
+            ("[valuation]\neta_baseline = 0.0", "valuation.eta_baseline"),
+            (
+                "[valuation]\ncoherence_variance_threshold = -1",
+                "valuation.coherence_variance_threshold",
+            ),
+            ("[valuation]\nbogus = 1", "valuation"),
+            ("listen = \"nope\"", "listen"),
+            ("regions = []", "regions"),
+            ("[history]\ncapacity = 0", "history.capacity"),
+            (
+                "[ingest]\nmax_batch_runs = \"many\"",
+                "ingest.max_batch_runs",
+            ),
+        ];
+        for (text, key) in cases {
+            let table: toml::Table = text.parse().unwrap();
+            let err = Config::from_table(table).unwrap_err();
+            let msg = err.to_string();
+            assert!(key_of(err).starts_with(key), "{text}: {msg}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let err =
+            Config::load(None, env(&[("QUNIMBUS_LISTN", "x")]), toml::Table::new()).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn postgres_is_reported_as_unavailable() {
+        let err = Config::load(
+            None,
+            env(&[("QUNIMBUS_DATABASE_URL", "postgres://x")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert_eq!(key_of(err), "database_url");
+    }
+
+    #[test]
+    fn example_config_in_repo_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../qunimbus.example.toml");
+        Config::check_file(&path).unwrap();
+    }
+}

@@ -1,0 +1,186 @@
+//! The QuNimbus node: configuration, authentication, the axum HTTP API,
+//! metrics, and the start/stop life cycle shared by `serve`, `demo`, `bench`
+//! and the integration tests.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod state;
+
+use auth::{Credentials, CredentialsError};
+use axum::serve::ListenerExt;
+use config::{Config, ConfigError, DatabaseLocation};
+use metrics::Metrics;
+use qunimbus_storage::{StorageError, Store, StoreOptions};
+use qunimbus_valuation::{PhiHistory, ValuationEngine};
+use state::AppState;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use thiserror::Error;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// Why a node failed to start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Credentials could not be loaded or created.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// The database could not be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The data dir could not be created.
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Refusing to expose generated tokens on a public address.
+    #[error(
+        "refusing to listen on non-loopback address {0} with generated tokens; set auth.admin_token and \
+         auth.ingest_token (QUNIMBUS_ADMIN_TOKEN / QUNIMBUS_INGEST_TOKEN), or set \
+         auth.allow_generated_tokens_on_public_listen = true"
+    )]
+    GeneratedTokensOnPublicAddress(SocketAddr),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A node that is serving requests.
+pub struct RunningNode {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    stop: Arc<Notify>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningNode {
+    /// Opens storage, loads credentials, binds the listener and starts serving.
+    pub async fn start(config: &Config) -> Result<Self, NodeError> {
+        config.validate()?;
+        let addr = config.listen_addr()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let credentials = Credentials::load_or_generate(&config.auth, &config.data_dir)?;
+        if credentials.generated
+            && !addr.ip().is_loopback()
+            && !config.auth.allow_generated_tokens_on_public_listen
+        {
+            return Err(NodeError::GeneratedTokensOnPublicAddress(addr));
+        }
+        if let Some(file) = &credentials.file {
+            tracing::info!(path = %file.display(), "admin and ingest tokens are in the credentials file");
+        }
+
+        let metrics = Arc::new(Metrics::new());
+        let observer = metrics.clone();
+        let options = StoreOptions {
+            queue_depth: config.ingest.queue_depth,
+            max_group_rows: config.ingest.max_group_rows,
+            on_commit: Some(Arc::new(move |rows, took| {
+                observer.observe_commit(rows, took)
+            })),
+            ..StoreOptions::default()
+        };
+        let DatabaseLocation::Sqlite(db_path) = config.database()?;
+        let store = Store::open_sqlite(&db_path, options).await?;
+        let stored = store.phi_stats().await?.count;
+        metrics
+            .stored_runs
+            .set(i64::try_from(stored).unwrap_or(i64::MAX));
+        let mut history = PhiHistory::new(config.history.capacity);
+        let capacity = u32::try_from(config.history.capacity).unwrap_or(u32::MAX);
+        for phi in store.recent_phi(capacity).await? {
+            history.record(phi);
+        }
+        let engine = ValuationEngine::new(config.valuation).map_err(|e| ConfigError::Invalid {
+            key: format!("valuation.{}", e.param),
+            message: e.message,
+        })?;
+        let state = Arc::new(AppState {
+            regions: config.region_set()?,
+            engine,
+            store,
+            metrics,
+            credentials,
+            protect_reads: config.auth.protect_reads,
+            limits: config.ingest.clone(),
+            history: std::sync::Mutex::new(history),
+        });
+
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| NodeError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| NodeError::Bind { addr, source })?;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
+        let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
+        let stop = Arc::new(Notify::new());
+        let stopped = stop.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopped.notified().await })
+                .await
+        });
+        tracing::info!(%addr, db = %db_path.display(), stored_runs = stored, "QuNimbus node listening");
+        Ok(Self {
+            addr,
+            state,
+            stop,
+            server,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:8080`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The node's tokens.
+    pub fn credentials(&self) -> &Credentials {
+        &self.state.credentials
+    }
+
+    /// Graceful stop: stop accepting, finish in-flight requests, commit what
+    /// is queued, close the database.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.stop.notify_one();
+        let served = self.server.await;
+        self.state.store.close().await;
+        tracing::info!("QuNimbus node stopped");
+        match served {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(NodeError::Serve(e)),
+            Err(e) => Err(NodeError::Serve(std::io::Error::other(e))),
+        }
+    }
+}

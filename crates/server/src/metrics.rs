@@ -1,0 +1,139 @@
+//! Prometheus metrics (SPEC §7), every value measured by the node itself.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+/// Label set `{region="americas"}` (lower-case region name).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegionLabel {
+    /// Lower-case region name.
+    pub region: String,
+}
+
+/// Label set `{reason="out_of_range"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    /// The error code of the rejection.
+    pub reason: String,
+}
+
+/// The node's metrics and their registry.
+pub struct Metrics {
+    registry: Registry,
+    /// Last accepted `phi_qevf` per region (USD).
+    pub phi_qevf: Family<RegionLabel, Gauge<f64, AtomicU64>>,
+    /// Runs newly accepted per region.
+    pub runs_accepted: Family<RegionLabel, Counter>,
+    /// Re-sent runs answered from the store (idempotent replays).
+    pub runs_duplicate: Counter,
+    /// Rejected inputs by reason.
+    pub rejected: Family<ReasonLabel, Counter>,
+    /// Time from receiving an ingest request to having its durable answer (seconds).
+    pub ingest_latency: Histogram,
+    /// Rows per group commit.
+    pub commit_rows: Histogram,
+    /// Duration of each group commit including fsync (seconds).
+    pub commit_seconds: Histogram,
+    /// Runs in the database.
+    pub stored_runs: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let phi_qevf = Family::<RegionLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "qunimbus_phi_qevf",
+            "Last accepted phi_qevf per region (USD)",
+            phi_qevf.clone(),
+        );
+        let runs_accepted = Family::<RegionLabel, Counter>::default();
+        registry.register(
+            "qunimbus_runs_accepted",
+            "Telemetry runs newly accepted",
+            runs_accepted.clone(),
+        );
+        let runs_duplicate = Counter::default();
+        registry.register(
+            "qunimbus_runs_duplicate",
+            "Telemetry runs re-sent with an already accepted run_id",
+            runs_duplicate.clone(),
+        );
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "qunimbus_rejected_inputs",
+            "Rejected inputs by reason",
+            rejected.clone(),
+        );
+        let ingest_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 18));
+        registry.register(
+            "qunimbus_ingest_latency_seconds",
+            "Time from receiving a telemetry request to its durable answer",
+            ingest_latency.clone(),
+        );
+        let commit_rows = Histogram::new(exponential_buckets(1.0, 2.0, 15));
+        registry.register(
+            "qunimbus_commit_rows",
+            "Rows written per group commit",
+            commit_rows.clone(),
+        );
+        let commit_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 18));
+        registry.register(
+            "qunimbus_commit_seconds",
+            "Duration of a group commit including fsync",
+            commit_seconds.clone(),
+        );
+        let stored = Gauge::default();
+        registry.register(
+            "qunimbus_stored_runs",
+            "Runs stored in the database",
+            stored.clone(),
+        );
+        Self {
+            registry,
+            phi_qevf,
+            runs_accepted,
+            runs_duplicate,
+            rejected,
+            ingest_latency,
+            commit_rows,
+            commit_seconds,
+            stored_runs: stored,
+        }
+    }
+
+    /// Counts a rejected input.
+    pub fn reject(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// Records one group commit.
+    pub fn observe_commit(&self, rows: usize, took: Duration) {
+        self.commit_rows.observe(rows as f64);
+        self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
