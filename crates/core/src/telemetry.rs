@@ -103,61 +103,48 @@ pub struct RunMetrics {
 impl RunMetrics {
     /// Checks every range in SPEC §2, naming the first field that is out of range.
     pub fn validate(&self) -> Result<(), FieldError> {
-        let checks: [(&str, f64, bool, &str); 4] = [
-            (
-                "eta_ent",
-                self.eta_ent,
-                (0.0..=1.0).contains(&self.eta_ent),
-                "between 0.0 and 1.0",
-            ),
-            (
-                "coherence_variance",
-                self.coherence_variance,
-                self.coherence_variance >= 0.0,
-                "at least 0",
-            ),
-            (
-                "runtime_hours",
-                self.runtime_hours,
-                self.runtime_hours >= 0.0,
-                "at least 0",
-            ),
-            (
-                "eph_delivered",
-                self.eph_delivered,
-                self.eph_delivered > 0.0,
-                "greater than 0",
-            ),
-        ];
-        for (name, value, ok, range) in checks {
-            if !value.is_finite() {
-                return Err(FieldError::field(
-                    name,
-                    FieldErrorCode::NotFinite,
-                    format!("{name} must be a finite number"),
-                ));
-            }
-            if !ok {
-                return Err(FieldError::field(
-                    name,
-                    FieldErrorCode::OutOfRange,
-                    format!("{name} must be {range}, got {value}"),
-                ));
-            }
-        }
+        check_range("eta_ent", self.eta_ent)?;
+        check_range("coherence_variance", self.coherence_variance)?;
+        check_range("runtime_hours", self.runtime_hours)?;
+        check_range("eph_delivered", self.eph_delivered)?;
         Ok(())
     }
 
+    /// Reads and range-checks the four fields in order, so the first
+    /// problem in field order is the one reported.
     fn from_object(obj: &RawObject<'_>) -> Result<Self, FieldError> {
-        let metrics = Self {
-            eta_ent: obj.number("eta_ent")?,
-            coherence_variance: obj.number("coherence_variance")?,
-            runtime_hours: obj.number("runtime_hours")?,
-            eph_delivered: obj.number("eph_delivered")?,
-        };
-        metrics.validate()?;
-        Ok(metrics)
+        let field = |name: &str| obj.number(name).and_then(|v| check_range(name, v));
+        Ok(Self {
+            eta_ent: field("eta_ent")?,
+            coherence_variance: field("coherence_variance")?,
+            runtime_hours: field("runtime_hours")?,
+            eph_delivered: field("eph_delivered")?,
+        })
     }
+}
+
+/// Checks one metric against its SPEC §2 range, returning it when valid.
+fn check_range(name: &str, value: f64) -> Result<f64, FieldError> {
+    let (ok, range) = match name {
+        "eta_ent" => ((0.0..=1.0).contains(&value), "between 0.0 and 1.0"),
+        "eph_delivered" => (value > 0.0, "greater than 0"),
+        _ => (value >= 0.0, "at least 0"),
+    };
+    if !value.is_finite() {
+        return Err(FieldError::field(
+            name,
+            FieldErrorCode::NotFinite,
+            format!("{name} must be a finite number"),
+        ));
+    }
+    if !ok {
+        return Err(FieldError::field(
+            name,
+            FieldErrorCode::OutOfRange,
+            format!("{name} must be {range}, got {value}"),
+        ));
+    }
+    Ok(value)
 }
 
 /// One validated telemetry report.

@@ -4,7 +4,7 @@ use crate::auth::Role;
 use crate::error::{ApiError, ItemError};
 use crate::state::AppState;
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -38,6 +38,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/valuation/quote", post(quote))
         .route("/v1/valuations", get(list_valuations))
         .route("/v1/valuations/stats", get(valuation_stats))
+        .route("/v1/valuations/{run_id}", get(get_valuation))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -441,6 +442,18 @@ async fn list_valuations(
         valuations: records.iter().map(ValuationView::from).collect(),
     })
     .into_response())
+}
+
+async fn get_valuation(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Result<Response, ApiError> {
+    match state.store.get(&run_id).await? {
+        Some(record) => Ok(Json(ValuationView::from(&record)).into_response()),
+        None => {
+            Err(ApiError::not_found(format!("no run with run_id {run_id:?}")).with_field("run_id"))
+        }
+    }
 }
 
 #[derive(Serialize)]

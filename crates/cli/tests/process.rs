@@ -1,0 +1,271 @@
+//! The `qunimbus` binary as a process: durability across SIGKILL, graceful
+//! SIGTERM, configuration errors, and the demo.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_qunimbus");
+
+/// A `qunimbus serve` child process and the address it reported.
+struct Served {
+    child: Child,
+    url: String,
+    token: String,
+}
+
+fn serve(data_dir: &Path) -> Served {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn qunimbus serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        assert!(Instant::now() < deadline, "node did not report its address");
+        let line = lines
+            .next()
+            .expect("node exited before listening")
+            .expect("read stderr");
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if event["message"] == "QuNimbus node listening" {
+            break event["addr"].as_str().expect("addr field").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let credentials =
+        std::fs::read_to_string(data_dir.join("credentials.toml")).expect("credentials file");
+    let token = credentials
+        .lines()
+        .find_map(|l| l.strip_prefix("ingest_token = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("ingest token")
+        .to_string();
+    Served {
+        child,
+        url: format!("http://{addr}"),
+        token,
+    }
+}
+
+fn body(id: &str) -> String {
+    format!(
+        r#"{{"run_id":"{id}","region":"EU","eta_ent":0.96,"coherence_variance":0.01,"runtime_hours":12,"eph_delivered":50}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_under_load_loses_no_acknowledged_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = serve(dir.path());
+    let http = reqwest::Client::new();
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for c in 0..16 {
+        let (http, url, token, acked, stop) = (
+            http.clone(),
+            node.url.clone(),
+            node.token.clone(),
+            acknowledged.clone(),
+            stop.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = format!("k{c}-{i}");
+                i += 1;
+                let sent = http
+                    .post(format!("{url}/v1/telemetry"))
+                    .bearer_auth(&token)
+                    .body(body(&id))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 201 => acked.lock().unwrap().push(id),
+                    _ => break,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acked = acknowledged.lock().unwrap().clone();
+    assert!(
+        acked.len() > 50,
+        "only {} runs acknowledged before the kill",
+        acked.len()
+    );
+
+    let mut node = serve(dir.path());
+    let stats: Value = http
+        .get(format!("{}/v1/valuations/stats", node.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(stats["count"].as_u64().unwrap() >= acked.len() as u64);
+    for id in &acked {
+        let response = http
+            .get(format!("{}/v1/valuations/{id}", node.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "acknowledged run {id} was lost");
+    }
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_work_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = serve(dir.path());
+    let http = reqwest::Client::new();
+    let response = http
+        .post(format!("{}/v1/telemetry", node.url))
+        .bearer_auth(&node.token)
+        .body(body("t1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let pid = node.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = node.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "node did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    let mut node = serve(dir.path());
+    let response = http
+        .get(format!("{}/v1/valuations/t1", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+}
+
+#[test]
+fn config_check_accepts_the_example_and_names_bad_keys() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../qunimbus.example.toml");
+    let ok = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[valuation]\ncoherence_variance_threshold = 0\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("valuation.coherence_variance_threshold"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn environment_overrides_are_validated_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("QUNIMBUS_VALUATION__ETA_BASELINE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("valuation.eta_baseline"), "{stderr}");
+    assert!(
+        !dir.path().join("qunimbus.db").exists(),
+        "nothing is created for an invalid config"
+    );
+}
+
+#[test]
+fn demo_serves_simulated_runs_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--duration",
+            "4",
+            "--rate",
+            "50",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("QuNimbus demo node: http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("demo stopped cleanly"), "{stdout}");
+    let last = stdout
+        .lines()
+        .rfind(|l| l.starts_with("runs accepted"))
+        .expect("a summary line");
+    let accepted: u64 = last
+        .strip_prefix("runs accepted ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("accepted count");
+    assert!(accepted > 50, "{last}");
+    assert!(last.contains("failed 0"), "{last}");
+}
