@@ -11,6 +11,15 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_qunimbus");
 
+/// The binary, with no `QUNIMBUS_*` variables inherited from the caller.
+fn qunimbus() -> Command {
+    let mut command = Command::new(BIN);
+    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("QUNIMBUS_")) {
+        command.env_remove(name);
+    }
+    command
+}
+
 /// A `qunimbus serve` child process and the address it reported.
 struct Served {
     child: Child,
@@ -19,7 +28,7 @@ struct Served {
 }
 
 fn serve(data_dir: &Path) -> Served {
-    let mut child = Command::new(BIN)
+    let mut child = qunimbus()
         .args([
             "serve",
             "--listen",
@@ -184,7 +193,7 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
 #[test]
 fn config_check_accepts_the_example_and_names_bad_keys() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../qunimbus.example.toml");
-    let ok = Command::new(BIN)
+    let ok = qunimbus()
         .args(["config", "check"])
         .arg(&example)
         .output()
@@ -198,7 +207,7 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[valuation]\ncoherence_variance_threshold = 0\n").unwrap();
-    let out = Command::new(BIN)
+    let out = qunimbus()
         .args(["config", "check"])
         .arg(&bad)
         .output()
@@ -214,7 +223,7 @@ fn config_check_accepts_the_example_and_names_bad_keys() {
 #[test]
 fn environment_overrides_are_validated_before_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = qunimbus()
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("QUNIMBUS_VALUATION__ETA_BASELINE", "0")
@@ -232,7 +241,7 @@ fn environment_overrides_are_validated_before_serving() {
 #[test]
 fn demo_serves_simulated_runs_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
+    let out = qunimbus()
         .args([
             "demo",
             "--listen",

@@ -63,6 +63,9 @@ pub enum NodeError {
     Serve(std::io::Error),
 }
 
+/// How long a graceful stop waits for in-flight requests.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A node that is serving requests.
 pub struct RunningNode {
     addr: SocketAddr,
@@ -172,9 +175,18 @@ impl RunningNode {
 
     /// Graceful stop: stop accepting, finish in-flight requests, commit what
     /// is queued, close the database.
-    pub async fn shutdown(self) -> Result<(), NodeError> {
+    /// Requests still running after [`SHUTDOWN_GRACE`] are cut off so a
+    /// stuck client cannot hang the stop; the store is closed either way.
+    pub async fn shutdown(mut self) -> Result<(), NodeError> {
         self.stop.notify_one();
-        let served = self.server.await;
+        let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
+            Ok(served) => served,
+            Err(_) => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still open after the grace period; closing them");
+                self.server.abort();
+                Ok(Ok(()))
+            }
+        };
         self.state.store.close().await;
         tracing::info!("QuNimbus node stopped");
         match served {
