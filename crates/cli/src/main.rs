@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod ledger;
 mod logging;
 
 use anyhow::{Context, Result};
@@ -35,6 +36,9 @@ enum Command {
     /// Configuration utilities.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Verify, prove and export the ledger offline.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
     /// Measure performance on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -138,6 +142,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(command) => bench::run(command).await,
+        Command::Ledger(command) => ledger::run(command).await,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::auth::Role;
 use crate::error::{ApiError, ItemError};
+use crate::ledger::valuation_draft;
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
@@ -15,7 +16,7 @@ use qunimbus_core::region::metric_label;
 use qunimbus_core::telemetry::{parse_region, QuoteRequest};
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_core::{FieldError, FieldErrorCode, Telemetry};
-use qunimbus_storage::{RunRecord, Stored};
+use qunimbus_storage::{RunEntry, RunRecord, Stored};
 use qunimbus_valuation::{PhiStats, Valuation};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         ));
     let admin = Router::new()
         .route("/v1/valuations/history/reset", post(reset_history))
+        .merge(crate::ledger_api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let reads = Router::new()
         .route("/v1/valuation/quote", post(quote))
@@ -40,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/valuations/stats", get(valuation_stats))
         .route("/v1/valuations/{run_id}", get(get_valuation))
         .route("/metrics", get(metrics))
+        .merge(crate::ledger_api::read_routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_reader,
@@ -137,6 +140,7 @@ pub struct ValuationView<'a> {
     #[serde(flatten)]
     valuation: &'a Valuation,
     accepted_at: String,
+    block_index: Option<u64>,
 }
 
 impl<'a> From<&'a RunRecord> for ValuationView<'a> {
@@ -152,6 +156,7 @@ impl<'a> From<&'a RunRecord> for ValuationView<'a> {
             eph_delivered: t.metrics.eph_delivered,
             valuation: &r.valuation,
             accepted_at: rfc3339_micros(r.accepted_at),
+            block_index: r.block_index,
         }
     }
 }
@@ -159,7 +164,7 @@ impl<'a> From<&'a RunRecord> for ValuationView<'a> {
 // ---- helpers --------------------------------------------------------------
 
 /// Reads a whole body of at most `limit` bytes as UTF-8 text.
-async fn read_text(
+pub(crate) async fn read_text(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
@@ -201,17 +206,21 @@ async fn read_text(
     })
 }
 
-fn rejected(state: &AppState, e: FieldError) -> ApiError {
+pub(crate) fn rejected(state: &AppState, e: FieldError) -> ApiError {
     state.metrics.reject(e.code.as_str());
     e.into()
 }
 
-fn value_run(state: &AppState, telemetry: Telemetry) -> RunRecord {
-    RunRecord {
+/// Prices a run and drafts its ledger block.
+fn value_run(state: &AppState, telemetry: Telemetry) -> RunEntry {
+    let record = RunRecord {
         valuation: state.engine.value(&telemetry.metrics),
         telemetry,
         accepted_at: now_micros(),
-    }
+        block_index: None,
+    };
+    let draft = valuation_draft(&record, &state.frameworks);
+    (record, draft)
 }
 
 // ---- ingest ---------------------------------------------------------------
@@ -226,7 +235,7 @@ async fn post_telemetry(
     let telemetry =
         Telemetry::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
     let record = value_run(&state, telemetry);
-    let stored = state.store.append(vec![record]).await?;
+    let stored = state.store.append_runs(vec![record]).await?;
     state.note_stored(&stored);
     state
         .metrics
@@ -315,8 +324,8 @@ async fn post_telemetry_batch(
         error.items = errors;
         return Err(error);
     }
-    let records: Vec<RunRecord> = runs.into_iter().map(|t| value_run(&state, t)).collect();
-    let stored = state.store.append(records).await?;
+    let entries: Vec<RunEntry> = runs.into_iter().map(|t| value_run(&state, t)).collect();
+    let stored = state.store.append_runs(entries).await?;
     state.note_stored(&stored);
     state
         .metrics
@@ -376,7 +385,7 @@ async fn quote(
 /// Largest `limit` accepted by `GET /v1/valuations`.
 const MAX_LIST_LIMIT: u32 = 1000;
 
-fn query_params(
+pub(crate) fn query_params(
     state: &AppState,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     allowed: &[&str],
@@ -436,7 +445,11 @@ async fn list_valuations(
                 )
             })?,
     };
-    let records = state.store.list(region.as_deref(), limit).await?;
+    let records = state
+        .store
+        .reader()
+        .list_runs(region.as_deref(), limit)
+        .await?;
     Ok(Json(ListResponse {
         count: records.len(),
         valuations: records.iter().map(ValuationView::from).collect(),
@@ -448,7 +461,7 @@ async fn get_valuation(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match state.store.get(&run_id).await? {
+    match state.store.reader().get_run(&run_id).await? {
         Some(record) => Ok(Json(ValuationView::from(&record)).into_response()),
         None => {
             Err(ApiError::not_found(format!("no run with run_id {run_id:?}")).with_field("run_id"))
@@ -471,7 +484,7 @@ struct RecentStats {
 }
 
 async fn valuation_stats(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let all = state.store.phi_stats().await?;
+    let all = state.store.reader().phi_stats().await?;
     let (window, stats) = state.recent_stats();
     Ok(Json(StatsResponse {
         all,
@@ -501,6 +514,11 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let head = state.store.tree_head();
+    state
+        .metrics
+        .ledger_blocks
+        .set(i64::try_from(head.size).unwrap_or(i64::MAX));
     let text = state.metrics.encode().map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

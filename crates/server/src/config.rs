@@ -3,6 +3,7 @@
 //! with errors that name the offending key.
 
 use qunimbus_core::RegionSet;
+use qunimbus_storage::DbTarget;
 use qunimbus_valuation::{PhiHistory, ValuationParams};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -122,6 +123,36 @@ impl Default for HistoryConfig {
     }
 }
 
+/// Verification ledger settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// Log origin (first checkpoint line, also the signing key's name).
+    /// Default: `qunimbus/<key id>` chosen when the key is generated.
+    pub origin: Option<String>,
+    /// Operator-supplied signing key (note `PRIVATE+KEY+…` format). Default:
+    /// `DATA_DIR/ledger.key`, generated on first start.
+    pub signing_key_file: Option<PathBuf>,
+    /// Minimum time between signed checkpoints, in milliseconds.
+    pub checkpoint_interval_ms: u64,
+    /// Compliance frameworks recorded on every block.
+    pub frameworks: Vec<String>,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            origin: None,
+            signing_key_file: None,
+            checkpoint_interval_ms: 1000,
+            frameworks: qunimbus_ledger::block::DEFAULT_FRAMEWORKS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        }
+    }
+}
+
 /// The whole node configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -144,6 +175,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Ingest limits.
     pub ingest: IngestConfig,
+    /// Verification ledger.
+    pub ledger: LedgerConfig,
 }
 
 impl Default for Config {
@@ -161,12 +194,15 @@ impl Default for Config {
             valuation: ValuationParams::default(),
             history: HistoryConfig::default(),
             ingest: IngestConfig::default(),
+            ledger: LedgerConfig::default(),
         }
     }
 }
 
 /// Keys whose environment values are always strings (never parsed as numbers).
-const STRING_KEYS: [&str; 6] = [
+const STRING_KEYS: [&str; 8] = [
+    "ledger.origin",
+    "ledger.signing_key_file",
     "data_dir",
     "listen",
     "database_url",
@@ -174,13 +210,6 @@ const STRING_KEYS: [&str; 6] = [
     "auth.admin_token",
     "auth.ingest_token",
 ];
-
-/// Where the database lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DatabaseLocation {
-    /// An SQLite file.
-    Sqlite(PathBuf),
-}
 
 impl Config {
     /// Loads the configuration: defaults, then `file` (if any), then the
@@ -236,6 +265,38 @@ impl Config {
         self.valuation
             .validate()
             .map_err(|e| ConfigError::invalid(format!("valuation.{}", e.param), e.message))?;
+        if self.ledger.checkpoint_interval_ms < 10 {
+            return Err(ConfigError::invalid(
+                "ledger.checkpoint_interval_ms",
+                "must be at least 10",
+            ));
+        }
+        if self.ledger.frameworks.is_empty() {
+            return Err(ConfigError::invalid(
+                "ledger.frameworks",
+                "at least one framework is required",
+            ));
+        }
+        for (i, f) in self.ledger.frameworks.iter().enumerate() {
+            let ok = !f.is_empty()
+                && f.len() <= 64
+                && f.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+            if !ok || self.ledger.frameworks[..i].contains(f) {
+                return Err(ConfigError::invalid(
+                    "ledger.frameworks",
+                    format!("{f:?} is empty, malformed or repeated"),
+                ));
+            }
+        }
+        if let Some(origin) = &self.ledger.origin {
+            if origin.is_empty() || origin.contains(char::is_whitespace) || origin.contains('+') {
+                return Err(ConfigError::invalid(
+                    "ledger.origin",
+                    "must be non-empty without spaces or '+'",
+                ));
+            }
+        }
         if self.history.capacity == 0 {
             return Err(ConfigError::invalid(
                 "history.capacity",
@@ -287,32 +348,35 @@ impl Config {
     }
 
     /// Where the database lives, from `database_url` or the data dir.
-    pub fn database(&self) -> Result<DatabaseLocation, ConfigError> {
-        match self.database_url.as_deref() {
-            None | Some("") => Ok(DatabaseLocation::Sqlite(self.data_dir.join("qunimbus.db"))),
-            Some(url) => {
-                if let Some(path) = url
-                    .strip_prefix("sqlite://")
-                    .or_else(|| url.strip_prefix("sqlite:"))
-                {
-                    if path.is_empty() {
-                        return Err(ConfigError::invalid(
-                            "database_url",
-                            "sqlite URL has no file path",
-                        ));
-                    }
-                    Ok(DatabaseLocation::Sqlite(PathBuf::from(path)))
-                } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                    Err(ConfigError::invalid(
+    pub fn database(&self) -> Result<DbTarget, ConfigError> {
+        parse_database_url(self.database_url.as_deref(), &self.data_dir)
+    }
+}
+
+/// Parses a database URL: unset or empty = `DATA_DIR/qunimbus.db`;
+/// `sqlite:PATH` or `sqlite://PATH`; `postgres://…` or `postgresql://…`.
+pub fn parse_database_url(url: Option<&str>, data_dir: &Path) -> Result<DbTarget, ConfigError> {
+    match url {
+        None | Some("") => Ok(DbTarget::Sqlite(data_dir.join("qunimbus.db"))),
+        Some(url) => {
+            if let Some(path) = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+            {
+                if path.is_empty() {
+                    return Err(ConfigError::invalid(
                         "database_url",
-                        "PostgreSQL storage is not available in this build yet; use a sqlite: URL or leave it unset",
-                    ))
-                } else {
-                    Err(ConfigError::invalid(
-                        "database_url",
-                        format!("unsupported URL {url:?}; expected sqlite:PATH"),
-                    ))
+                        "sqlite URL has no file path",
+                    ));
                 }
+                Ok(DbTarget::Sqlite(PathBuf::from(path)))
+            } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                Ok(DbTarget::Postgres(url.to_string()))
+            } else {
+                Err(ConfigError::invalid(
+                    "database_url",
+                    format!("unsupported URL {url:?}; expected sqlite:PATH or postgres://…"),
+                ))
             }
         }
     }
@@ -458,10 +522,27 @@ mod tests {
     }
 
     #[test]
-    fn postgres_is_reported_as_unavailable() {
+    fn database_urls() {
+        let c = Config::load(
+            None,
+            env(&[("QUNIMBUS_DATABASE_URL", "postgres://u@h/db")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.database().unwrap(),
+            DbTarget::Postgres("postgres://u@h/db".into())
+        );
+        let c = Config::load(
+            None,
+            env(&[("QUNIMBUS_DATABASE_URL", "sqlite:/x/y.db")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.database().unwrap(), DbTarget::Sqlite("/x/y.db".into()));
         let err = Config::load(
             None,
-            env(&[("QUNIMBUS_DATABASE_URL", "postgres://x")]),
+            env(&[("QUNIMBUS_DATABASE_URL", "mysql://x")]),
             toml::Table::new(),
         )
         .unwrap_err();

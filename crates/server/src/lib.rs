@@ -6,12 +6,14 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod ledger;
+mod ledger_api;
 pub mod metrics;
 pub mod state;
 
 use auth::{Credentials, CredentialsError};
 use axum::serve::ListenerExt;
-use config::{Config, ConfigError, DatabaseLocation};
+use config::{Config, ConfigError};
 use metrics::Metrics;
 use qunimbus_storage::{StorageError, Store, StoreOptions};
 use qunimbus_valuation::{PhiHistory, ValuationEngine};
@@ -19,8 +21,9 @@ use state::AppState;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// Why a node failed to start or stopped with an error.
@@ -58,6 +61,12 @@ pub enum NodeError {
          auth.allow_generated_tokens_on_public_listen = true"
     )]
     GeneratedTokensOnPublicAddress(SocketAddr),
+    /// The ledger signing key could not be loaded or created.
+    #[error(transparent)]
+    SigningKey(#[from] ledger::KeyError),
+    /// The genesis block could not be built.
+    #[error("genesis block: {0}")]
+    Genesis(#[from] qunimbus_ledger::LedgerError),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
@@ -70,8 +79,9 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3
 pub struct RunningNode {
     addr: SocketAddr,
     state: Arc<AppState>,
-    stop: Arc<Notify>,
+    stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
+    checkpointer: JoinHandle<()>,
 }
 
 impl RunningNode {
@@ -104,15 +114,20 @@ impl RunningNode {
             })),
             ..StoreOptions::default()
         };
-        let DatabaseLocation::Sqlite(db_path) = config.database()?;
-        let store = Store::open_sqlite(&db_path, options).await?;
-        let stored = store.phi_stats().await?.count;
+        let target = config.database()?;
+        let signer = Arc::new(ledger::load_or_generate_signer(
+            &config.ledger,
+            &config.data_dir,
+        )?);
+        let genesis = ledger::genesis_block(&config.ledger.frameworks)?;
+        let store = Arc::new(Store::open(&target, options, genesis).await?);
+        let stored = store.reader().phi_stats().await?.count;
         metrics
             .stored_runs
             .set(i64::try_from(stored).unwrap_or(i64::MAX));
         let mut history = PhiHistory::new(config.history.capacity);
         let capacity = u32::try_from(config.history.capacity).unwrap_or(u32::MAX);
-        for phi in store.recent_phi(capacity).await? {
+        for phi in store.reader().recent_phi(capacity).await? {
             history.record(phi);
         }
         let engine = ValuationEngine::new(config.valuation).map_err(|e| ConfigError::Invalid {
@@ -122,14 +137,19 @@ impl RunningNode {
         let state = Arc::new(AppState {
             regions: config.region_set()?,
             engine,
-            store,
-            metrics,
+            store: store.clone(),
+            verifier: signer.verifier(),
+            signer: signer.clone(),
+            frameworks: config.ledger.frameworks.clone(),
+            last_verification: std::sync::Mutex::new(None),
+            metrics: metrics.clone(),
             credentials,
             protect_reads: config.auth.protect_reads,
             limits: config.ingest.clone(),
             history: std::sync::Mutex::new(history),
         });
 
+        let (stop, stop_rx) = watch::channel(false);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| NodeError::Bind { addr, source })?;
@@ -141,20 +161,29 @@ impl RunningNode {
                 tracing::warn!(error = %e, "could not set TCP_NODELAY");
             }
         });
+        let checkpointer = tokio::spawn(ledger::run_checkpointer(
+            store.clone(),
+            signer,
+            Duration::from_millis(config.ledger.checkpoint_interval_ms),
+            stop_rx.clone(),
+            move |result| metrics.observe_checkpoint(result.is_ok()),
+        ));
         let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
-        let stop = Arc::new(Notify::new());
-        let stopped = stop.clone();
+        let mut stopped = stop_rx;
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stopped.notified().await })
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
                 .await
         });
-        tracing::info!(%addr, db = %db_path.display(), stored_runs = stored, "QuNimbus node listening");
+        tracing::info!(%addr, db = %target.describe(), stored_runs = stored, "QuNimbus node listening");
         Ok(Self {
             addr,
             state,
             stop,
             server,
+            checkpointer,
         })
     }
 
@@ -178,7 +207,7 @@ impl RunningNode {
     /// Requests still running after [`SHUTDOWN_GRACE`] are cut off so a
     /// stuck client cannot hang the stop; the store is closed either way.
     pub async fn shutdown(mut self) -> Result<(), NodeError> {
-        self.stop.notify_one();
+        self.stop.send_replace(true);
         let served = match tokio::time::timeout(SHUTDOWN_GRACE, &mut self.server).await {
             Ok(served) => served,
             Err(_) => {
@@ -187,6 +216,9 @@ impl RunningNode {
                 Ok(Ok(()))
             }
         };
+        if let Err(e) = (&mut self.checkpointer).await {
+            tracing::error!(error = %e, "checkpoint task failed");
+        }
         self.state.store.close().await;
         tracing::info!("QuNimbus node stopped");
         match served {

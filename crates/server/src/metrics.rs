@@ -42,6 +42,16 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Runs in the database.
     pub stored_runs: Gauge,
+    /// Blocks in the ledger (tree size).
+    pub ledger_blocks: Gauge,
+    /// Checkpoints signed and stored.
+    pub checkpoints_signed: Counter,
+    /// Checkpoints refused or failed.
+    pub checkpoint_failures: Counter,
+    /// Unix time (seconds) of the newest signed checkpoint.
+    pub checkpoint_timestamp: Gauge<f64, AtomicU64>,
+    /// Chain verifications that found a problem.
+    pub verify_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -102,8 +112,43 @@ impl Metrics {
             "Runs stored in the database",
             stored.clone(),
         );
+        let ledger_blocks = Gauge::default();
+        registry.register(
+            "qunimbus_ledger_blocks",
+            "Blocks in the verification ledger",
+            ledger_blocks.clone(),
+        );
+        let checkpoints_signed = Counter::default();
+        registry.register(
+            "qunimbus_checkpoints_signed",
+            "Signed checkpoints stored",
+            checkpoints_signed.clone(),
+        );
+        let checkpoint_failures = Counter::default();
+        registry.register(
+            "qunimbus_checkpoint_failures",
+            "Checkpoints refused (inconsistent) or failed to store",
+            checkpoint_failures.clone(),
+        );
+        let checkpoint_timestamp = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "qunimbus_checkpoint_timestamp_seconds",
+            "Unix time of the newest signed checkpoint",
+            checkpoint_timestamp.clone(),
+        );
+        let verify_failures = Counter::default();
+        registry.register(
+            "qunimbus_ledger_verify_failures",
+            "Ledger verifications that failed",
+            verify_failures.clone(),
+        );
         Self {
             registry,
+            ledger_blocks,
+            checkpoints_signed,
+            checkpoint_failures,
+            checkpoint_timestamp,
+            verify_failures,
             phi_qevf,
             runs_accepted,
             runs_duplicate,
@@ -128,6 +173,20 @@ impl Metrics {
     pub fn observe_commit(&self, rows: usize, took: Duration) {
         self.commit_rows.observe(rows as f64);
         self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    /// Records the outcome of one checkpoint attempt.
+    pub fn observe_checkpoint(&self, signed: bool) {
+        if signed {
+            self.checkpoints_signed.inc();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            self.checkpoint_timestamp.set(now);
+        } else {
+            self.checkpoint_failures.inc();
+        }
     }
 
     /// The text exposition format.

@@ -2,8 +2,10 @@
 
 use crate::auth::Credentials;
 use crate::config::IngestConfig;
+use crate::ledger::VerifyReport;
 use crate::metrics::Metrics;
 use qunimbus_core::RegionSet;
+use qunimbus_ledger::checkpoint::{NoteSigner, NoteVerifier};
 use qunimbus_storage::Store;
 use qunimbus_valuation::{PhiHistory, PhiStats, ValuationEngine};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,7 +17,15 @@ pub struct AppState {
     /// The valuation engine.
     pub engine: ValuationEngine,
     /// Durable storage.
-    pub store: Store,
+    pub store: Arc<Store>,
+    /// Signs checkpoints; its name is the log origin.
+    pub signer: Arc<NoteSigner>,
+    /// Verifies this node's checkpoints.
+    pub verifier: NoteVerifier,
+    /// Compliance frameworks recorded on blocks.
+    pub frameworks: Vec<String>,
+    /// The result of the most recent chain verification.
+    pub last_verification: Mutex<Option<VerifyReport>>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Tokens.
@@ -24,14 +34,13 @@ pub struct AppState {
     pub protect_reads: bool,
     /// Ingest size limits.
     pub limits: IngestConfig,
-    /// Recent `phi_qevf` values; seed it with the most recent stored values.
+    /// Recent `phi_qevf` values; seeded with the most recent stored values.
     pub(crate) history: Mutex<PhiHistory>,
 }
 
 impl AppState {
     fn history(&self) -> std::sync::MutexGuard<'_, PhiHistory> {
-        // The history holds plain numbers; a panic elsewhere cannot leave it inconsistent.
-        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.history)
     }
 
     /// Adds a newly accepted `phi_qevf` to the recent window.
@@ -52,4 +61,9 @@ impl AppState {
         h.reset();
         cleared
     }
+}
+
+/// Locks a mutex whose data stays valid even if a holder panicked.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

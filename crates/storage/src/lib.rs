@@ -1,30 +1,34 @@
-//! Durable storage for a QuNimbus node.
+//! Durable storage for a QuNimbus node: accepted runs and the verification
+//! ledger (blocks, Merkle nodes, signed checkpoints) in one database.
 //!
-//! SQLite (via `sqlx`) in WAL mode with `synchronous = FULL`, so a commit is
-//! on disk before it returns. All writes go through one writer task that
-//! group-commits: it takes every job waiting in its queue, writes them in a
-//! single `BEGIN IMMEDIATE` transaction and answers each job after the
-//! commit, so one fsync covers many runs and writers never contend for the
-//! database lock. Reads use a separate small connection pool.
+//! Two real backends through `sqlx`, with the same schema: SQLite (the
+//! embedded default; WAL, `synchronous = FULL`) and PostgreSQL. All writes go
+//! through one writer task that group-commits: it takes every job waiting in
+//! its queue and writes them in one transaction (`BEGIN IMMEDIATE` on SQLite),
+//! runs together with their ledger blocks and Merkle nodes, then answers each
+//! job after the commit. One fsync covers many runs, a run never exists
+//! without its block, and writers never contend for the database lock.
+//! Reads use a separate connection pool ([`Reader`]).
 
+mod backend;
+mod reader;
 mod record;
 mod writer;
 
+pub use backend::DbTarget;
+pub use reader::{CheckpointRecord, Reader};
 pub use record::{RunRecord, Stored};
-pub use writer::CommitObserver;
+pub use writer::{CommitObserver, RunEntry};
 
-use qunimbus_valuation::{nearest_rank, PhiStats};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{ConnectOptions, Row};
-use std::path::Path;
-use std::sync::Mutex;
-use std::time::Duration;
+use backend::{dispatch, BeginWrite};
+use qunimbus_ledger::block::Block;
+use qunimbus_ledger::merkle::{self, Hash, RightEdge};
+use record::{BlockRow, BLOCK_COLUMNS};
+use std::sync::{Arc, Mutex, PoisonError};
 use thiserror::Error;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
-use writer::{WriteJob, Writer};
+use writer::{fetch_nodes, root_from_nodes, to_hash, ChainHead, WriteJob, Writer};
 
 /// Storage failures.
 #[derive(Debug, Error)]
@@ -35,9 +39,29 @@ pub enum StorageError {
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file to read does not exist.
+    #[error("database file {0} does not exist")]
+    Missing(String),
     /// A stored row does not decode into a valid record.
-    #[error("stored row is corrupt: {0}")]
+    #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A stored block does not decode.
+    #[error("block {index}: {reason}")]
+    CorruptBlock {
+        /// The block's index.
+        index: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The stored tree disagrees with a signed checkpoint or is incomplete.
+    #[error("ledger is inconsistent: {0}")]
+    Inconsistent(String),
+    /// A block could not be built (e.g. a non-finite number or an oversized payload).
+    #[error("invalid block: {0}")]
+    InvalidBlock(String),
+    /// A proof or range was asked for outside the current tree.
+    #[error("{0}")]
+    OutOfRange(String),
     /// The group transaction this write belonged to failed and was rolled back.
     #[error("commit failed, nothing was stored: {0}")]
     CommitFailed(String),
@@ -73,131 +97,126 @@ impl Default for StoreOptions {
     }
 }
 
+/// The committed tree as the writer last published it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeHead {
+    /// Number of blocks (leaves).
+    pub size: u64,
+    /// RFC 6962 root of those blocks.
+    pub root: Hash,
+    /// Size of the newest signed checkpoint, if any.
+    pub checkpoint_size: Option<u64>,
+}
+
 /// The node's database: a read pool plus the group-committing writer.
 pub struct Store {
-    reader: SqlitePool,
+    reader: Reader,
     jobs: mpsc::Sender<WriteJob>,
-    shutdown: std::sync::Arc<Notify>,
+    shutdown: Arc<Notify>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
+    head: watch::Receiver<TreeHead>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `path`, applies the
-    /// migrations and starts the writer task.
-    pub async fn open_sqlite(path: &Path, options: StoreOptions) -> Result<Self, StorageError> {
-        let connect = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            .log_statements(tracing::log::LevelFilter::Trace);
-        let mut write_conn = connect.connect().await?;
-        sqlx::migrate!("./migrations").run(&mut write_conn).await?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(options.read_connections.max(1))
-            .connect_with(connect.read_only(true))
-            .await?;
+    /// Opens (creating if needed) the database, applies migrations, writes the
+    /// genesis block if the ledger is empty, checks the stored tree against the
+    /// last signed checkpoint (refusing to open on any mismatch) and starts the
+    /// writer task.
+    pub async fn open(
+        target: &DbTarget,
+        options: StoreOptions,
+        genesis: Block,
+    ) -> Result<Self, StorageError> {
+        let mut conn = backend::open_writer(target).await?;
+        let (head, checkpoint_size) = load_head(&mut conn, genesis).await?;
+        let tree = TreeHead {
+            size: head.edge.size(),
+            root: head.edge.root(),
+            checkpoint_size,
+        };
+        let (published, head_rx) = watch::channel(tree);
+        let reader = Reader::open(target, options.read_connections).await?;
         let (jobs, rx) = mpsc::channel(options.queue_depth.max(1));
-        let shutdown = std::sync::Arc::new(Notify::new());
-        let writer = Writer::new(write_conn, options.max_group_rows, options.on_commit);
+        let shutdown = Arc::new(Notify::new());
+        let writer = Writer::new(
+            conn,
+            head,
+            options.max_group_rows,
+            options.on_commit,
+            published,
+        );
         let writer_task = tokio::spawn(writer.run(rx, shutdown.clone()));
         Ok(Self {
             reader,
             jobs,
             shutdown,
             writer_task: Mutex::new(Some(writer_task)),
+            head: head_rx,
         })
     }
 
-    /// Queues `records` to be stored in one transaction together and waits for
-    /// the commit. Returns, per record, whether it was newly stored or an
-    /// earlier record with the same `run_id` already existed (idempotency).
-    /// Either every new record is committed or none is.
-    pub async fn append(&self, records: Vec<RunRecord>) -> Result<Vec<Stored>, StorageError> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .try_send(WriteJob { records, reply })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => StorageError::Busy,
-                mpsc::error::TrySendError::Closed(_) => StorageError::Closed,
-            })?;
+    /// Read access.
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// The committed tree: size, root and last checkpoint size.
+    pub fn tree_head(&self) -> TreeHead {
+        *self.head.borrow()
+    }
+
+    async fn submit<T>(
+        &self,
+        job: WriteJob,
+        answer: oneshot::Receiver<Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => StorageError::Busy,
+            mpsc::error::TrySendError::Closed(_) => StorageError::Closed,
+        })?;
         answer.await.map_err(|_| StorageError::Closed)?
     }
 
-    /// The `limit` most recently accepted runs, newest first, optionally of one region.
-    pub async fn list(
+    /// Stores runs, each new one with its `valuation` block, in one
+    /// transaction, and waits for the commit. Returns, per run, whether it
+    /// was newly stored or the original with the same `run_id` already existed.
+    /// Either everything new is committed or nothing is.
+    pub async fn append_runs(&self, entries: Vec<RunEntry>) -> Result<Vec<Stored>, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(WriteJob::Runs { entries, reply }, answer).await
+    }
+
+    /// Appends blocks that record no run (attestations, rollouts, overrides).
+    pub async fn append_blocks(
         &self,
-        region: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<RunRecord>, StorageError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {} FROM runs WHERE (?1 IS NULL OR region = ?1) ORDER BY seq DESC LIMIT ?2",
-            record::COLUMNS
-        ))
-        .bind(region)
-        .bind(i64::from(limit))
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter().map(RunRecord::from_row).collect()
+        drafts: Vec<qunimbus_ledger::block::BlockDraft>,
+    ) -> Result<Vec<Block>, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(WriteJob::Blocks { drafts, reply }, answer)
+            .await
     }
 
-    /// Looks up one run by its id.
-    pub async fn get(&self, run_id: &str) -> Result<Option<RunRecord>, StorageError> {
-        let row = sqlx::query(&format!(
-            "SELECT {} FROM runs WHERE run_id = ?1",
-            record::COLUMNS
-        ))
-        .bind(run_id)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.as_ref().map(RunRecord::from_row).transpose()
-    }
-
-    /// Count, mean, min, max, p50 and p95 (nearest rank) of `phi_qevf` over
-    /// every stored run.
-    pub async fn phi_stats(&self) -> Result<PhiStats, StorageError> {
-        let mut tx = self.reader.begin().await?;
-        let row =
-            sqlx::query("SELECT COUNT(*), AVG(phi_qevf), MIN(phi_qevf), MAX(phi_qevf) FROM runs")
-                .fetch_one(&mut *tx)
-                .await?;
-        let count: i64 = row.try_get(0)?;
-        let mut stats = PhiStats {
-            count: count as u64,
-            mean: row.try_get(1)?,
-            min: row.try_get(2)?,
-            max: row.try_get(3)?,
-            p50: None,
-            p95: None,
-        };
-        if count > 0 {
-            for (p, slot) in [(50, &mut stats.p50), (95, &mut stats.p95)] {
-                let offset = nearest_rank(p, count as usize) as i64 - 1;
-                let value: f64 = sqlx::query_scalar(
-                    "SELECT phi_qevf FROM runs ORDER BY phi_qevf LIMIT 1 OFFSET ?1",
-                )
-                .bind(offset)
-                .fetch_one(&mut *tx)
-                .await?;
-                *slot = Some(value);
-            }
-        }
-        tx.commit().await?;
-        Ok(stats)
-    }
-
-    /// `phi_qevf` of the `n` most recent runs, oldest first (to refill the
-    /// engine's history after a restart).
-    pub async fn recent_phi(&self, n: u32) -> Result<Vec<f64>, StorageError> {
-        let mut values: Vec<f64> =
-            sqlx::query_scalar("SELECT phi_qevf FROM runs ORDER BY seq DESC LIMIT ?1")
-                .bind(i64::from(n))
-                .fetch_all(&self.reader)
-                .await?;
-        values.reverse();
-        Ok(values)
+    /// Records a signed checkpoint. Refused unless it extends the last one
+    /// consistently and its root matches the stored tree.
+    pub async fn save_checkpoint(
+        &self,
+        size: u64,
+        root: Hash,
+        note: String,
+        signed_at: String,
+    ) -> Result<(), StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(
+            WriteJob::Checkpoint {
+                size,
+                root,
+                note,
+                signed_at,
+                reply,
+            },
+            answer,
+        )
+        .await
     }
 
     /// Whether the database answers and the writer is running.
@@ -205,15 +224,18 @@ impl Store {
         if self.jobs.is_closed() {
             return Err(StorageError::Closed);
         }
-        sqlx::query("SELECT 1").execute(&self.reader).await?;
-        Ok(())
+        self.reader.ping().await
     }
 
     /// Stops taking writes, commits everything already queued, stops the
     /// writer and closes every connection. Idempotent.
     pub async fn close(&self) {
         self.shutdown.notify_one();
-        let task = self.writer_task.lock().ok().and_then(|mut t| t.take());
+        let task = self
+            .writer_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(task) = task {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "storage writer task failed");
@@ -221,4 +243,98 @@ impl Store {
         }
         self.reader.close().await;
     }
+}
+
+/// Loads the chain head from the database (writing `genesis` into an empty
+/// ledger) and checks it against the newest signed checkpoint.
+async fn load_head(
+    conn: &mut backend::WriteConn,
+    genesis: Block,
+) -> Result<(ChainHead, Option<u64>), StorageError> {
+    dispatch!(conn, conn => {
+        let last: Option<BlockRow> = sqlx::query_as(&format!("SELECT {BLOCK_COLUMNS} FROM blocks ORDER BY idx DESC LIMIT 1"))
+            .fetch_optional(&mut *conn)
+            .await?;
+        let head = match last {
+            None => {
+                let leaf = genesis.leaf_bytes().map_err(|e| StorageError::InvalidBlock(e.to_string()))?;
+                let mut edge = RightEdge::new();
+                let nodes = edge.append(merkle::leaf_hash(&leaf));
+                let (attestations, payload) = record::block_json_columns(&genesis)?;
+                let mut tx = conn.begin_write().await?;
+                sqlx::query(&format!(
+                    "INSERT INTO blocks ({BLOCK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ))
+                .bind(0i64)
+                .bind(&genesis.timestamp)
+                .bind(genesis.kind.as_str())
+                .bind(genesis.phi_qevf)
+                .bind(genesis.eta_ent)
+                .bind(&genesis.region)
+                .bind(&genesis.run_id)
+                .bind(attestations)
+                .bind(payload)
+                .bind(&genesis.previous_hash)
+                .bind(&genesis.hash)
+                .execute(&mut *tx)
+                .await?;
+                for (id, hash) in nodes {
+                    sqlx::query("INSERT INTO merkle_nodes (level, idx, hash) VALUES ($1, $2, $3)")
+                        .bind(i64::from(id.level))
+                        .bind(writer::to_i64(id.index)?)
+                        .bind(hash.to_vec())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                tracing::info!(hash = %genesis.hash, "wrote the genesis block");
+                ChainHead {
+                    next_index: 1,
+                    last_hash: genesis.hash,
+                    edge,
+                }
+            }
+            Some(row) => {
+                let last = Block::try_from(row)?;
+                let size = last.index + 1;
+                let plan = merkle::root_plan(size);
+                let nodes: std::collections::HashMap<merkle::NodeId, Hash> = fetch_nodes!(&mut *conn, &plan).await?;
+                let peaks = plan
+                    .iter()
+                    .map(|id| nodes.get(id).copied().ok_or_else(|| StorageError::Inconsistent(format!("Merkle node {id:?} is missing"))))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let edge = RightEdge::from_peaks(size, peaks).map_err(|e| StorageError::Inconsistent(e.to_string()))?;
+                ChainHead {
+                    next_index: size,
+                    last_hash: last.hash,
+                    edge,
+                }
+            }
+        };
+        let checkpoint: Option<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT tree_size, root_hash FROM checkpoints ORDER BY tree_size DESC LIMIT 1")
+                .fetch_optional(&mut *conn)
+                .await?;
+        let checkpoint_size = match checkpoint {
+            None => None,
+            Some((size, root)) => {
+                let size = u64::try_from(size).map_err(|_| StorageError::Corrupt("checkpoint size".into()))?;
+                let root = to_hash(&root)?;
+                if size > head.edge.size() {
+                    return Err(StorageError::Inconsistent(format!(
+                        "the stored tree has {} blocks but the last signed checkpoint covers {size}",
+                        head.edge.size()
+                    )));
+                }
+                let stored_root: Hash = root_from_nodes!(&mut *conn, size).await?;
+                if stored_root != root {
+                    return Err(StorageError::Inconsistent(format!(
+                        "the stored tree does not match the last signed checkpoint (size {size})"
+                    )));
+                }
+                Some(size)
+            }
+        };
+        Ok::<_, StorageError>((head, checkpoint_size))
+    })
 }

@@ -1,18 +1,23 @@
-//! The stored form of an accepted run.
+//! Stored forms of runs and blocks, and their row mappings.
 
 use crate::StorageError;
 use chrono::{DateTime, Utc};
 use qunimbus_core::{time::rfc3339_micros, DataClass, RunId, RunMetrics, Telemetry};
+use qunimbus_ledger::block::{AttestationStatus, Block, BlockKind};
 use qunimbus_valuation::Valuation;
-use sqlx::sqlite::SqliteRow;
-use sqlx::Row;
+use std::collections::BTreeMap;
 
-/// The columns of `runs` in the order `from_row` reads them.
-pub(crate) const COLUMNS: &str = "run_id, region, data_class, eta_ent, coherence_variance, \
+/// The columns of `runs` in the order `RunRow` reads them.
+pub(crate) const RUN_COLUMNS: &str = "run_id, region, data_class, eta_ent, coherence_variance, \
 runtime_hours, eph_delivered, efficiency_multiplier, coherence_penalty, runtime_factor, \
-phi_qevf, price_multiplier, market_value, eph_price, coherence_within_threshold, accepted_at";
+phi_qevf, price_multiplier, market_value, eph_price, coherence_within_threshold, accepted_at, block_index";
 
-/// An accepted run: the validated telemetry, its valuation and when the node accepted it.
+/// The columns of `blocks` in the order `BlockRow` reads them.
+pub(crate) const BLOCK_COLUMNS: &str =
+    "idx, timestamp, kind, phi_qevf, eta_ent, region, run_id, attestations, payload, previous_hash, hash";
+
+/// An accepted run: the validated telemetry, its valuation, when the node
+/// accepted it and the ledger block that records it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
     /// What the runtime reported.
@@ -21,12 +26,14 @@ pub struct RunRecord {
     pub valuation: Valuation,
     /// When the node accepted it (UTC, whole microseconds).
     pub accepted_at: DateTime<Utc>,
+    /// Index of its `valuation` block; `None` until stored.
+    pub block_index: Option<u64>,
 }
 
 /// The outcome of storing one record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stored {
-    /// The record is new and now durable.
+    /// The record is new and now durable, with its block.
     Created(RunRecord),
     /// A record with the same `run_id` was already stored; this is that original.
     Existing(RunRecord),
@@ -46,41 +53,134 @@ impl Stored {
     }
 }
 
-impl RunRecord {
-    pub(crate) fn from_row(row: &SqliteRow) -> Result<Self, StorageError> {
-        let corrupt = |what: &str| StorageError::Corrupt(what.to_string());
-        let run_id: String = row.try_get("run_id")?;
-        let data_class: String = row.try_get("data_class")?;
-        let accepted_at: String = row.try_get("accepted_at")?;
+/// A row of `runs`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RunRow {
+    run_id: String,
+    region: String,
+    data_class: String,
+    eta_ent: f64,
+    coherence_variance: f64,
+    runtime_hours: f64,
+    eph_delivered: f64,
+    efficiency_multiplier: f64,
+    coherence_penalty: f64,
+    runtime_factor: f64,
+    phi_qevf: f64,
+    price_multiplier: f64,
+    market_value: f64,
+    eph_price: f64,
+    coherence_within_threshold: bool,
+    accepted_at: String,
+    block_index: i64,
+}
+
+impl TryFrom<RunRow> for RunRecord {
+    type Error = StorageError;
+
+    fn try_from(row: RunRow) -> Result<Self, StorageError> {
+        let corrupt =
+            |what: &str| StorageError::Corrupt(format!("run {:?}: bad {what}", row.run_id));
         Ok(Self {
             telemetry: Telemetry {
-                run_id: RunId::parse(&run_id).map_err(|_| corrupt("run_id"))?,
-                region: row.try_get("region")?,
-                data_class: DataClass::parse(&data_class).ok_or_else(|| corrupt("data_class"))?,
+                run_id: RunId::parse(&row.run_id).map_err(|_| corrupt("run_id"))?,
+                region: row.region.clone(),
+                data_class: DataClass::parse(&row.data_class)
+                    .ok_or_else(|| corrupt("data_class"))?,
                 metrics: RunMetrics {
-                    eta_ent: row.try_get("eta_ent")?,
-                    coherence_variance: row.try_get("coherence_variance")?,
-                    runtime_hours: row.try_get("runtime_hours")?,
-                    eph_delivered: row.try_get("eph_delivered")?,
+                    eta_ent: row.eta_ent,
+                    coherence_variance: row.coherence_variance,
+                    runtime_hours: row.runtime_hours,
+                    eph_delivered: row.eph_delivered,
                 },
             },
             valuation: Valuation {
-                efficiency_multiplier: row.try_get("efficiency_multiplier")?,
-                coherence_penalty: row.try_get("coherence_penalty")?,
-                runtime_factor: row.try_get("runtime_factor")?,
-                phi_qevf: row.try_get("phi_qevf")?,
-                price_multiplier: row.try_get("price_multiplier")?,
-                market_value: row.try_get("market_value")?,
-                eph_price: row.try_get("eph_price")?,
-                coherence_within_threshold: row.try_get("coherence_within_threshold")?,
+                efficiency_multiplier: row.efficiency_multiplier,
+                coherence_penalty: row.coherence_penalty,
+                runtime_factor: row.runtime_factor,
+                phi_qevf: row.phi_qevf,
+                price_multiplier: row.price_multiplier,
+                market_value: row.market_value,
+                eph_price: row.eph_price,
+                coherence_within_threshold: row.coherence_within_threshold,
             },
-            accepted_at: DateTime::parse_from_rfc3339(&accepted_at)
+            accepted_at: DateTime::parse_from_rfc3339(&row.accepted_at)
                 .map_err(|_| corrupt("accepted_at"))?
                 .with_timezone(&Utc),
+            block_index: Some(u64::try_from(row.block_index).map_err(|_| corrupt("block_index"))?),
         })
     }
+}
 
+impl RunRecord {
     pub(crate) fn accepted_at_text(&self) -> String {
         rfc3339_micros(self.accepted_at)
     }
+}
+
+/// A row of `blocks`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct BlockRow {
+    idx: i64,
+    timestamp: String,
+    kind: String,
+    phi_qevf: Option<f64>,
+    eta_ent: Option<f64>,
+    region: Option<String>,
+    run_id: Option<String>,
+    attestations: String,
+    payload: Option<String>,
+    previous_hash: String,
+    hash: String,
+}
+
+impl TryFrom<BlockRow> for Block {
+    type Error = StorageError;
+
+    /// Rebuilds the block exactly as stored; a row that does not decode is
+    /// reported with its index (tampering shows up here or in the hash check).
+    fn try_from(row: BlockRow) -> Result<Self, StorageError> {
+        let index = u64::try_from(row.idx).map_err(|_| StorageError::CorruptBlock {
+            index: 0,
+            reason: format!("negative index {}", row.idx),
+        })?;
+        let corrupt = |reason: String| StorageError::CorruptBlock { index, reason };
+        let kind = BlockKind::parse(&row.kind)
+            .ok_or_else(|| corrupt(format!("unknown kind {:?}", row.kind)))?;
+        let compliance_attestations: BTreeMap<String, AttestationStatus> =
+            serde_json::from_str(&row.attestations)
+                .map_err(|e| corrupt(format!("attestations are not valid: {e}")))?;
+        let payload = row
+            .payload
+            .as_deref()
+            .map(serde_json::from_str::<serde_json::Value>)
+            .transpose()
+            .map_err(|e| corrupt(format!("payload is not valid JSON: {e}")))?;
+        Ok(Block {
+            index,
+            timestamp: row.timestamp,
+            kind,
+            phi_qevf: row.phi_qevf,
+            eta_ent: row.eta_ent,
+            compliance_attestations,
+            region: row.region,
+            run_id: row.run_id,
+            payload,
+            previous_hash: row.previous_hash,
+            hash: row.hash,
+        })
+    }
+}
+
+/// The stored text of a block's attestation map and payload.
+pub(crate) fn block_json_columns(block: &Block) -> Result<(String, Option<String>), StorageError> {
+    let attestations = serde_json::to_string(&block.compliance_attestations)
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let payload = block
+        .payload
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    Ok((attestations, payload))
 }

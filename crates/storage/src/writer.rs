@@ -1,172 +1,495 @@
-//! The single writer task and its group commit.
+//! The single writer task: group commits of runs and ledger blocks, and
+//! checkpoint records.
 
-use crate::record::COLUMNS;
-use crate::{RunRecord, StorageError, Stored};
-use sqlx::sqlite::SqliteConnection;
-use sqlx::{Connection, QueryBuilder, Sqlite};
+use crate::backend::{dispatch, BeginWrite, WriteConn};
+use crate::record::{block_json_columns, RunRecord, RunRow, RUN_COLUMNS};
+use crate::{StorageError, Stored, TreeHead};
+use qunimbus_ledger::block::{Block, BlockDraft};
+use qunimbus_ledger::merkle::{self, Hash, NodeId, RightEdge};
+use sqlx::{Connection, QueryBuilder};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 
 /// Receives `(rows in the transaction, time from BEGIN to COMMIT)` after each commit.
 pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
 
-/// One caller's records and where to send the outcome.
-pub(crate) struct WriteJob {
-    pub records: Vec<RunRecord>,
-    pub reply: oneshot::Sender<Result<Vec<Stored>, StorageError>>,
+/// A run to store together with the draft of its `valuation` block.
+pub type RunEntry = (RunRecord, BlockDraft);
+
+/// Work for the writer.
+pub(crate) enum WriteJob {
+    /// Store runs; each new one gets its block.
+    Runs {
+        entries: Vec<RunEntry>,
+        reply: oneshot::Sender<Result<Vec<Stored>, StorageError>>,
+    },
+    /// Append blocks that record no run (attestations, rollouts, overrides).
+    Blocks {
+        drafts: Vec<BlockDraft>,
+        reply: oneshot::Sender<Result<Vec<Block>, StorageError>>,
+    },
+    /// Record a signed checkpoint.
+    Checkpoint {
+        size: u64,
+        root: Hash,
+        note: String,
+        signed_at: String,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
 }
 
-/// Rows per INSERT statement: 16 bound columns each, well under SQLite's
-/// 32,766-parameter limit.
+impl WriteJob {
+    fn rows(&self) -> usize {
+        match self {
+            Self::Runs { entries, .. } => entries.len(),
+            Self::Blocks { drafts, .. } => drafts.len(),
+            Self::Checkpoint { .. } => 1,
+        }
+    }
+
+    fn fail(self, error: &StorageError) {
+        let e = StorageError::CommitFailed(error.to_string());
+        match self {
+            Self::Runs { reply, .. } => drop(reply.send(Err(e))),
+            Self::Blocks { reply, .. } => drop(reply.send(Err(e))),
+            Self::Checkpoint { reply, .. } => drop(reply.send(Err(e))),
+        }
+    }
+}
+
+/// The chain's in-memory head: what the next block links to and the Merkle right edge.
+#[derive(Clone)]
+pub(crate) struct ChainHead {
+    pub next_index: u64,
+    pub last_hash: String,
+    pub edge: RightEdge,
+}
+
+/// Rows per INSERT statement (≤ 17 bound columns each; under both drivers' parameter limits).
 const ROWS_PER_STATEMENT: usize = 500;
 
 pub(crate) struct Writer {
-    conn: SqliteConnection,
+    conn: WriteConn,
+    head: ChainHead,
     max_group_rows: usize,
     on_commit: Option<CommitObserver>,
+    published: watch::Sender<TreeHead>,
 }
 
 impl Writer {
     pub fn new(
-        conn: SqliteConnection,
+        conn: WriteConn,
+        head: ChainHead,
         max_group_rows: usize,
         on_commit: Option<CommitObserver>,
+        published: watch::Sender<TreeHead>,
     ) -> Self {
         Self {
             conn,
+            head,
             max_group_rows: max_group_rows.max(1),
             on_commit,
+            published,
         }
     }
 
     /// Serves jobs until shutdown is signalled, then drains the queue and closes.
     pub async fn run(mut self, mut rx: mpsc::Receiver<WriteJob>, shutdown: Arc<Notify>) {
+        let mut pending: Option<WriteJob> = None;
         loop {
-            let first = tokio::select! {
-                job = rx.recv() => job,
-                () = shutdown.notified() => {
-                    rx.close();
-                    rx.recv().await
-                }
+            let first = match pending.take() {
+                Some(job) => Some(job),
+                None => tokio::select! {
+                    job = rx.recv() => job,
+                    () = shutdown.notified() => {
+                        rx.close();
+                        rx.recv().await
+                    }
+                },
             };
             let Some(first) = first else { break };
+            if let WriteJob::Checkpoint {
+                size,
+                root,
+                note,
+                signed_at,
+                reply,
+            } = first
+            {
+                let _ = reply.send(self.save_checkpoint(size, root, &note, &signed_at).await);
+                continue;
+            }
             let mut group = vec![first];
-            let mut rows = group[0].records.len();
+            let mut rows = group[0].rows();
             while rows < self.max_group_rows {
                 match rx.try_recv() {
+                    Ok(job @ WriteJob::Checkpoint { .. }) => {
+                        pending = Some(job);
+                        break;
+                    }
                     Ok(job) => {
-                        rows += job.records.len();
+                        rows += job.rows();
                         group.push(job);
                     }
                     Err(_) => break,
                 }
             }
-            self.commit_group(group).await;
+            self.commit_group(group, rows).await;
         }
         if let Err(e) = self.conn.close().await {
             tracing::warn!(error = %e, "closing the writer connection failed");
         }
     }
 
-    async fn commit_group(&mut self, group: Vec<WriteJob>) {
+    async fn commit_group(&mut self, group: Vec<WriteJob>, rows: usize) {
         let started = Instant::now();
-        let all: Vec<&RunRecord> = group.iter().flat_map(|j| j.records.iter()).collect();
-        let result = write_all(&mut self.conn, &all).await;
-        if result.is_ok() {
-            if let Some(observe) = &self.on_commit {
-                observe(all.len(), started.elapsed());
-            }
-        }
-        match result {
-            Ok(mut stored) => {
-                for job in group {
-                    let rest = stored.split_off(job.records.len());
-                    let mine = std::mem::replace(&mut stored, rest);
-                    let _ = job.reply.send(Ok(mine));
+        let mut head = self.head.clone();
+        match write_group(&mut self.conn, &mut head, &group).await {
+            Ok(mut outcomes) => {
+                self.head = head;
+                self.publish();
+                if let Some(observe) = &self.on_commit {
+                    observe(rows, started.elapsed());
+                }
+                for job in group.into_iter().rev() {
+                    let outcome = outcomes.pop();
+                    match (job, outcome) {
+                        (WriteJob::Runs { reply, .. }, Some(JobOutcome::Runs(stored))) => {
+                            drop(reply.send(Ok(stored)))
+                        }
+                        (WriteJob::Blocks { reply, .. }, Some(JobOutcome::Blocks(blocks))) => {
+                            drop(reply.send(Ok(blocks)))
+                        }
+                        (job, _) => job.fail(&StorageError::CommitFailed(
+                            "internal: outcome mismatch".into(),
+                        )),
+                    }
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, rows = all.len(), "group commit failed");
-                let message = e.to_string();
+                tracing::error!(error = %e, rows, "group commit failed; nothing from it was stored");
                 for job in group {
-                    let _ = job
-                        .reply
-                        .send(Err(StorageError::CommitFailed(message.clone())));
+                    job.fail(&e);
                 }
             }
         }
     }
+
+    fn publish(&self) {
+        self.published.send_modify(|t| {
+            t.size = self.head.edge.size();
+            t.root = self.head.edge.root();
+        });
+    }
+
+    /// Persists a signed checkpoint after re-checking that it extends the
+    /// last one: a larger size, a root equal to the stored tree's root at that
+    /// size, and a consistency proof from the previous checkpoint that verifies.
+    async fn save_checkpoint(
+        &mut self,
+        size: u64,
+        root: Hash,
+        note: &str,
+        signed_at: &str,
+    ) -> Result<(), StorageError> {
+        let size_i = to_i64(size)?;
+        dispatch!(&mut self.conn, conn => {
+            let mut tx = conn.begin().await?;
+            let previous: Option<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT tree_size, root_hash FROM checkpoints ORDER BY tree_size DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            let stored_root: Hash = root_from_nodes!(&mut *tx, size).await?;
+            if stored_root != root {
+                return Err(StorageError::Inconsistent(format!(
+                    "checkpoint root for size {size} does not match the stored tree"
+                )));
+            }
+            if let Some((prev_size, prev_root)) = previous {
+                let prev_size = u64::try_from(prev_size).map_err(|_| StorageError::Corrupt("checkpoint size".into()))?;
+                let prev_root = to_hash(&prev_root)?;
+                if size <= prev_size {
+                    return Err(StorageError::Inconsistent(format!(
+                        "checkpoint size {size} does not extend the last signed size {prev_size}"
+                    )));
+                }
+                let plan = merkle::consistency_plan(prev_size, size).map_err(|e| StorageError::Inconsistent(e.to_string()))?;
+                let ids: Vec<NodeId> = plan.iter().flatten().copied().collect();
+                let nodes: HashMap<NodeId, Hash> = fetch_nodes!(&mut *tx, &ids).await?;
+                let proof = merkle::assemble(&plan, |id| nodes.get(&id).copied())
+                    .map_err(|e| StorageError::Inconsistent(e.to_string()))?;
+                merkle::verify_consistency(prev_size, size, &prev_root, &root, &proof).map_err(|e| {
+                    StorageError::Inconsistent(format!("new checkpoint is not consistent with the last signed one: {e}"))
+                })?;
+            }
+            sqlx::query("INSERT INTO checkpoints (tree_size, root_hash, note, signed_at) VALUES ($1, $2, $3, $4)")
+                .bind(size_i)
+                .bind(root.to_vec())
+                .bind(note)
+                .bind(signed_at)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<(), StorageError>(())
+        })?;
+        self.published
+            .send_modify(|t| t.checkpoint_size = Some(size));
+        Ok(())
+    }
 }
 
-/// Writes every record in one transaction, returning per record whether it
-/// was created or already existed (earlier in the database or in this group).
-async fn write_all(
-    conn: &mut SqliteConnection,
-    records: &[&RunRecord],
-) -> Result<Vec<Stored>, StorageError> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    let mut first_of: HashMap<&str, usize> = HashMap::new();
-    let mut unique: Vec<&RunRecord> = Vec::with_capacity(records.len());
-    for r in records {
-        first_of
-            .entry(r.telemetry.run_id.as_str())
-            .or_insert_with(|| {
-                unique.push(r);
-                unique.len() - 1
-            });
-    }
-    let mut inserted: HashSet<String> = HashSet::with_capacity(unique.len());
-    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("INSERT INTO runs ({COLUMNS}) "));
-        qb.push_values(chunk, |mut b, r| {
-            let (t, v) = (&r.telemetry, &r.valuation);
-            b.push_bind(t.run_id.as_str())
-                .push_bind(t.region.as_str())
-                .push_bind(t.data_class.as_str())
-                .push_bind(t.metrics.eta_ent)
-                .push_bind(t.metrics.coherence_variance)
-                .push_bind(t.metrics.runtime_hours)
-                .push_bind(t.metrics.eph_delivered)
-                .push_bind(v.efficiency_multiplier)
-                .push_bind(v.coherence_penalty)
-                .push_bind(v.runtime_factor)
-                .push_bind(v.phi_qevf)
-                .push_bind(v.price_multiplier)
-                .push_bind(v.market_value)
-                .push_bind(v.eph_price)
-                .push_bind(v.coherence_within_threshold)
-                .push_bind(r.accepted_at_text());
-        });
-        qb.push(" ON CONFLICT (run_id) DO NOTHING RETURNING run_id");
-        let ids: Vec<String> = qb.build_query_scalar().fetch_all(&mut *tx).await?;
-        inserted.extend(ids);
-    }
-    let mut resolved: Vec<Stored> = Vec::with_capacity(unique.len());
-    for r in &unique {
-        if inserted.contains(r.telemetry.run_id.as_str()) {
-            resolved.push(Stored::Created((*r).clone()));
-        } else {
-            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM runs WHERE run_id = ?1"))
-                .bind(r.telemetry.run_id.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-            resolved.push(Stored::Existing(RunRecord::from_row(&row)?));
-        }
-    }
-    tx.commit().await?;
-    let mut seen_created: HashSet<&str> = HashSet::new();
-    Ok(records
+enum JobOutcome {
+    Runs(Vec<Stored>),
+    Blocks(Vec<Block>),
+}
+
+pub(crate) fn to_i64(n: u64) -> Result<i64, StorageError> {
+    i64::try_from(n).map_err(|_| StorageError::Corrupt(format!("{n} does not fit the database")))
+}
+
+pub(crate) fn to_hash(bytes: &[u8]) -> Result<Hash, StorageError> {
+    bytes.try_into().map_err(|_| {
+        StorageError::Corrupt(format!("stored hash has {} bytes, not 32", bytes.len()))
+    })
+}
+
+/// The SQL and bind values that read the given stored Merkle nodes.
+pub(crate) fn nodes_query(ids: &[NodeId]) -> Result<(String, Vec<i64>), StorageError> {
+    let unique: Vec<NodeId> = ids
         .iter()
-        .map(|r| {
-            let id = r.telemetry.run_id.as_str();
-            let first = &resolved[first_of[id]];
-            match first {
-                Stored::Created(rec) if seen_created.insert(id) => Stored::Created(rec.clone()),
-                other => Stored::Existing(other.record().clone()),
+        .copied()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let mut sql = String::from("SELECT level, idx, hash FROM merkle_nodes WHERE ");
+    let mut binds = Vec::with_capacity(unique.len() * 2);
+    if unique.is_empty() {
+        sql.push_str("1 = 0");
+    }
+    for (i, id) in unique.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(" OR ");
+        }
+        sql.push_str(&format!(
+            "(level = ${} AND idx = ${})",
+            2 * i + 1,
+            2 * i + 2
+        ));
+        binds.push(i64::from(id.level));
+        binds.push(to_i64(id.index)?);
+    }
+    Ok((sql, binds))
+}
+
+/// Decodes rows of `nodes_query`.
+pub(crate) fn nodes_from_rows(
+    rows: Vec<(i64, i64, Vec<u8>)>,
+) -> Result<HashMap<NodeId, Hash>, StorageError> {
+    let mut out = HashMap::with_capacity(rows.len());
+    for (level, idx, hash) in rows {
+        let id = NodeId {
+            level: u8::try_from(level).map_err(|_| StorageError::Corrupt("node level".into()))?,
+            index: u64::try_from(idx).map_err(|_| StorageError::Corrupt("node index".into()))?,
+        };
+        out.insert(id, to_hash(&hash)?);
+    }
+    Ok(out)
+}
+
+/// Reads stored Merkle nodes through any executor: `fetch_nodes!(executor, &ids)`.
+/// (A macro rather than a generic function: generic sqlx executors inside
+/// spawned futures trip rustc's higher-ranked lifetime inference.)
+macro_rules! fetch_nodes {
+    ($executor:expr, $ids:expr) => {
+        async {
+            let (sql, binds) = $crate::writer::nodes_query($ids)?;
+            let mut query = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(&sql);
+            for value in binds {
+                query = query.bind(value);
             }
+            let rows = query.fetch_all($executor).await?;
+            $crate::writer::nodes_from_rows(rows)
+        }
+    };
+}
+pub(crate) use fetch_nodes;
+
+/// The RFC 6962 root of the first `size` leaves from stored nodes:
+/// `root_from_nodes!(executor, size)`.
+macro_rules! root_from_nodes {
+    ($executor:expr, $size:expr) => {
+        async {
+            let plan = qunimbus_ledger::merkle::root_plan($size);
+            let nodes = $crate::writer::fetch_nodes!($executor, &plan).await?;
+            $crate::writer::fold_plan(&plan, &nodes)
+        }
+    };
+}
+pub(crate) use root_from_nodes;
+
+/// Folds the stored hashes of a root plan into the root.
+pub(crate) fn fold_plan(
+    plan: &[NodeId],
+    nodes: &HashMap<NodeId, Hash>,
+) -> Result<Hash, StorageError> {
+    let hashes = plan
+        .iter()
+        .map(|id| {
+            nodes.get(id).copied().ok_or_else(|| {
+                StorageError::Inconsistent(format!("stored Merkle node {id:?} is missing"))
+            })
         })
-        .collect())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(merkle::fold(&hashes).unwrap_or_else(merkle::empty_root))
+}
+
+/// Writes one group in one transaction. `head` advances only in the copy the
+/// caller keeps on success.
+async fn write_group(
+    conn: &mut WriteConn,
+    head: &mut ChainHead,
+    group: &[WriteJob],
+) -> Result<Vec<JobOutcome>, StorageError> {
+    let run_ids: Vec<&str> = group
+        .iter()
+        .filter_map(|job| match job {
+            WriteJob::Runs { entries, .. } => {
+                Some(entries.iter().map(|(r, _)| r.telemetry.run_id.as_str()))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    dispatch!(conn, conn => {
+        let mut tx = conn.begin_write().await?;
+        let mut existing: HashMap<String, RunRecord> = HashMap::new();
+        for chunk in run_ids.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id IN ("));
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            for row in qb.build_query_as::<RunRow>().fetch_all(&mut *tx).await? {
+                let record = RunRecord::try_from(row)?;
+                existing.insert(record.telemetry.run_id.as_str().to_string(), record);
+            }
+        }
+
+        let mut blocks: Vec<Block> = Vec::new();
+        let mut new_runs: Vec<RunRecord> = Vec::new();
+        let mut outcomes = Vec::with_capacity(group.len());
+        for job in group {
+            match job {
+                WriteJob::Runs { entries, .. } => {
+                    let mut stored = Vec::with_capacity(entries.len());
+                    for (record, draft) in entries {
+                        let id = record.telemetry.run_id.as_str();
+                        if let Some(original) = existing.get(id) {
+                            stored.push(Stored::Existing(original.clone()));
+                            continue;
+                        }
+                        let block = seal(head, draft.clone())?;
+                        let mut record = record.clone();
+                        record.block_index = Some(block.index);
+                        blocks.push(block);
+                        existing.insert(id.to_string(), record.clone());
+                        new_runs.push(record.clone());
+                        stored.push(Stored::Created(record));
+                    }
+                    outcomes.push(JobOutcome::Runs(stored));
+                }
+                WriteJob::Blocks { drafts, .. } => {
+                    let mut sealed = Vec::with_capacity(drafts.len());
+                    for draft in drafts {
+                        let block = seal(head, draft.clone())?;
+                        sealed.push(block.clone());
+                        blocks.push(block);
+                    }
+                    outcomes.push(JobOutcome::Blocks(sealed));
+                }
+                WriteJob::Checkpoint { .. } => {}
+            }
+        }
+
+        let mut nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(blocks.len() * 2);
+        for block in &blocks {
+            let leaf = block.leaf_bytes().map_err(|e| StorageError::Corrupt(e.to_string()))?;
+            nodes.extend(head.edge.append(merkle::leaf_hash(&leaf)));
+        }
+        for chunk in new_runs.chunks(ROWS_PER_STATEMENT) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for record in chunk {
+                let block_index = record.block_index.ok_or_else(|| StorageError::Corrupt("run without block".into()))?;
+                rows.push((record, to_i64(block_index)?));
+            }
+            let mut qb = QueryBuilder::new(format!("INSERT INTO runs ({RUN_COLUMNS}) "));
+            qb.push_values(rows, |mut b, (r, block_index)| {
+                let (t, v) = (&r.telemetry, &r.valuation);
+                b.push_bind(t.run_id.as_str().to_string())
+                    .push_bind(t.region.clone())
+                    .push_bind(t.data_class.as_str())
+                    .push_bind(t.metrics.eta_ent)
+                    .push_bind(t.metrics.coherence_variance)
+                    .push_bind(t.metrics.runtime_hours)
+                    .push_bind(t.metrics.eph_delivered)
+                    .push_bind(v.efficiency_multiplier)
+                    .push_bind(v.coherence_penalty)
+                    .push_bind(v.runtime_factor)
+                    .push_bind(v.phi_qevf)
+                    .push_bind(v.price_multiplier)
+                    .push_bind(v.market_value)
+                    .push_bind(v.eph_price)
+                    .push_bind(v.coherence_within_threshold)
+                    .push_bind(r.accepted_at_text())
+                    .push_bind(block_index);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in blocks.chunks(ROWS_PER_STATEMENT) {
+            let mut columns = Vec::with_capacity(chunk.len());
+            for block in chunk {
+                columns.push((to_i64(block.index)?, block_json_columns(block)?));
+            }
+            let mut qb = QueryBuilder::new(format!("INSERT INTO blocks ({}) ", crate::record::BLOCK_COLUMNS));
+            qb.push_values(chunk.iter().zip(columns), |mut b, (block, (idx, (attestations, payload)))| {
+                b.push_bind(idx)
+                    .push_bind(block.timestamp.clone())
+                    .push_bind(block.kind.as_str())
+                    .push_bind(block.phi_qevf)
+                    .push_bind(block.eta_ent)
+                    .push_bind(block.region.clone())
+                    .push_bind(block.run_id.clone())
+                    .push_bind(attestations)
+                    .push_bind(payload)
+                    .push_bind(block.previous_hash.clone())
+                    .push_bind(block.hash.clone());
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
+            let mut rows = Vec::with_capacity(chunk.len());
+            for (id, hash) in chunk {
+                rows.push((i64::from(id.level), to_i64(id.index)?, hash.to_vec()));
+            }
+            let mut qb = QueryBuilder::new("INSERT INTO merkle_nodes (level, idx, hash) ");
+            qb.push_values(rows, |mut b, (level, idx, hash)| {
+                b.push_bind(level).push_bind(idx).push_bind(hash);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    })
+}
+
+fn seal(head: &mut ChainHead, draft: BlockDraft) -> Result<Block, StorageError> {
+    let block = Block::seal(draft, head.next_index, &head.last_hash)
+        .map_err(|e| StorageError::InvalidBlock(e.to_string()))?;
+    head.next_index += 1;
+    head.last_hash = block.hash.clone();
+    Ok(block)
 }

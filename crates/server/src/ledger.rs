@@ -1,0 +1,376 @@
+//! The node's side of the verification ledger: the signing key, the genesis
+//! block, valuation block drafts, the checkpoint signer task and chain
+//! verification (shared by `GET /v1/ledger/verify` and `qunimbus ledger verify`).
+
+use crate::config::LedgerConfig;
+use qunimbus_core::time::{now_micros, rfc3339_micros};
+use qunimbus_ledger::block::{AttestationStatus, Block, BlockDraft, BlockKind};
+use qunimbus_ledger::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use qunimbus_ledger::merkle::Hash;
+use qunimbus_ledger::verify::ChainVerifier;
+use qunimbus_storage::{Reader, RunRecord, StorageError, Store};
+use rand::RngCore;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+use tokio::sync::watch;
+
+/// File name of the generated signing key inside the data dir.
+pub const SIGNING_KEY_FILE: &str = "ledger.key";
+
+/// Failure to load or create the signing key.
+#[derive(Debug, Error)]
+pub enum KeyError {
+    /// Reading or writing the key file failed.
+    #[error("signing key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file is not a note signing key.
+    #[error("signing key file {path} is not a valid note key: {message}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The configured origin differs from the key's name.
+    #[error("ledger.origin {configured:?} differs from the signing key's name {key:?}; the origin of an existing log cannot change")]
+    OriginMismatch {
+        /// Configured origin.
+        configured: String,
+        /// Name in the key file.
+        key: String,
+    },
+}
+
+/// Loads the checkpoint signing key from `ledger.signing_key_file` or
+/// `DATA_DIR/ledger.key`, generating the latter (mode 0600) on first start.
+/// The key's name is the log's origin.
+pub fn load_or_generate_signer(
+    config: &LedgerConfig,
+    data_dir: &Path,
+) -> Result<NoteSigner, KeyError> {
+    let (path, may_generate) = match &config.signing_key_file {
+        Some(path) => (path.clone(), false),
+        None => (data_dir.join(SIGNING_KEY_FILE), true),
+    };
+    let io = |source| KeyError::Io {
+        path: path.clone(),
+        source,
+    };
+    let malformed = |message: String| KeyError::Malformed {
+        path: path.clone(),
+        message,
+    };
+    let signer = match std::fs::read_to_string(&path) {
+        Ok(text) => NoteSigner::from_skey(text.trim()).map_err(|e| malformed(e.to_string()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_generate => {
+            let mut seed = [0u8; 32];
+            rand::rng().fill_bytes(&mut seed);
+            let name = match &config.origin {
+                Some(origin) => origin.clone(),
+                None => default_origin(&seed).map_err(|e| malformed(e.to_string()))?,
+            };
+            let signer = NoteSigner::new(&name, seed).map_err(|e| malformed(e.to_string()))?;
+            crate::auth::write_private(&path, &format!("{}\n", signer.to_skey())).map_err(io)?;
+            tracing::info!(path = %path.display(), origin = %name, "generated the ledger signing key");
+            signer
+        }
+        Err(e) => return Err(io(e)),
+    };
+    if let Some(origin) = &config.origin {
+        if origin != signer.name() {
+            return Err(KeyError::OriginMismatch {
+                configured: origin.clone(),
+                key: signer.name().to_string(),
+            });
+        }
+    }
+    Ok(signer)
+}
+
+/// `qunimbus/<first 8 hex digits of the public key's key id>`: unique per key.
+fn default_origin(seed: &[u8; 32]) -> Result<String, qunimbus_ledger::LedgerError> {
+    let probe = NoteSigner::new("qunimbus", *seed)?;
+    let id: String = probe.key_id().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("qunimbus/{id}"))
+}
+
+/// The genesis block for a new ledger.
+pub fn genesis_block(frameworks: &[String]) -> Result<Block, qunimbus_ledger::LedgerError> {
+    let names: Vec<&str> = frameworks.iter().map(String::as_str).collect();
+    Block::genesis(&rfc3339_micros(now_micros()), &names)
+}
+
+/// The draft of the `valuation` block recording `record`. Every framework is
+/// `pending`: nothing on the ingest path evaluates compliance for a run yet.
+pub fn valuation_draft(record: &RunRecord, frameworks: &[String]) -> BlockDraft {
+    let t = &record.telemetry;
+    let v = &record.valuation;
+    let payload = serde_json::json!({
+        "data_class": t.data_class.as_str(),
+        "coherence_variance": t.metrics.coherence_variance,
+        "runtime_hours": t.metrics.runtime_hours,
+        "eph_delivered": t.metrics.eph_delivered,
+        "efficiency_multiplier": v.efficiency_multiplier,
+        "coherence_penalty": v.coherence_penalty,
+        "runtime_factor": v.runtime_factor,
+        "price_multiplier": v.price_multiplier,
+        "market_value": v.market_value,
+        "eph_price": v.eph_price,
+        "coherence_within_threshold": v.coherence_within_threshold,
+    });
+    BlockDraft {
+        timestamp: rfc3339_micros(record.accepted_at),
+        kind: BlockKind::Valuation,
+        phi_qevf: Some(v.phi_qevf),
+        eta_ent: Some(t.metrics.eta_ent),
+        compliance_attestations: frameworks
+            .iter()
+            .map(|f| (f.clone(), AttestationStatus::Pending))
+            .collect::<BTreeMap<_, _>>(),
+        region: Some(t.region.clone()),
+        run_id: Some(t.run_id.as_str().to_string()),
+        payload: Some(payload),
+    }
+}
+
+/// Signs a checkpoint whenever the tree has grown, at most once per
+/// `interval`, until `stop` is notified. A refused or failed checkpoint is
+/// logged and counted; the log keeps accepting appends.
+pub async fn run_checkpointer(
+    store: Arc<Store>,
+    signer: Arc<NoteSigner>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+    on_result: impl Fn(Result<u64, &StorageError>) + Send + 'static,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|stop| *stop) => break,
+        }
+        let head = store.tree_head();
+        if head.checkpoint_size == Some(head.size) {
+            continue;
+        }
+        match sign_checkpoint(&store, &signer, head.size, head.root).await {
+            Ok(()) => on_result(Ok(head.size)),
+            Err(e) => {
+                tracing::error!(error = %e, size = head.size, "checkpoint refused");
+                on_result(Err(&e));
+            }
+        }
+    }
+}
+
+async fn sign_checkpoint(
+    store: &Store,
+    signer: &NoteSigner,
+    size: u64,
+    root: Hash,
+) -> Result<(), StorageError> {
+    let checkpoint = Checkpoint {
+        origin: signer.name().to_string(),
+        size,
+        root,
+    };
+    let note = signer.sign(&checkpoint.body());
+    store
+        .save_checkpoint(size, root, note, rfc3339_micros(now_micros()))
+        .await
+}
+
+/// How a checkpoint's signature was checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SignatureCheck {
+    /// Verified with the given public key.
+    Verified,
+    /// No public key was available.
+    NotChecked,
+}
+
+/// The first problem verification found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerifyFailureReport {
+    /// Index of the first bad block (or where the stored data stops matching).
+    pub index: u64,
+    /// Why it is bad.
+    pub reason: String,
+}
+
+/// The result of checking every block, link and the Merkle root.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// True when nothing is wrong.
+    pub ok: bool,
+    /// Blocks read and checked.
+    pub blocks_checked: u64,
+    /// Size of the newest signed checkpoint, if any.
+    pub checkpoint_size: Option<u64>,
+    /// Whether the checkpoint's signature was verified.
+    pub signature: Option<SignatureCheck>,
+    /// The first failure, when not ok.
+    pub failure: Option<VerifyFailureReport>,
+    /// When verification finished (RFC 3339).
+    pub checked_at: String,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+/// Blocks read per query while verifying.
+const VERIFY_BATCH: u32 = 10_000;
+
+/// Checks every block's hash and link, the genesis block, and that the Merkle
+/// root of the stored blocks equals the newest signed checkpoint's root (and
+/// that checkpoint's signature, when `verifier` is given). `progress` is
+/// called with the number of blocks checked so far.
+pub async fn verify_ledger(
+    reader: &Reader,
+    verifier: Option<&NoteVerifier>,
+    mut progress: impl FnMut(u64),
+) -> Result<VerifyReport, StorageError> {
+    let started = Instant::now();
+    let checkpoint = reader.latest_checkpoint().await?;
+    let mut chain = ChainVerifier::new();
+    let mut root_at_checkpoint: Option<Hash> = None;
+    let mut failure: Option<VerifyFailureReport> = None;
+    let mut signature = None;
+    if let Some(cp) = &checkpoint {
+        if let Some(verifier) = verifier {
+            match verifier.verify_checkpoint(&cp.note) {
+                Ok(signed) if signed.size == cp.size && signed.root == cp.root => {
+                    signature = Some(SignatureCheck::Verified)
+                }
+                Ok(_) => {
+                    failure = Some(VerifyFailureReport {
+                        index: cp.size.saturating_sub(1),
+                        reason: "the stored checkpoint's size or root differs from its signed note"
+                            .into(),
+                    })
+                }
+                Err(e) => {
+                    failure = Some(VerifyFailureReport {
+                        index: cp.size.saturating_sub(1),
+                        reason: format!("checkpoint signature does not verify: {e}"),
+                    })
+                }
+            }
+        } else {
+            signature = Some(SignatureCheck::NotChecked);
+        }
+    }
+    let checkpoint_size = checkpoint.as_ref().map(|c| c.size);
+    'read: while failure.is_none() {
+        let batch = reader.blocks(chain.size(), VERIFY_BATCH).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for item in batch {
+            let block = match item {
+                Ok(block) => block,
+                Err(StorageError::CorruptBlock { index, reason }) => {
+                    failure = Some(VerifyFailureReport { index, reason });
+                    break 'read;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Err(f) = chain.push(&block) {
+                failure = Some(VerifyFailureReport {
+                    index: f.index,
+                    reason: f.reason,
+                });
+                break 'read;
+            }
+            if Some(chain.size()) == checkpoint_size {
+                root_at_checkpoint = Some(chain.root());
+            }
+        }
+        progress(chain.size());
+    }
+    if failure.is_none() {
+        if chain.size() == 0 {
+            failure = Some(VerifyFailureReport {
+                index: 0,
+                reason: "the ledger has no genesis block".into(),
+            });
+        } else if let Some(cp) = &checkpoint {
+            match root_at_checkpoint {
+                None => {
+                    failure = Some(VerifyFailureReport {
+                        index: chain.size(),
+                        reason: format!(
+                            "the signed checkpoint covers {} blocks but only {} are stored",
+                            cp.size,
+                            chain.size()
+                        ),
+                    })
+                }
+                Some(root) if root != cp.root => {
+                    failure = Some(VerifyFailureReport {
+                        index: cp.size - 1,
+                        reason: format!(
+                            "the Merkle root of blocks 0..{} does not match the signed checkpoint",
+                            cp.size
+                        ),
+                    })
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(VerifyReport {
+        ok: failure.is_none(),
+        blocks_checked: chain.size(),
+        checkpoint_size,
+        signature,
+        failure,
+        checked_at: rfc3339_micros(now_micros()),
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+/// One block as a flat object: epoch-millisecond time, attestations as
+/// `attestation_<framework>` fields, payload fields as `payload_<name>`.
+pub fn grafana_row(block: &Block) -> serde_json::Value {
+    let mut row = serde_json::Map::new();
+    let millis = chrono::DateTime::parse_from_rfc3339(&block.timestamp)
+        .map(|t| t.timestamp_millis())
+        .ok();
+    row.insert("time".into(), serde_json::json!(millis));
+    row.insert("index".into(), serde_json::json!(block.index));
+    row.insert("kind".into(), serde_json::json!(block.kind.as_str()));
+    row.insert("phi_qevf".into(), serde_json::json!(block.phi_qevf));
+    row.insert("eta_ent".into(), serde_json::json!(block.eta_ent));
+    row.insert("region".into(), serde_json::json!(block.region));
+    row.insert("run_id".into(), serde_json::json!(block.run_id));
+    row.insert("hash".into(), serde_json::json!(block.hash));
+    row.insert(
+        "previous_hash".into(),
+        serde_json::json!(block.previous_hash),
+    );
+    for (framework, status) in &block.compliance_attestations {
+        row.insert(
+            format!("attestation_{framework}"),
+            serde_json::json!(status.as_str()),
+        );
+    }
+    if let Some(serde_json::Value::Object(payload)) = &block.payload {
+        for (key, value) in payload {
+            if !value.is_object() && !value.is_array() {
+                row.insert(format!("payload_{key}"), value.clone());
+            }
+        }
+    }
+    serde_json::Value::Object(row)
+}

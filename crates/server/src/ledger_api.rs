@@ -1,0 +1,546 @@
+//! Ledger endpoints: summary, blocks, checkpoints, proofs, verification,
+//! attestations, the Grafana export and the C2SP tlog-tiles read API.
+
+use crate::api::{query_params, read_text, rejected};
+use crate::error::ApiError;
+use crate::ledger::{grafana_row, verify_ledger};
+use crate::state::{lock, AppState};
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use qunimbus_core::validation::RawObject;
+use qunimbus_core::{time::now_micros, time::rfc3339_micros, FieldError, FieldErrorCode};
+use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind};
+use qunimbus_ledger::tiles::{self, TileRequest};
+use qunimbus_storage::StorageError;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// Read-only ledger routes.
+pub(crate) fn read_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/ledger", get(summary))
+        .route("/v1/ledger/blocks", get(list_blocks))
+        .route("/v1/ledger/blocks/{index}", get(get_block))
+        .route("/v1/ledger/checkpoint", get(checkpoint))
+        .route("/v1/ledger/public-key", get(public_key))
+        .route("/v1/ledger/proof/inclusion", get(inclusion_proof))
+        .route("/v1/ledger/proof/consistency", get(consistency_proof))
+        .route("/v1/ledger/verify", get(verify))
+        .route(
+            "/v1/ledger/attestations/{framework}",
+            get(attestation_history),
+        )
+        .route("/v1/ledger/export/grafana", get(export_grafana))
+        .route("/tlog/checkpoint", get(checkpoint))
+        .route("/tlog/tile/{*path}", get(tile))
+}
+
+/// Admin ledger routes.
+pub(crate) fn admin_routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/ledger/attestations", post(post_attestation))
+}
+
+fn storage_error(e: StorageError) -> ApiError {
+    match e {
+        StorageError::OutOfRange(message) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "out_of_range", message)
+        }
+        StorageError::CorruptBlock { index, reason } => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ledger_corrupt",
+            format!("stored block {index} is corrupt: {reason}"),
+        ),
+        other => other.into(),
+    }
+}
+
+/// Reads an optional unsigned integer query parameter within `[min, max]`.
+fn int_param(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    name: &str,
+    min: u64,
+    max: u64,
+) -> Result<Option<u64>, ApiError> {
+    let Some(text) = params.get(name) else {
+        return Ok(None);
+    };
+    match text.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(rejected(
+            state,
+            FieldError::field(
+                name,
+                FieldErrorCode::OutOfRange,
+                format!("{name} must be an integer from {min} to {max}, got {text:?}"),
+            ),
+        )),
+    }
+}
+
+fn required(state: &AppState, value: Option<u64>, name: &str) -> Result<u64, ApiError> {
+    value.ok_or_else(|| {
+        rejected(
+            state,
+            FieldError::field(
+                name,
+                FieldErrorCode::MissingField,
+                format!("query parameter {name} is required"),
+            ),
+        )
+    })
+}
+
+fn b64(hash: &[u8]) -> String {
+    B64.encode(hash)
+}
+
+// ---- summary and blocks -----------------------------------------------------
+
+#[derive(Serialize)]
+struct CheckpointSummary {
+    tree_size: u64,
+    root_hash: String,
+    signed_at: String,
+}
+
+async fn summary(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let reader = state.store.reader();
+    let head = state.store.tree_head();
+    let genesis = reader.block(0).await.map_err(storage_error)?;
+    let latest = match head.size {
+        0 => None,
+        n => reader.block(n - 1).await.map_err(storage_error)?,
+    };
+    let latest_valuation = reader
+        .latest_blocks_of_kind("valuation", 1)
+        .await
+        .map_err(storage_error)?
+        .pop();
+    let checkpoint = reader
+        .latest_checkpoint()
+        .await
+        .map_err(storage_error)?
+        .map(|c| CheckpointSummary {
+            tree_size: c.size,
+            root_hash: b64(&c.root),
+            signed_at: c.signed_at,
+        });
+    let last_verification = lock(&state.last_verification).clone();
+    Ok(Json(json!({
+        "origin": state.signer.name(),
+        "chain_length": head.size,
+        "root_hash": b64(&head.root),
+        "genesis_hash": genesis.map(|b| b.hash),
+        "latest_hash": latest.map(|b| b.hash),
+        "latest_phi_qevf": latest_valuation.as_ref().and_then(|b| b.phi_qevf),
+        "latest_eta_ent": latest_valuation.as_ref().and_then(|b| b.eta_ent),
+        "latest_valuation_timestamp": latest_valuation.map(|b| b.timestamp),
+        "compliance_frameworks": state.frameworks,
+        "checkpoint": checkpoint,
+        "public_key": state.verifier.to_vkey(),
+        "last_verification": last_verification,
+    }))
+    .into_response())
+}
+
+async fn get_block(
+    State(state): State<Arc<AppState>>,
+    Path(index): Path<String>,
+) -> Result<Response, ApiError> {
+    let index: u64 = index.parse().map_err(|_| {
+        rejected(
+            &state,
+            FieldError::field(
+                "index",
+                FieldErrorCode::OutOfRange,
+                format!("index must be a non-negative integer, got {index:?}"),
+            ),
+        )
+    })?;
+    match state
+        .store
+        .reader()
+        .block(index)
+        .await
+        .map_err(storage_error)?
+    {
+        Some(block) => Ok(Json(block.to_json()).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no block {index}; the ledger has {} blocks",
+            state.store.tree_head().size
+        ))
+        .with_field("index")),
+    }
+}
+
+/// Largest page of `GET /v1/ledger/blocks`.
+const MAX_BLOCK_PAGE: u64 = 1000;
+
+async fn list_blocks(
+    State(state): State<Arc<AppState>>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let params = query_params(&state, query, &["from", "limit"])?;
+    let from = int_param(&state, &params, "from", 0, i64::MAX as u64)?.unwrap_or(0);
+    let limit = int_param(&state, &params, "limit", 1, MAX_BLOCK_PAGE)?.unwrap_or(100);
+    let blocks = state
+        .store
+        .reader()
+        .blocks(from, limit as u32)
+        .await
+        .map_err(storage_error)?;
+    let blocks = blocks
+        .into_iter()
+        .map(|b| b.map(|b| b.to_json()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(storage_error)?;
+    Ok(Json(json!({ "from": from, "count": blocks.len(), "blocks": blocks })).into_response())
+}
+
+// ---- checkpoints and keys ---------------------------------------------------
+
+fn text(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
+}
+
+async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    match state
+        .store
+        .reader()
+        .latest_checkpoint()
+        .await
+        .map_err(storage_error)?
+    {
+        Some(c) => Ok(text(c.note)),
+        None => Err(ApiError::not_found("no checkpoint has been signed yet")),
+    }
+}
+
+async fn public_key(State(state): State<Arc<AppState>>) -> Response {
+    text(format!("{}\n", state.verifier.to_vkey()))
+}
+
+// ---- proofs -------------------------------------------------------------------
+
+async fn default_tree_size(state: &AppState) -> Result<u64, ApiError> {
+    Ok(
+        match state
+            .store
+            .reader()
+            .latest_checkpoint()
+            .await
+            .map_err(storage_error)?
+        {
+            Some(c) => c.size,
+            None => state.store.tree_head().size,
+        },
+    )
+}
+
+async fn inclusion_proof(
+    State(state): State<Arc<AppState>>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let params = query_params(&state, query, &["index", "tree_size"])?;
+    let index = required(
+        &state,
+        int_param(&state, &params, "index", 0, i64::MAX as u64)?,
+        "index",
+    )?;
+    let tree_size = match int_param(&state, &params, "tree_size", 1, i64::MAX as u64)? {
+        Some(n) => n,
+        None => default_tree_size(&state).await?,
+    };
+    if index >= tree_size {
+        return Err(rejected(
+            &state,
+            FieldError::field(
+                "index",
+                FieldErrorCode::OutOfRange,
+                format!("index {index} is not below tree_size {tree_size}"),
+            ),
+        ));
+    }
+    let reader = state.store.reader();
+    let stored = state.store.tree_head().size;
+    let (leaf, proof) = reader
+        .inclusion_proof(index, tree_size, stored)
+        .await
+        .map_err(storage_error)?;
+    let root = reader.root_at(tree_size).await.map_err(storage_error)?;
+    Ok(Json(json!({
+        "index": index,
+        "tree_size": tree_size,
+        "leaf_hash": b64(&leaf),
+        "root_hash": b64(&root),
+        "hashes": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+async fn consistency_proof(
+    State(state): State<Arc<AppState>>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let params = query_params(&state, query, &["first", "second"])?;
+    let first = required(
+        &state,
+        int_param(&state, &params, "first", 1, i64::MAX as u64)?,
+        "first",
+    )?;
+    let second = match int_param(&state, &params, "second", 1, i64::MAX as u64)? {
+        Some(n) => n,
+        None => default_tree_size(&state).await?,
+    };
+    if first > second {
+        return Err(rejected(
+            &state,
+            FieldError::field(
+                "first",
+                FieldErrorCode::OutOfRange,
+                format!("first {first} is larger than second {second}"),
+            ),
+        ));
+    }
+    let reader = state.store.reader();
+    let stored = state.store.tree_head().size;
+    let proof = reader
+        .consistency_proof(first, second, stored)
+        .await
+        .map_err(storage_error)?;
+    Ok(Json(json!({
+        "first": first,
+        "second": second,
+        "first_root": b64(&reader.root_at(first).await.map_err(storage_error)?),
+        "second_root": b64(&reader.root_at(second).await.map_err(storage_error)?),
+        "hashes": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+// ---- verification and attestations ---------------------------------------------
+
+async fn verify(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let report = verify_ledger(state.store.reader(), Some(&state.verifier), |_| {})
+        .await
+        .map_err(storage_error)?;
+    if !report.ok {
+        state.metrics.verify_failures.inc();
+        tracing::error!(failure = ?report.failure, "ledger verification failed");
+    }
+    *lock(&state.last_verification) = Some(report.clone());
+    Ok(Json(report).into_response())
+}
+
+async fn post_attestation(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
+    let names: Vec<&str> = state.frameworks.iter().map(String::as_str).collect();
+    object
+        .deny_unknown(&names)
+        .map_err(|e| rejected(&state, e))?;
+    let mut statuses = BTreeMap::new();
+    for name in &names {
+        let Some(value) = object
+            .optional_string(name)
+            .map_err(|e| rejected(&state, e))?
+        else {
+            continue;
+        };
+        let status = AttestationStatus::parse(&value)
+            .filter(|s| *s != AttestationStatus::Genesis)
+            .ok_or_else(|| {
+                rejected(
+                    &state,
+                    FieldError::field(
+                        name,
+                        FieldErrorCode::InvalidChoice,
+                        format!(
+                            "{name} must be verified, failed, pending or waived; got {value:?}"
+                        ),
+                    ),
+                )
+            })?;
+        statuses.insert(name.to_string(), status);
+    }
+    if statuses.is_empty() {
+        return Err(rejected(
+            &state,
+            FieldError::document(
+                FieldErrorCode::MissingField,
+                format!(
+                    "give at least one framework status, e.g. {{\"{}\": \"verified\"}}",
+                    names[0]
+                ),
+            ),
+        ));
+    }
+    let draft = BlockDraft {
+        timestamp: rfc3339_micros(now_micros()),
+        kind: BlockKind::Attestation,
+        phi_qevf: None,
+        eta_ent: None,
+        compliance_attestations: statuses,
+        region: None,
+        run_id: None,
+        payload: None,
+    };
+    let mut blocks = state.store.append_blocks(vec![draft]).await?;
+    let block = blocks.pop().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            "no block returned",
+        )
+    })?;
+    Ok((StatusCode::CREATED, Json(block.to_json())).into_response())
+}
+
+async fn attestation_history(
+    State(state): State<Arc<AppState>>,
+    Path(framework): Path<String>,
+) -> Result<Response, ApiError> {
+    if !state.frameworks.contains(&framework) {
+        return Err(ApiError::not_found(format!(
+            "unknown framework {framework:?}; configured: {}",
+            state.frameworks.join(", ")
+        ))
+        .with_field("framework"));
+    }
+    let blocks = state
+        .store
+        .reader()
+        .latest_blocks_of_kind("attestation", 1000)
+        .await
+        .map_err(storage_error)?;
+    let history: Vec<Value> = blocks
+        .iter()
+        .filter_map(|b| {
+            b.compliance_attestations
+                .get(&framework)
+                .map(|s| json!({ "index": b.index, "timestamp": b.timestamp, "status": s.as_str(), "hash": b.hash }))
+        })
+        .collect();
+    Ok(
+        Json(json!({ "framework": framework, "count": history.len(), "history": history }))
+            .into_response(),
+    )
+}
+
+// ---- Grafana export -------------------------------------------------------------
+
+/// Largest page of the Grafana export.
+const MAX_EXPORT_PAGE: u64 = 100_000;
+
+async fn export_grafana(
+    State(state): State<Arc<AppState>>,
+    query: Params,
+) -> Result<Response, ApiError> {
+    let params = query_params(&state, query, &["from", "limit"])?;
+    let mut from = int_param(&state, &params, "from", 0, i64::MAX as u64)?.unwrap_or(0);
+    let limit = int_param(&state, &params, "limit", 1, MAX_EXPORT_PAGE)?.unwrap_or(10_000);
+    let mut rows = Vec::new();
+    while (rows.len() as u64) < limit {
+        let page = (limit - rows.len() as u64).min(MAX_BLOCK_PAGE * 10) as u32;
+        let blocks = state
+            .store
+            .reader()
+            .blocks(from, page)
+            .await
+            .map_err(storage_error)?;
+        if blocks.is_empty() {
+            break;
+        }
+        for block in blocks {
+            rows.push(grafana_row(&block.map_err(storage_error)?));
+        }
+        from = rows
+            .last()
+            .and_then(|r| r["index"].as_u64())
+            .map_or(from, |i| i + 1);
+    }
+    Ok(Json(rows).into_response())
+}
+
+// ---- C2SP tlog-tiles ---------------------------------------------------------------
+
+async fn tile(
+    State(state): State<Arc<AppState>>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let request = tiles::parse_tile_path(&path)
+        .map_err(|e| ApiError::not_found(format!("not a tile path: {e}")))?;
+    let size = state.store.tree_head().size;
+    let unavailable = || {
+        ApiError::not_found(format!(
+            "tile {path} is not available in a tree of {size} entries"
+        ))
+    };
+    let reader = state.store.reader();
+    let body = match request {
+        TileRequest::Hashes {
+            level,
+            index,
+            width,
+        } => {
+            let available = tiles::tile_width_at(level, index, size).ok_or_else(unavailable)?;
+            let width = width.unwrap_or(tiles::TILE_WIDTH);
+            if width > available {
+                return Err(unavailable());
+            }
+            let level_in_tree = level
+                .checked_mul(tiles::TILE_HEIGHT)
+                .ok_or_else(unavailable)?;
+            reader
+                .level_hashes(level_in_tree, index * tiles::TILE_WIDTH, width)
+                .await
+                .map_err(storage_error)?
+        }
+        TileRequest::Entries { index, width } => {
+            let available = tiles::tile_width_at(0, index, size).ok_or_else(unavailable)?;
+            let width = width.unwrap_or(tiles::TILE_WIDTH);
+            if width > available {
+                return Err(unavailable());
+            }
+            let blocks = reader
+                .blocks(index * tiles::TILE_WIDTH, width as u32)
+                .await
+                .map_err(storage_error)?;
+            let mut entries = Vec::with_capacity(blocks.len());
+            for block in blocks {
+                let block = block.map_err(storage_error)?;
+                entries.push(block.leaf_bytes().map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "ledger_corrupt",
+                        e.to_string(),
+                    )
+                })?);
+            }
+            tiles::entry_bundle(&entries).map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ledger_corrupt",
+                    e.to_string(),
+                )
+            })?
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
+}
