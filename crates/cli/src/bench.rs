@@ -35,6 +35,30 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200_000)]
         runs: u64,
     },
+    /// Ledger: durable appends/s with group commit (concurrent single-run
+    /// appends, each run with its block), then inclusion-proof latency and
+    /// offline verification rate on a ledger of `--blocks` blocks.
+    #[command(
+        after_help = "Examples:\n  cargo run --release -- bench ledger\n  cargo run --release -- bench ledger --database-url postgres://postgres@127.0.0.1/test"
+    )]
+    Ledger {
+        /// Ledger size for the proof and verification measurements.
+        #[arg(long, default_value_t = 1_000_000)]
+        blocks: u64,
+        /// Single-run appends for the throughput measurement.
+        #[arg(long, default_value_t = 100_000)]
+        appends: u64,
+        /// Concurrent appenders.
+        #[arg(long, default_value_t = 64)]
+        clients: u32,
+        /// Inclusion proofs to time.
+        #[arg(long, default_value_t = 20_000)]
+        proofs: u64,
+        /// PostgreSQL URL to benchmark instead of a temporary SQLite file.
+        /// The benchmark creates and drops its own schema there.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 /// Runs one benchmark and prints its numbers.
@@ -45,6 +69,13 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Ingest { clients, runs } => bench_ingest(clients, runs).await,
+        BenchCommand::Ledger {
+            blocks,
+            appends,
+            clients,
+            proofs,
+            database_url,
+        } => crate::bench_ledger::run(blocks, appends, clients, proofs, database_url).await,
     }
 }
 

@@ -42,6 +42,7 @@ struct Tally {
     rejected: AtomicU64,
     failed: AtomicU64,
     last_phi: Mutex<BTreeMap<String, f64>>,
+    ledger: Mutex<Option<(u64, Option<u64>)>>,
     down: Mutex<BTreeMap<String, bool>>,
 }
 
@@ -60,8 +61,13 @@ impl Tally {
                 format!("{region} {phi:.1}{mark}")
             })
             .collect();
+        let ledger = match *self.ledger.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some((blocks, Some(signed))) => format!(" | ledger {blocks} blocks, {signed} signed"),
+            Some((blocks, None)) => format!(" | ledger {blocks} blocks"),
+            None => String::new(),
+        };
         format!(
-            "runs accepted {} | duplicates {} | rejected {} | failed {} | last phi: {}",
+            "runs accepted {} | duplicates {} | rejected {} | failed {}{ledger} | last phi: {}",
             self.accepted.load(Ordering::Relaxed),
             self.duplicates.load(Ordering::Relaxed),
             self.rejected.load(Ordering::Relaxed),
@@ -181,10 +187,12 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         };
         if last_print.elapsed() >= every {
             last_print = Instant::now();
+            refresh_ledger(&client, &url, &tally).await;
             print_summary(&tally, interactive);
         }
     }
     let _ = limit.acquire_many(MAX_IN_FLIGHT as u32).await;
+    refresh_ledger(&client, &url, &tally).await;
     print_summary(&tally, interactive);
     if interactive {
         println!();
@@ -193,6 +201,20 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
     println!("demo stopped cleanly");
     drop(temp_dir);
     Ok(())
+}
+
+/// Reads the ledger length and newest checkpoint size from the node's API.
+async fn refresh_ledger(client: &reqwest::Client, url: &str, tally: &Tally) {
+    let Ok(response) = client.get(format!("{url}/v1/ledger")).send().await else {
+        return;
+    };
+    let Ok(summary) = response.json::<serde_json::Value>().await else {
+        return;
+    };
+    if let Some(blocks) = summary["chain_length"].as_u64() {
+        let signed = summary["checkpoint"]["tree_size"].as_u64();
+        *tally.ledger.lock().unwrap_or_else(PoisonError::into_inner) = Some((blocks, signed));
+    }
 }
 
 fn print_summary(tally: &Tally, interactive: bool) {

@@ -147,6 +147,11 @@ impl<'a> RawObject<'a> {
         }
     }
 
+    /// Whether `name` is present at all (even as `null`).
+    pub fn contains(&self, name: &str) -> bool {
+        self.fields.iter().any(|(n, _)| n == name)
+    }
+
     /// The raw value of `name`, treating JSON `null` as absent.
     pub fn get(&self, name: &str) -> Option<&'a RawValue> {
         self.fields

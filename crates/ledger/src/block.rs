@@ -14,6 +14,17 @@ use crate::hex;
 use crate::jcs::canonicalize;
 use crate::merkle::sha256;
 
+/// What [`Block::digests`] computes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockDigests {
+    /// Recomputed block hash (lowercase hex).
+    pub hash: String,
+    /// Length of the Merkle leaf input (JCS of the full block).
+    pub leaf_len: usize,
+    /// RFC 6962 leaf hash of the full block as stored (with its stored `hash`).
+    pub leaf_hash: crate::merkle::Hash,
+}
+
 /// `previous_hash` of the genesis block: 64 zeros.
 pub const GENESIS_PREVIOUS_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
@@ -226,6 +237,16 @@ impl Block {
     /// leaf bytes exceed [`MAX_ENTRY_BYTES`]. A sealed block therefore always
     /// passes the structural checks of [`ChainVerifier`](crate::verify::ChainVerifier).
     pub fn seal(draft: BlockDraft, index: u64, previous_hash: &str) -> Result<Block, LedgerError> {
+        Self::seal_digested(draft, index, previous_hash).map(|(block, _)| block)
+    }
+
+    /// [`Block::seal`], also returning the block's digests (its Merkle leaf
+    /// hash), computed from the same single canonicalization.
+    pub fn seal_digested(
+        draft: BlockDraft,
+        index: u64,
+        previous_hash: &str,
+    ) -> Result<(Block, BlockDigests), LedgerError> {
         if !hex::is_lower_hash(previous_hash) {
             return Err(invalid("previous_hash must be 64 lowercase hex characters"));
         }
@@ -257,15 +278,15 @@ impl Block {
             previous_hash: previous_hash.to_string(),
             hash: String::new(),
         };
-        block.hash = block.compute_hash()?;
-        let size = block.leaf_bytes()?.len();
-        if size > MAX_ENTRY_BYTES {
+        let digests = block.digests_with(None)?;
+        block.hash = digests.hash.clone();
+        if digests.leaf_len > MAX_ENTRY_BYTES {
             return Err(LedgerError::EntryTooLarge {
-                size,
+                size: digests.leaf_len,
                 max: MAX_ENTRY_BYTES,
             });
         }
-        Ok(block)
+        Ok((block, digests))
     }
 
     /// The genesis block: index 0, kind `genesis`, previous hash of 64
@@ -346,6 +367,60 @@ impl Block {
             return Err(LedgerError::IndexTooLarge(self.index));
         }
         Ok(())
+    }
+
+    /// The block hash and the Merkle leaf hash from one canonicalization of
+    /// each member: JCS of an object is its members' canonical forms joined
+    /// in key order, so the content form (without `hash`) and the full form
+    /// (the leaf input) share every member but one. Equal to
+    /// ([`Block::compute_hash`], `leaf_hash(`[`Block::leaf_bytes`]`)`).
+    pub fn digests(&self) -> Result<BlockDigests, LedgerError> {
+        self.digests_with(Some(&self.hash))
+    }
+
+    /// Digests with the leaf built over `stored_hash`, or over the freshly
+    /// computed hash when `None` (sealing).
+    fn digests_with(&self, stored_hash: Option<&str>) -> Result<BlockDigests, LedgerError> {
+        self.check_numbers()?;
+        let mut members: Vec<(String, Vec<u8>)> = self
+            .content_map()
+            .into_iter()
+            .map(|(key, value)| Ok((key, canonicalize(&value)?)))
+            .collect::<Result<_, LedgerError>>()?;
+        // Every top-level key is ASCII, so byte order is JCS's UTF-16 order.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let assemble = |members: &[(String, Vec<u8>)]| {
+            let mut out = Vec::with_capacity(
+                members
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 4)
+                    .sum::<usize>()
+                    + 2,
+            );
+            out.push(b'{');
+            for (i, (key, value)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.push(b'"');
+                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(b"\":");
+                out.extend_from_slice(value);
+            }
+            out.push(b'}');
+            out
+        };
+        let content = assemble(&members);
+        let hash = hex::encode(&sha256(&content));
+        let stored_hash = canonicalize(&Value::String(stored_hash.unwrap_or(&hash).to_string()))?;
+        let at = members.partition_point(|(key, _)| key.as_str() < "hash");
+        members.insert(at, ("hash".to_string(), stored_hash));
+        let leaf = assemble(&members);
+        Ok(BlockDigests {
+            hash,
+            leaf_len: leaf.len(),
+            leaf_hash: crate::merkle::leaf_hash(&leaf),
+        })
     }
 
     /// Recomputes the block hash: lowercase `hex(SHA-256(JCS(content_json)))`.

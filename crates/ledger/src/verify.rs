@@ -9,8 +9,8 @@
 
 use std::fmt;
 
-use crate::block::{Block, BlockKind, GENESIS_PREVIOUS_HASH, MAX_ENTRY_BYTES};
-use crate::merkle::{leaf_hash, Hash, RightEdge};
+use crate::block::{Block, BlockDigests, BlockKind, GENESIS_PREVIOUS_HASH, MAX_ENTRY_BYTES};
+use crate::merkle::{Hash, RightEdge};
 
 /// The first bad block found: its expected index and a precise reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,24 @@ impl ChainVerifier {
     /// hash; the recomputed hash equals `hash`; the leaf fits a tile entry.
     /// On failure nothing changes, so the verifier still expects this index.
     pub fn push(&mut self, block: &Block) -> Result<(), VerifyFailure> {
+        self.check(block, None)
+    }
+
+    /// Like [`ChainVerifier::push`] with `digests` already computed by
+    /// [`Block::digests`] (e.g. in parallel for a batch of blocks).
+    pub fn push_digested(
+        &mut self,
+        block: &Block,
+        digests: &BlockDigests,
+    ) -> Result<(), VerifyFailure> {
+        self.check(block, Some(digests))
+    }
+
+    fn check(
+        &mut self,
+        block: &Block,
+        precomputed: Option<&BlockDigests>,
+    ) -> Result<(), VerifyFailure> {
         let expected = self.edge.size();
         let fail = |reason: String| VerifyFailure {
             index: expected,
@@ -96,30 +114,31 @@ impl ChainVerifier {
                 }
             }
         }
-        let computed = block
-            .compute_hash()
-            .map_err(|e| fail(format!("cannot compute hash: {e}")))?;
-        if computed != block.hash {
+        let digests = match precomputed {
+            Some(d) => d.clone(),
+            None => block
+                .digests()
+                .map_err(|e| fail(format!("cannot compute hash: {e}")))?,
+        };
+        if digests.hash != block.hash {
             return Err(fail(format!(
-                "hash mismatch: stored {} computed {computed}",
+                "hash mismatch: stored {} computed {}",
                 if block.hash.is_empty() {
                     "(empty)"
                 } else {
                     &block.hash
-                }
+                },
+                digests.hash
             )));
         }
-        let leaf = block
-            .leaf_bytes()
-            .map_err(|e| fail(format!("cannot compute leaf bytes: {e}")))?;
-        if leaf.len() > MAX_ENTRY_BYTES {
+        if digests.leaf_len > MAX_ENTRY_BYTES {
             return Err(fail(format!(
                 "leaf is {} bytes, more than the maximum of {MAX_ENTRY_BYTES}",
-                leaf.len()
+                digests.leaf_len
             )));
         }
-        self.edge.append(leaf_hash(&leaf));
-        self.last_hash = Some(computed);
+        self.edge.append(digests.leaf_hash);
+        self.last_hash = Some(digests.hash);
         Ok(())
     }
 

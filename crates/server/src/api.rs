@@ -212,15 +212,36 @@ pub(crate) fn rejected(state: &AppState, e: FieldError) -> ApiError {
 }
 
 /// Prices a run and drafts its ledger block.
-fn value_run(state: &AppState, telemetry: Telemetry) -> RunEntry {
+fn value_run(state: &AppState, telemetry: Telemetry) -> Result<RunEntry, FieldError> {
+    let valuation = finite_value(state, &telemetry.metrics)?;
     let record = RunRecord {
-        valuation: state.engine.value(&telemetry.metrics),
+        valuation,
         telemetry,
         accepted_at: now_micros(),
         block_index: None,
     };
     let draft = valuation_draft(&record, &state.frameworks);
-    (record, draft)
+    Ok((record, draft))
+}
+
+/// Prices `metrics`, refusing inputs whose figures would not be finite.
+fn finite_value(
+    state: &AppState,
+    metrics: &qunimbus_core::RunMetrics,
+) -> Result<Valuation, FieldError> {
+    let valuation = state.engine.value(metrics);
+    if valuation.is_finite() {
+        Ok(valuation)
+    } else {
+        Err(FieldError::field(
+            "eph_delivered",
+            FieldErrorCode::OutOfRange,
+            format!(
+                "eph_delivered {} is too small: eph_price = phi_qevf / eph_delivered is not a finite number",
+                metrics.eph_delivered
+            ),
+        ))
+    }
 }
 
 // ---- ingest ---------------------------------------------------------------
@@ -234,7 +255,7 @@ async fn post_telemetry(
     let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
     let telemetry =
         Telemetry::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
-    let record = value_run(&state, telemetry);
+    let record = value_run(&state, telemetry).map_err(|e| rejected(&state, e))?;
     let stored = state.store.append_runs(vec![record]).await?;
     state.note_stored(&stored);
     state
@@ -294,8 +315,8 @@ async fn post_telemetry_batch(
     let mut runs = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        match item {
-            Ok(t) => runs.push(t),
+        match item.and_then(|t| value_run(&state, t)) {
+            Ok(entry) => runs.push(entry),
             Err(e) => {
                 state.metrics.reject(e.code.as_str());
                 errors.push(ItemError {
@@ -324,8 +345,7 @@ async fn post_telemetry_batch(
         error.items = errors;
         return Err(error);
     }
-    let entries: Vec<RunEntry> = runs.into_iter().map(|t| value_run(&state, t)).collect();
-    let stored = state.store.append_runs(entries).await?;
+    let stored = state.store.append_runs(runs).await?;
     state.note_stored(&stored);
     state
         .metrics
@@ -371,13 +391,14 @@ async fn quote(
     let request =
         QuoteRequest::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
     let m = request.metrics;
+    let valuation = finite_value(&state, &m).map_err(|e| rejected(&state, e))?;
     Ok(Json(QuoteResponse {
         region: request.region,
         eta_ent: m.eta_ent,
         coherence_variance: m.coherence_variance,
         runtime_hours: m.runtime_hours,
         eph_delivered: m.eph_delivered,
-        valuation: state.engine.value(&m),
+        valuation,
     })
     .into_response())
 }

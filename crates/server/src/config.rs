@@ -137,6 +137,9 @@ pub struct LedgerConfig {
     pub checkpoint_interval_ms: u64,
     /// Compliance frameworks recorded on every block.
     pub frameworks: Vec<String>,
+    /// Keep every Merkle node in memory (64 bytes per block) while the log has
+    /// at most this many blocks, so proofs need no database read; 0 = off.
+    pub node_cache_max_blocks: u64,
 }
 
 impl Default for LedgerConfig {
@@ -149,6 +152,7 @@ impl Default for LedgerConfig {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            node_cache_max_blocks: 4 << 20,
         }
     }
 }

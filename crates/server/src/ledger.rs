@@ -4,7 +4,7 @@
 
 use crate::config::LedgerConfig;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
-use qunimbus_ledger::block::{AttestationStatus, Block, BlockDraft, BlockKind};
+use qunimbus_ledger::block::{AttestationStatus, Block, BlockDigests, BlockDraft, BlockKind};
 use qunimbus_ledger::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use qunimbus_ledger::merkle::Hash;
 use qunimbus_ledger::verify::ChainVerifier;
@@ -228,6 +228,32 @@ pub struct VerifyReport {
     pub duration_ms: u64,
 }
 
+type Digest = Option<Result<BlockDigests, qunimbus_ledger::LedgerError>>;
+
+/// Computes the digests of every decodable block of `batch` on all cores.
+fn parallel_digests(batch: &[Result<Block, StorageError>]) -> Vec<Digest> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = batch.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = batch
+            .chunks(chunk)
+            .map(|part| {
+                let worker = scope.spawn(move || {
+                    part.iter()
+                        .map(|b| b.as_ref().ok().map(Block::digests))
+                        .collect::<Vec<_>>()
+                });
+                (part.len(), worker)
+            })
+            .collect();
+        // A worker that died leaves `None`s: those blocks are hashed again, in order.
+        workers
+            .into_iter()
+            .flat_map(|(len, w)| w.join().unwrap_or_else(|_| vec![None; len]))
+            .collect()
+    })
+}
+
 /// Blocks read per query while verifying.
 const VERIFY_BATCH: u32 = 10_000;
 
@@ -271,12 +297,23 @@ pub async fn verify_ledger(
         }
     }
     let checkpoint_size = checkpoint.as_ref().map(|c| c.size);
-    'read: while failure.is_none() {
-        let batch = reader.blocks(chain.size(), VERIFY_BATCH).await?;
-        if batch.is_empty() {
+    // Reading the next batch overlaps with hashing the current one, and the
+    // hashing of a batch is spread over the machine's cores; the chain
+    // checks themselves stay sequential.
+    let mut next = Some(reader.blocks(0, VERIFY_BATCH).await?);
+    'read: while let Some(batch) = next.take() {
+        if batch.is_empty() || failure.is_some() {
             break;
         }
-        for item in batch {
+        let following = batch.len() as u64 + chain.size();
+        let hashing = tokio::task::spawn_blocking(move || {
+            let digests = parallel_digests(&batch);
+            (batch, digests)
+        });
+        let (fetched, hashed) = tokio::join!(reader.blocks(following, VERIFY_BATCH), hashing);
+        let (batch, digests) = hashed
+            .map_err(|e| StorageError::Corrupt(format!("verification worker failed: {e}")))?;
+        for (item, digest) in batch.into_iter().zip(digests) {
             let block = match item {
                 Ok(block) => block,
                 Err(StorageError::CorruptBlock { index, reason }) => {
@@ -285,7 +322,11 @@ pub async fn verify_ledger(
                 }
                 Err(e) => return Err(e),
             };
-            if let Err(f) = chain.push(&block) {
+            let pushed = match digest {
+                Some(Ok(d)) => chain.push_digested(&block, &d),
+                _ => chain.push(&block),
+            };
+            if let Err(f) = pushed {
                 failure = Some(VerifyFailureReport {
                     index: f.index,
                     reason: f.reason,
@@ -297,6 +338,7 @@ pub async fn verify_ledger(
             }
         }
         progress(chain.size());
+        next = Some(fetched?);
     }
     if failure.is_none() {
         if chain.size() == 0 {

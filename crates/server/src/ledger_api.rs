@@ -357,6 +357,16 @@ async fn post_attestation(
         .map_err(|e| rejected(&state, e))?;
     let mut statuses = BTreeMap::new();
     for name in &names {
+        if object.contains(name) && object.get(name).is_none() {
+            return Err(rejected(
+                &state,
+                FieldError::field(
+                    name,
+                    FieldErrorCode::InvalidChoice,
+                    format!("{name} must be verified, failed, pending or waived; got null"),
+                ),
+            ));
+        }
         let Some(value) = object
             .optional_string(name)
             .map_err(|e| rejected(&state, e))?
@@ -412,6 +422,10 @@ async fn post_attestation(
     Ok((StatusCode::CREATED, Json(block.to_json())).into_response())
 }
 
+/// Attestation blocks read for one framework's history (newest first);
+/// `truncated` in the answer says when older ones were left out.
+const ATTESTATION_HISTORY_LIMIT: u32 = 1000;
+
 async fn attestation_history(
     State(state): State<Arc<AppState>>,
     Path(framework): Path<String>,
@@ -426,9 +440,10 @@ async fn attestation_history(
     let blocks = state
         .store
         .reader()
-        .latest_blocks_of_kind("attestation", 1000)
+        .latest_blocks_of_kind("attestation", ATTESTATION_HISTORY_LIMIT)
         .await
         .map_err(storage_error)?;
+    let truncated = blocks.len() as u32 == ATTESTATION_HISTORY_LIMIT;
     let history: Vec<Value> = blocks
         .iter()
         .filter_map(|b| {
@@ -438,7 +453,7 @@ async fn attestation_history(
         })
         .collect();
     Ok(
-        Json(json!({ "framework": framework, "count": history.len(), "history": history }))
+        Json(json!({ "framework": framework, "count": history.len(), "truncated": truncated, "history": history }))
             .into_response(),
     )
 }

@@ -109,6 +109,7 @@ impl RunningNode {
         let options = StoreOptions {
             queue_depth: config.ingest.queue_depth,
             max_group_rows: config.ingest.max_group_rows,
+            node_cache_max_leaves: config.ledger.node_cache_max_blocks,
             on_commit: Some(Arc::new(move |rows, took| {
                 observer.observe_commit(rows, took)
             })),

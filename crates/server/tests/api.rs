@@ -167,6 +167,12 @@ async fn bad_input_gets_a_named_error_and_stores_nothing() {
             Some("eph_delivered"),
         ),
         (
+            REFERENCE.replace(":1000}", ":5e-324}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "out_of_range",
+            Some("eph_delivered"),
+        ),
+        (
             REFERENCE.replace("Americas", "Atlantis"),
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_region",
@@ -243,7 +249,7 @@ async fn bad_input_gets_a_named_error_and_stores_nothing() {
         .await
         .unwrap();
     assert!(
-        metrics.contains(r#"qunimbus_rejected_inputs_total{reason="out_of_range"} 3"#),
+        metrics.contains(r#"qunimbus_rejected_inputs_total{reason="out_of_range"} 4"#),
         "{metrics}"
     );
 }

@@ -74,6 +74,13 @@ fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
+        // Statement journals of multi-row inserts stay in memory, not in temp files.
+        .pragma("temp_store", "memory")
+        // 64 MiB page cache per connection.
+        .pragma("cache_size", "-65536")
+        // Checkpoint the WAL every ~40 MiB instead of every 4 MiB: fewer
+        // copy-and-fsync pauses inside group commits.
+        .pragma("wal_autocheckpoint", "10000")
         .log_statements(tracing::log::LevelFilter::Trace)
 }
 

@@ -11,6 +11,7 @@
 //! Reads use a separate connection pool ([`Reader`]).
 
 mod backend;
+mod cache;
 mod reader;
 mod record;
 mod writer;
@@ -21,6 +22,7 @@ pub use record::{RunRecord, Stored};
 pub use writer::{CommitObserver, RunEntry};
 
 use backend::{dispatch, BeginWrite};
+use cache::NodeCache;
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::merkle::{self, Hash, RightEdge};
 use record::{BlockRow, BLOCK_COLUMNS};
@@ -84,6 +86,9 @@ pub struct StoreOptions {
     pub read_connections: u32,
     /// Called after every commit with its size and duration (for metrics).
     pub on_commit: Option<CommitObserver>,
+    /// Keep every Merkle node in memory (64 bytes per block) while the tree
+    /// has at most this many blocks; 0 turns the cache off.
+    pub node_cache_max_leaves: u64,
 }
 
 impl Default for StoreOptions {
@@ -93,6 +98,7 @@ impl Default for StoreOptions {
             max_group_rows: 4096,
             read_connections: 4,
             on_commit: None,
+            node_cache_max_leaves: 4 << 20,
         }
     }
 }
@@ -135,7 +141,15 @@ impl Store {
             checkpoint_size,
         };
         let (published, head_rx) = watch::channel(tree);
-        let reader = Reader::open(target, options.read_connections).await?;
+        let cache = if tree.size <= options.node_cache_max_leaves {
+            let cache = NodeCache::new(options.node_cache_max_leaves);
+            load_cache(&mut conn, &cache).await?;
+            Arc::new(cache)
+        } else {
+            Arc::new(NodeCache::disabled())
+        };
+        let reader =
+            Reader::open_with_cache(target, options.read_connections, cache.clone()).await?;
         let (jobs, rx) = mpsc::channel(options.queue_depth.max(1));
         let shutdown = Arc::new(Notify::new());
         let writer = Writer::new(
@@ -144,6 +158,7 @@ impl Store {
             options.max_group_rows,
             options.on_commit,
             published,
+            cache,
         );
         let writer_task = tokio::spawn(writer.run(rx, shutdown.clone()));
         Ok(Self {
@@ -245,6 +260,35 @@ impl Store {
     }
 }
 
+/// Nodes read per query while filling the cache.
+const CACHE_LOAD_PAGE: i64 = 50_000;
+
+/// Fills the node cache from the database, in key order (level by level,
+/// index by index: the order `NodeCache::extend` expects).
+async fn load_cache(conn: &mut backend::WriteConn, cache: &NodeCache) -> Result<(), StorageError> {
+    let mut after = i64::MIN;
+    loop {
+        let rows: Vec<(i64, Vec<u8>)> = dispatch!(&mut *conn, conn => {
+            sqlx::query_as("SELECT node, hash FROM merkle_nodes WHERE node > $1 ORDER BY node LIMIT $2")
+                .bind(after)
+                .bind(CACHE_LOAD_PAGE)
+                .fetch_all(&mut *conn)
+                .await
+        })?;
+        let Some((last, _)) = rows.last() else {
+            return Ok(());
+        };
+        after = *last;
+        let mut nodes: Vec<(merkle::NodeId, Hash)> =
+            writer::nodes_from_rows(rows)?.into_iter().collect();
+        nodes.sort_by_key(|(id, _)| (id.level, id.index));
+        cache.extend(&nodes);
+        if !cache.enabled() {
+            return Ok(());
+        }
+    }
+}
+
 /// Loads the chain head from the database (writing `genesis` into an empty
 /// ledger) and checks it against the newest signed checkpoint.
 async fn load_head(
@@ -279,9 +323,8 @@ async fn load_head(
                 .execute(&mut *tx)
                 .await?;
                 for (id, hash) in nodes {
-                    sqlx::query("INSERT INTO merkle_nodes (level, idx, hash) VALUES ($1, $2, $3)")
-                        .bind(i64::from(id.level))
-                        .bind(writer::to_i64(id.index)?)
+                    sqlx::query("INSERT INTO merkle_nodes (node, hash) VALUES ($1, $2)")
+                        .bind(writer::node_key(id)?)
                         .bind(hash.to_vec())
                         .execute(&mut *tx)
                         .await?;

@@ -1,12 +1,14 @@
 //! Read queries: runs, statistics, blocks, proofs, tiles and checkpoints.
 
 use crate::backend::{self, dispatch, DbTarget, ReadPool};
+use crate::cache::NodeCache;
 use crate::record::{BlockRow, RunRecord, RunRow, BLOCK_COLUMNS, RUN_COLUMNS};
-use crate::writer::{fetch_nodes, root_from_nodes, to_hash, to_i64};
+use crate::writer::{fetch_nodes, fold_plan, node_key, to_hash, to_i64};
 use crate::StorageError;
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::merkle::{self, Hash, NodeId};
 use qunimbus_valuation::{nearest_rank, PhiStats};
+use std::sync::Arc;
 
 /// A signed checkpoint as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,13 +27,23 @@ pub struct CheckpointRecord {
 /// its own for offline tools (`qunimbus ledger verify`).
 pub struct Reader {
     pool: ReadPool,
+    cache: Arc<NodeCache>,
 }
 
 impl Reader {
     /// Opens a read pool on an existing database (read-only for SQLite).
     pub async fn open(target: &DbTarget, connections: u32) -> Result<Self, StorageError> {
+        Self::open_with_cache(target, connections, Arc::new(NodeCache::disabled())).await
+    }
+
+    pub(crate) async fn open_with_cache(
+        target: &DbTarget,
+        connections: u32,
+        cache: Arc<NodeCache>,
+    ) -> Result<Self, StorageError> {
         Ok(Self {
             pool: backend::open_readers(target, connections).await?,
+            cache,
         })
     }
 
@@ -167,12 +179,17 @@ impl Reader {
         &self,
         ids: &[NodeId],
     ) -> Result<std::collections::HashMap<NodeId, Hash>, StorageError> {
+        if let Some(nodes) = self.cache.get(ids) {
+            return Ok(nodes);
+        }
         dispatch!(&self.pool, pool => fetch_nodes!(pool, ids).await)
     }
 
     /// The root of the first `size` leaves (size must not exceed the stored tree).
     pub async fn root_at(&self, size: u64) -> Result<Hash, StorageError> {
-        dispatch!(&self.pool, pool => root_from_nodes!(pool, size).await)
+        let plan = merkle::root_plan(size);
+        let nodes = self.nodes(&plan).await?;
+        fold_plan(&plan, &nodes)
     }
 
     async fn assemble(&self, plan: Vec<Vec<NodeId>>) -> Result<Vec<Hash>, StorageError> {
@@ -234,10 +251,10 @@ impl Reader {
         from: u64,
         count: u64,
     ) -> Result<Vec<u8>, StorageError> {
-        let (start, end) = (to_i64(from)?, to_i64(from.saturating_add(count))?);
+        let start = node_key(NodeId { level, index: from })?;
+        let end = start.saturating_add(to_i64(count)?);
         let rows: Vec<(i64, Vec<u8>)> = dispatch!(&self.pool, pool => {
-            sqlx::query_as("SELECT idx, hash FROM merkle_nodes WHERE level = $1 AND idx >= $2 AND idx < $3 ORDER BY idx")
-                .bind(i64::from(level))
+            sqlx::query_as("SELECT node, hash FROM merkle_nodes WHERE node >= $1 AND node < $2 ORDER BY node")
                 .bind(start)
                 .bind(end)
                 .fetch_all(pool)

@@ -2,6 +2,7 @@
 //! checkpoint records.
 
 use crate::backend::{dispatch, BeginWrite, WriteConn};
+use crate::cache::NodeCache;
 use crate::record::{block_json_columns, RunRecord, RunRow, RUN_COLUMNS};
 use crate::{StorageError, Stored, TreeHead};
 use qunimbus_ledger::block::{Block, BlockDraft};
@@ -76,6 +77,7 @@ pub(crate) struct Writer {
     max_group_rows: usize,
     on_commit: Option<CommitObserver>,
     published: watch::Sender<TreeHead>,
+    cache: Arc<NodeCache>,
 }
 
 impl Writer {
@@ -85,6 +87,7 @@ impl Writer {
         max_group_rows: usize,
         on_commit: Option<CommitObserver>,
         published: watch::Sender<TreeHead>,
+        cache: Arc<NodeCache>,
     ) -> Self {
         Self {
             conn,
@@ -92,6 +95,7 @@ impl Writer {
             max_group_rows: max_group_rows.max(1),
             on_commit,
             published,
+            cache,
         }
     }
 
@@ -147,7 +151,8 @@ impl Writer {
         let started = Instant::now();
         let mut head = self.head.clone();
         match write_group(&mut self.conn, &mut head, &group).await {
-            Ok(mut outcomes) => {
+            Ok((mut outcomes, nodes)) => {
+                self.cache.extend(&nodes);
                 self.head = head;
                 self.publish();
                 if let Some(observe) = &self.on_commit {
@@ -256,47 +261,57 @@ pub(crate) fn to_hash(bytes: &[u8]) -> Result<Hash, StorageError> {
     })
 }
 
+/// The database key of a stored node: `(level << 56) | index`.
+pub(crate) fn node_key(id: NodeId) -> Result<i64, StorageError> {
+    if id.level >= 64 || id.index >= 1 << 56 {
+        return Err(StorageError::OutOfRange(format!(
+            "Merkle node {id:?} is outside the stored tree"
+        )));
+    }
+    Ok((i64::from(id.level) << 56) | id.index as i64)
+}
+
+fn node_id(key: i64) -> Result<NodeId, StorageError> {
+    let key = u64::try_from(key)
+        .map_err(|_| StorageError::Corrupt(format!("negative node key {key}")))?;
+    Ok(NodeId {
+        level: (key >> 56) as u8,
+        index: key & ((1 << 56) - 1),
+    })
+}
+
 /// The SQL and bind values that read the given stored Merkle nodes.
 pub(crate) fn nodes_query(ids: &[NodeId]) -> Result<(String, Vec<i64>), StorageError> {
-    let unique: Vec<NodeId> = ids
+    let unique: Vec<i64> = ids
         .iter()
-        .copied()
-        .collect::<HashSet<_>>()
+        .map(|id| node_key(*id))
+        .collect::<Result<HashSet<_>, _>>()?
         .into_iter()
         .collect();
-    let mut sql = String::from("SELECT level, idx, hash FROM merkle_nodes WHERE ");
-    let mut binds = Vec::with_capacity(unique.len() * 2);
-    if unique.is_empty() {
-        sql.push_str("1 = 0");
-    }
-    for (i, id) in unique.iter().enumerate() {
+    // Pad the list to a power of two (at least 32) with an impossible key so
+    // that a handful of statement shapes cover every proof and each is
+    // prepared once and then served from the statement cache.
+    let slots = unique.len().max(32).next_power_of_two();
+    let mut sql = String::from("SELECT node, hash FROM merkle_nodes WHERE node IN (");
+    for i in 0..slots {
         if i > 0 {
-            sql.push_str(" OR ");
+            sql.push_str(", ");
         }
-        sql.push_str(&format!(
-            "(level = ${} AND idx = ${})",
-            2 * i + 1,
-            2 * i + 2
-        ));
-        binds.push(i64::from(id.level));
-        binds.push(to_i64(id.index)?);
+        sql.push_str(&format!("${}", i + 1));
     }
+    sql.push(')');
+    let mut binds = unique;
+    binds.resize(slots, -1);
     Ok((sql, binds))
 }
 
 /// Decodes rows of `nodes_query`.
 pub(crate) fn nodes_from_rows(
-    rows: Vec<(i64, i64, Vec<u8>)>,
+    rows: Vec<(i64, Vec<u8>)>,
 ) -> Result<HashMap<NodeId, Hash>, StorageError> {
-    let mut out = HashMap::with_capacity(rows.len());
-    for (level, idx, hash) in rows {
-        let id = NodeId {
-            level: u8::try_from(level).map_err(|_| StorageError::Corrupt("node level".into()))?,
-            index: u64::try_from(idx).map_err(|_| StorageError::Corrupt("node index".into()))?,
-        };
-        out.insert(id, to_hash(&hash)?);
-    }
-    Ok(out)
+    rows.into_iter()
+        .map(|(key, hash)| Ok((node_id(key)?, to_hash(&hash)?)))
+        .collect()
 }
 
 /// Reads stored Merkle nodes through any executor: `fetch_nodes!(executor, &ids)`.
@@ -306,7 +321,7 @@ macro_rules! fetch_nodes {
     ($executor:expr, $ids:expr) => {
         async {
             let (sql, binds) = $crate::writer::nodes_query($ids)?;
-            let mut query = sqlx::query_as::<_, (i64, i64, Vec<u8>)>(&sql);
+            let mut query = sqlx::query_as::<_, (i64, Vec<u8>)>(&sql);
             for value in binds {
                 query = query.bind(value);
             }
@@ -352,7 +367,7 @@ async fn write_group(
     conn: &mut WriteConn,
     head: &mut ChainHead,
     group: &[WriteJob],
-) -> Result<Vec<JobOutcome>, StorageError> {
+) -> Result<(Vec<JobOutcome>, Vec<(NodeId, Hash)>), StorageError> {
     let run_ids: Vec<&str> = group
         .iter()
         .filter_map(|job| match job {
@@ -380,6 +395,7 @@ async fn write_group(
         }
 
         let mut blocks: Vec<Block> = Vec::new();
+        let mut nodes: Vec<(NodeId, Hash)> = Vec::new();
         let mut new_runs: Vec<RunRecord> = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
         for job in group {
@@ -392,7 +408,7 @@ async fn write_group(
                             stored.push(Stored::Existing(original.clone()));
                             continue;
                         }
-                        let block = seal(head, draft.clone())?;
+                        let block = seal(head, draft.clone(), &mut nodes)?;
                         let mut record = record.clone();
                         record.block_index = Some(block.index);
                         blocks.push(block);
@@ -405,7 +421,7 @@ async fn write_group(
                 WriteJob::Blocks { drafts, .. } => {
                     let mut sealed = Vec::with_capacity(drafts.len());
                     for draft in drafts {
-                        let block = seal(head, draft.clone())?;
+                        let block = seal(head, draft.clone(), &mut nodes)?;
                         sealed.push(block.clone());
                         blocks.push(block);
                     }
@@ -415,11 +431,6 @@ async fn write_group(
             }
         }
 
-        let mut nodes: Vec<(NodeId, Hash)> = Vec::with_capacity(blocks.len() * 2);
-        for block in &blocks {
-            let leaf = block.leaf_bytes().map_err(|e| StorageError::Corrupt(e.to_string()))?;
-            nodes.extend(head.edge.append(merkle::leaf_hash(&leaf)));
-        }
         for chunk in new_runs.chunks(ROWS_PER_STATEMENT) {
             let mut rows = Vec::with_capacity(chunk.len());
             for record in chunk {
@@ -473,22 +484,28 @@ async fn write_group(
         for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
             let mut rows = Vec::with_capacity(chunk.len());
             for (id, hash) in chunk {
-                rows.push((i64::from(id.level), to_i64(id.index)?, hash.to_vec()));
+                rows.push((node_key(*id)?, hash.to_vec()));
             }
-            let mut qb = QueryBuilder::new("INSERT INTO merkle_nodes (level, idx, hash) ");
-            qb.push_values(rows, |mut b, (level, idx, hash)| {
-                b.push_bind(level).push_bind(idx).push_bind(hash);
+            let mut qb = QueryBuilder::new("INSERT INTO merkle_nodes (node, hash) ");
+            qb.push_values(rows, |mut b, (node, hash)| {
+                b.push_bind(node).push_bind(hash);
             });
             qb.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(outcomes)
+        Ok((outcomes, nodes))
     })
 }
 
-fn seal(head: &mut ChainHead, draft: BlockDraft) -> Result<Block, StorageError> {
-    let block = Block::seal(draft, head.next_index, &head.last_hash)
+/// Seals the next block onto `head`, adding its new Merkle nodes to `nodes`.
+fn seal(
+    head: &mut ChainHead,
+    draft: BlockDraft,
+    nodes: &mut Vec<(NodeId, Hash)>,
+) -> Result<Block, StorageError> {
+    let (block, digests) = Block::seal_digested(draft, head.next_index, &head.last_hash)
         .map_err(|e| StorageError::InvalidBlock(e.to_string()))?;
+    nodes.extend(head.edge.append(digests.leaf_hash));
     head.next_index += 1;
     head.last_hash = block.hash.clone();
     Ok(block)

@@ -239,6 +239,26 @@ async fn proofs_from_stored_nodes_verify_at_every_size() {
         }
         let reader = store.reader();
         let stored = store.tree_head().size;
+        // The store answers from its in-memory node cache; a plain reader
+        // reads the database. Both must give the same proofs.
+        let db_reader = qunimbus_storage::Reader::open(&db.target, 1).await.unwrap();
+        for &size in &sizes {
+            let index = size / 2;
+            assert_eq!(
+                reader.inclusion_proof(index, size, stored).await.unwrap(),
+                db_reader
+                    .inclusion_proof(index, size, stored)
+                    .await
+                    .unwrap(),
+                "{}: cache and database disagree at {index}/{size}",
+                db.name
+            );
+            assert_eq!(
+                reader.root_at(size).await.unwrap(),
+                db_reader.root_at(size).await.unwrap()
+            );
+        }
+        db_reader.close().await;
         for &size in &sizes {
             let root = reader.root_at(size).await.unwrap();
             for index in 0..size {
@@ -318,12 +338,12 @@ async fn checkpoints_must_extend_the_stored_tree_consistently() {
         );
         store.close().await;
 
-        // A stored subtree hash (blocks 0..2) that no longer matches the
+        // A stored subtree hash (level 1, index 0: key 1 << 56; blocks 0..2) that no longer matches the
         // signed checkpoint of size 3: the store refuses to open.
         let tampered = match &db.target {
-            qunimbus_storage::DbTarget::Sqlite(_) => "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 1 AND idx = 0",
+            qunimbus_storage::DbTarget::Sqlite(_) => "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE node = 72057594037927936",
             qunimbus_storage::DbTarget::Postgres(_) => {
-                "UPDATE merkle_nodes SET hash = decode(repeat('00', 32), 'hex') WHERE level = 1 AND idx = 0"
+                "UPDATE merkle_nodes SET hash = decode(repeat('00', 32), 'hex') WHERE node = 72057594037927936"
             }
         };
         db.execute(tampered).await;

@@ -108,6 +108,25 @@ pub struct Valuation {
     pub coherence_within_threshold: bool,
 }
 
+impl Valuation {
+    /// Whether every figure is finite. Valid inputs always give finite
+    /// figures except `eph_price` for a vanishingly small `eph_delivered`
+    /// (e.g. 5e-324), where the division overflows.
+    pub fn is_finite(&self) -> bool {
+        [
+            self.efficiency_multiplier,
+            self.coherence_penalty,
+            self.runtime_factor,
+            self.phi_qevf,
+            self.price_multiplier,
+            self.market_value,
+            self.eph_price,
+        ]
+        .iter()
+        .all(|v| v.is_finite())
+    }
+}
+
 /// Prices runs with a fixed, validated set of parameters (default: SPEC §3 defaults).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ValuationEngine {
@@ -206,6 +225,15 @@ mod tests {
         assert_eq!(v.price_multiplier, 1.5000000000000004);
         assert_eq!(v.market_value, 0.07894736842104395);
         assert_eq!(v.eph_price, 0.007017543859648349);
+    }
+
+    #[test]
+    fn tiny_eph_overflows_the_price() {
+        let v = ValuationEngine::default().value(&metrics(0.97, 0.01, 100.0, 5e-324));
+        assert!(!v.is_finite());
+        assert!(ValuationEngine::default()
+            .value(&metrics(0.97, 0.01, 100.0, 1e-300))
+            .is_finite());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Chain verification tests: a valid chain passes with the right Merkle
 //! root, and any single-field change to any block is caught at that block.
 
+use crate::merkle::leaf_hash;
 use std::collections::BTreeMap;
 
 use serde_json::json;
@@ -293,4 +294,15 @@ fn resume_continues_a_verified_prefix() {
     assert_eq!(resumed.size(), 20);
     let mut fresh = ChainVerifier::resume(RightEdge::new(), "ignored");
     fresh.push(&blocks[0]).unwrap();
+}
+
+#[test]
+fn digests_agree_with_the_two_step_computation() {
+    for block in chain(30) {
+        let d = block.digests().unwrap();
+        assert_eq!(d.hash, block.compute_hash().unwrap());
+        let leaf = block.leaf_bytes().unwrap();
+        assert_eq!(d.leaf_len, leaf.len());
+        assert_eq!(d.leaf_hash, leaf_hash(&leaf));
+    }
 }

@@ -38,11 +38,10 @@ CREATE TABLE blocks (
 );
 CREATE INDEX blocks_kind_idx ON blocks (kind, idx);
 
+-- node = (level << 56) | idx (see the SQLite migration).
 CREATE TABLE merkle_nodes (
-    level  BIGINT   NOT NULL,
-    idx    BIGINT   NOT NULL,
-    hash   BYTEA    NOT NULL,
-    PRIMARY KEY (level, idx)
+    node   BIGINT PRIMARY KEY,
+    hash   BYTEA  NOT NULL
 );
 
 CREATE TABLE checkpoints (

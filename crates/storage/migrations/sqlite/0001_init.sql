@@ -41,14 +41,13 @@ CREATE TABLE blocks (
 );
 CREATE INDEX blocks_kind_idx ON blocks (kind, idx);
 
--- Hashes of every perfect Merkle subtree: (level, idx) covers leaves
--- [idx << level, (idx + 1) << level). Proofs and tiles read these.
+-- Hashes of every perfect Merkle subtree. node = (level << 56) | idx, where
+-- (level, idx) covers leaves [idx << level, (idx + 1) << level); one integer
+-- key makes a proof's lookups a single rowid IN-list and a tile a key range.
 CREATE TABLE merkle_nodes (
-    level  INTEGER NOT NULL,
-    idx    INTEGER NOT NULL,
-    hash   BLOB    NOT NULL,
-    PRIMARY KEY (level, idx)
-) WITHOUT ROWID;
+    node   INTEGER PRIMARY KEY,
+    hash   BLOB    NOT NULL
+);
 
 -- Every checkpoint the node signed, newest = largest tree_size.
 CREATE TABLE checkpoints (
