@@ -173,21 +173,29 @@ pub async fn run_checkpointer(
     }
 }
 
+/// Asks the store to sign and record a checkpoint of `size`/`root`; the
+/// signing closure runs only after the store has checked consistency.
 async fn sign_checkpoint(
     store: &Store,
-    signer: &NoteSigner,
+    signer: &Arc<NoteSigner>,
     size: u64,
     root: Hash,
 ) -> Result<(), StorageError> {
-    let checkpoint = Checkpoint {
-        origin: signer.name().to_string(),
-        size,
-        root,
-    };
-    let note = signer.sign(&checkpoint.body());
+    let signer = signer.clone();
     store
-        .save_checkpoint(size, root, note, rfc3339_micros(now_micros()))
+        .sign_checkpoint(size, root, move |size, root| {
+            let checkpoint = Checkpoint {
+                origin: signer.name().to_string(),
+                size,
+                root: *root,
+            };
+            (
+                signer.sign(&checkpoint.body()),
+                rfc3339_micros(now_micros()),
+            )
+        })
         .await
+        .map(|_| ())
 }
 
 /// How a checkpoint's signature was checked.

@@ -19,7 +19,7 @@ mod writer;
 pub use backend::DbTarget;
 pub use reader::{CheckpointRecord, Reader};
 pub use record::{RunRecord, Stored};
-pub use writer::{CommitObserver, RunEntry};
+pub use writer::{CheckpointSigner, CommitObserver, RunEntry};
 
 use backend::{dispatch, BeginWrite};
 use cache::NodeCache;
@@ -211,22 +211,22 @@ impl Store {
             .await
     }
 
-    /// Records a signed checkpoint. Refused unless it extends the last one
-    /// consistently and its root matches the stored tree.
-    pub async fn save_checkpoint(
+    /// Signs (with `sign`) and records a checkpoint for `size` and `root`.
+    /// Refused, unsigned, unless it extends the last checkpoint consistently
+    /// and `root` is the stored tree's root. Returns the signed note.
+    pub async fn sign_checkpoint(
         &self,
         size: u64,
         root: Hash,
-        note: String,
-        signed_at: String,
-    ) -> Result<(), StorageError> {
+        sign: impl FnOnce(u64, &Hash) -> (String, String) + Send + Sync + 'static,
+    ) -> Result<String, StorageError> {
         let (reply, answer) = oneshot::channel();
+        let sign: CheckpointSigner = Box::new(sign);
         self.submit(
             WriteJob::Checkpoint {
                 size,
                 root,
-                note,
-                signed_at,
+                sign,
                 reply,
             },
             answer,

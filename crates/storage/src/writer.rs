@@ -16,6 +16,10 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 /// Receives `(rows in the transaction, time from BEGIN to COMMIT)` after each commit.
 pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
 
+/// Produces `(signed note, signed_at)` for a tree size and root. Called only
+/// after the writer has checked that they extend the last checkpoint.
+pub type CheckpointSigner = Box<dyn FnOnce(u64, &Hash) -> (String, String) + Send + Sync>;
+
 /// A run to store together with the draft of its `valuation` block.
 pub type RunEntry = (RunRecord, BlockDraft);
 
@@ -35,9 +39,8 @@ pub(crate) enum WriteJob {
     Checkpoint {
         size: u64,
         root: Hash,
-        note: String,
-        signed_at: String,
-        reply: oneshot::Sender<Result<(), StorageError>>,
+        sign: CheckpointSigner,
+        reply: oneshot::Sender<Result<String, StorageError>>,
     },
 }
 
@@ -117,12 +120,11 @@ impl Writer {
             if let WriteJob::Checkpoint {
                 size,
                 root,
-                note,
-                signed_at,
+                sign,
                 reply,
             } = first
             {
-                let _ = reply.send(self.save_checkpoint(size, root, &note, &signed_at).await);
+                let _ = reply.send(self.save_checkpoint(size, root, sign).await);
                 continue;
             }
             let mut group = vec![first];
@@ -189,16 +191,16 @@ impl Writer {
         });
     }
 
-    /// Persists a signed checkpoint after re-checking that it extends the
-    /// last one: a larger size, a root equal to the stored tree's root at that
-    /// size, and a consistency proof from the previous checkpoint that verifies.
+    /// Signs and persists a checkpoint, but only after checking that it
+    /// extends the last one: a larger size, a root equal to the stored tree's
+    /// root at that size, and a consistency proof from the previous checkpoint
+    /// that verifies. An inconsistent checkpoint is never signed.
     async fn save_checkpoint(
         &mut self,
         size: u64,
         root: Hash,
-        note: &str,
-        signed_at: &str,
-    ) -> Result<(), StorageError> {
+        sign: CheckpointSigner,
+    ) -> Result<String, StorageError> {
         let size_i = to_i64(size)?;
         dispatch!(&mut self.conn, conn => {
             let mut tx = conn.begin().await?;
@@ -230,19 +232,18 @@ impl Writer {
                     StorageError::Inconsistent(format!("new checkpoint is not consistent with the last signed one: {e}"))
                 })?;
             }
+            let (note, signed_at) = sign(size, &root);
             sqlx::query("INSERT INTO checkpoints (tree_size, root_hash, note, signed_at) VALUES ($1, $2, $3, $4)")
                 .bind(size_i)
                 .bind(root.to_vec())
-                .bind(note)
+                .bind(&note)
                 .bind(signed_at)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            Ok::<(), StorageError>(())
-        })?;
-        self.published
-            .send_modify(|t| t.checkpoint_size = Some(size));
-        Ok(())
+            Ok::<String, StorageError>(note)
+        })
+        .inspect(|_| self.published.send_modify(|t| t.checkpoint_size = Some(size)))
     }
 }
 

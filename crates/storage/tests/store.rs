@@ -291,7 +291,9 @@ async fn checkpoints_must_extend_the_stored_tree_consistently() {
             .unwrap();
         let head = store.tree_head();
         store
-            .save_checkpoint(head.size, head.root, "note-2".into(), "t".into())
+            .sign_checkpoint(head.size, head.root, |_, _| {
+                ("note-2".to_string(), "t".to_string())
+            })
             .await
             .unwrap();
         assert_eq!(store.tree_head().checkpoint_size, Some(2));
@@ -301,21 +303,27 @@ async fn checkpoints_must_extend_the_stored_tree_consistently() {
             .unwrap();
         let head = store.tree_head();
         let wrong_root = [7u8; 32];
+        let signed_anyway = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = signed_anyway.clone();
         let refused = store
-            .save_checkpoint(head.size, wrong_root, "bad".into(), "t".into())
+            .sign_checkpoint(head.size, wrong_root, move |_, _| {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                ("bad".to_string(), "t".to_string())
+            })
             .await;
+        assert!(
+            !signed_anyway.load(std::sync::atomic::Ordering::SeqCst),
+            "an inconsistent checkpoint must not be signed"
+        );
         assert!(
             matches!(refused, Err(StorageError::Inconsistent(_))),
             "{}: {refused:?}",
             db.name
         );
         let refused = store
-            .save_checkpoint(
-                1,
-                store.reader().root_at(1).await.unwrap(),
-                "old".into(),
-                "t".into(),
-            )
+            .sign_checkpoint(1, store.reader().root_at(1).await.unwrap(), |_, _| {
+                ("old".to_string(), "t".to_string())
+            })
             .await;
         assert!(
             matches!(refused, Err(StorageError::Inconsistent(_))),
@@ -323,7 +331,9 @@ async fn checkpoints_must_extend_the_stored_tree_consistently() {
             db.name
         );
         store
-            .save_checkpoint(head.size, head.root, "note-3".into(), "t".into())
+            .sign_checkpoint(head.size, head.root, |_, _| {
+                ("note-3".to_string(), "t".to_string())
+            })
             .await
             .unwrap();
         assert_eq!(
