@@ -7,7 +7,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use qunimbus_ledger::checkpoint::{NoteSigner, NoteVerifier};
 use qunimbus_ledger::merkle;
 use qunimbus_server::config::parse_database_url;
-use qunimbus_server::ledger::{grafana_row, verify_ledger, SignatureCheck, SIGNING_KEY_FILE};
+use qunimbus_server::ledger::{
+    grafana_row, verify_ledger, verify_timestamps, SignatureCheck, SIGNING_KEY_FILE,
+};
+use qunimbus_server::tsa::load_anchors;
 use qunimbus_storage::Reader;
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,6 +50,10 @@ pub enum LedgerCommand {
         /// Default: derived from DATA_DIR/ledger.key when present.
         #[arg(long)]
         public_key: Option<PathBuf>,
+        /// PEM roots to verify every checkpoint's RFC 3161 token against
+        /// (e.g. DATA_DIR/tsa/root.pem, or GET /tsa/certs' last certificate).
+        #[arg(long)]
+        tsa_roots: Option<PathBuf>,
     },
     /// Print and check the inclusion proof of one block.
     #[command(after_help = "Example:\n  qunimbus ledger proof --index 42")]
@@ -88,7 +95,11 @@ pub enum ExportFormat {
 /// Runs a ledger command.
 pub async fn run(command: LedgerCommand) -> Result<()> {
     match command {
-        LedgerCommand::Verify { source, public_key } => verify(source, public_key).await,
+        LedgerCommand::Verify {
+            source,
+            public_key,
+            tsa_roots,
+        } => verify(source, public_key, tsa_roots).await,
         LedgerCommand::Proof {
             source,
             index,
@@ -113,7 +124,12 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-async fn verify(source: LedgerSource, public_key: Option<PathBuf>) -> Result<()> {
+async fn verify(
+    source: LedgerSource,
+    public_key: Option<PathBuf>,
+    tsa_roots: Option<PathBuf>,
+) -> Result<()> {
+    let anchors = tsa_roots.as_deref().map(load_anchors).transpose()?;
     let verifier = match &public_key {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -139,8 +155,11 @@ async fn verify(source: LedgerSource, public_key: Option<PathBuf>) -> Result<()>
     let reader = source.open().await?;
     let total = reader.block_count().await?;
     let bar = progress_bar(total, "verifying");
-    let report = verify_ledger(&reader, verifier.as_ref(), |n| bar.set_position(n)).await?;
+    let mut report = verify_ledger(&reader, verifier.as_ref(), |n| bar.set_position(n)).await?;
     bar.finish_and_clear();
+    if let Some(anchors) = &anchors {
+        report = report.with_timestamps(verify_timestamps(&reader, anchors, false).await?);
+    }
     reader.close().await;
     let rate = report.blocks_checked as f64 / (report.duration_ms.max(1) as f64 / 1000.0);
     println!(
@@ -155,6 +174,20 @@ async fn verify(source: LedgerSource, public_key: Option<PathBuf>) -> Result<()>
             "checkpoint: size {size}, signature NOT checked (no public key; pass --public-key)"
         ),
         (None, _) => println!("checkpoint: none signed yet; the Merkle root was not compared"),
+    }
+    match &report.timestamps {
+        Some(t) => println!(
+            "timestamps: {} tokens verified, {} checkpoints pending",
+            t.verified, t.pending
+        ),
+        None => println!("timestamps: not checked (pass --tsa-roots)"),
+    }
+    if let Some(f) = report.timestamps.as_ref().and_then(|t| t.failure.as_ref()) {
+        println!(
+            "timestamp of checkpoint {} FAILED: {}",
+            f.tree_size, f.reason
+        );
+        std::process::exit(1);
     }
     match report.failure {
         None => {

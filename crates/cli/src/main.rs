@@ -45,9 +45,29 @@ enum Command {
     /// Verify, prove and export the ledger offline.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// The built-in RFC 3161 time-stamping authority.
+    #[command(subcommand)]
+    Tsa(TsaCommand),
     /// Measure performance on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum TsaCommand {
+    /// Create the built-in TSA: a root CA and a TSA certificate (ECDSA P-256,
+    /// critical timeStamping EKU) with its key, in DATA_DIR/tsa/.
+    #[command(
+        after_help = "Example:\n  qunimbus tsa init --data-dir ./qunimbus-data\n  # give DATA_DIR/tsa/root.pem to anyone who verifies tokens (openssl ts -verify -CAfile root.pem …)"
+    )]
+    Init {
+        /// Data directory of the node.
+        #[arg(long, env = "QUNIMBUS_DATA_DIR", default_value = "./qunimbus-data")]
+        data_dir: PathBuf,
+        /// Name used in the certificates' common names.
+        #[arg(long, default_value = "QuNimbus")]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,6 +169,16 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(command) => bench::run(command).await,
         Command::Ledger(command) => ledger::run(command).await,
+        Command::Tsa(TsaCommand::Init { data_dir, name }) => {
+            let files = qunimbus_server::tsa::init_files(&data_dir, &name)?;
+            println!("TSA key:   {} (mode 0600)", files.key.display());
+            println!("TSA chain: {}", files.chain.display());
+            println!(
+                "TSA root:  {} (the trust anchor for verifiers)",
+                files.root.display()
+            );
+            Ok(())
+        }
     }
 }
 

@@ -835,3 +835,121 @@ async fn sigkill_under_load_keeps_every_acknowledged_block_sqlite() {
 async fn sigkill_under_load_keeps_every_acknowledged_block_postgres() {
     sigkill_under_load_keeps_every_acknowledged_block(Backend::Postgres).await;
 }
+
+/// `ledger verify --tsa-roots` checks every checkpoint's RFC 3161 token and
+/// fails, naming the checkpoint, when one no longer verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_checks_checkpoint_timestamps() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let node = serve(&db);
+    let http = reqwest::Client::new();
+    for i in 0..5 {
+        let response = http
+            .post(format!("{}/v1/telemetry", node.url))
+            .bearer_auth(&node.ingest)
+            .body(run_body(&format!("stamp-{i}"), i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let note = wait_for_checkpoint(&http, &node.url, 6).await;
+    let started = Instant::now();
+    loop {
+        let url = format!(
+            "{}/v1/ledger/checkpoint/timestamp?tree_size={}",
+            node.url, note.size
+        );
+        let (status, _) = get_text(&http, &url).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "no token for checkpoint {}",
+            note.size
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    node.terminate();
+
+    let roots: OsString = db.data_dir().join("tsa/root.pem").into();
+    let out = ledger(&db, "verify", &["--tsa-roots".into(), roots.clone()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout.contains("tokens verified"), "{}", text(&out));
+    assert!(!stdout.contains(" 0 tokens verified"), "{}", text(&out));
+
+    // One byte of a stored token changed: verification fails on that checkpoint.
+    let mut conn = sqlx::SqliteConnection::connect(&db.sqlite_url())
+        .await
+        .unwrap();
+    let token: Vec<u8> =
+        sqlx::query_scalar("SELECT tsa_token FROM checkpoints WHERE tree_size = $1")
+            .bind(note.size as i64)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    let mut tampered = token.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 0x01;
+    sqlx::query("UPDATE checkpoints SET tsa_token = $1 WHERE tree_size = $2")
+        .bind(&tampered)
+        .bind(note.size as i64)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let out = ledger(&db, "verify", &["--tsa-roots".into(), roots]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("timestamp of checkpoint {} FAILED", note.size)),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn tsa_init_creates_a_private_key_and_refuses_to_overwrite_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = || {
+        qunimbus()
+            .args(["tsa", "init", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = init();
+    assert!(out.status.success(), "{}", text(&out));
+    let key = dir.path().join("tsa/tsa.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let chain = std::fs::read_to_string(dir.path().join("tsa/chain.pem")).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "extendedKeyUsage", "-in"])
+        .arg(dir.path().join("tsa/chain.pem"))
+        .output()
+        .expect("openssl is required for this test");
+    let ext = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        ext.contains("critical") && ext.contains("Time Stamping"),
+        "{ext}"
+    );
+    let before = std::fs::read(&key).unwrap();
+    let again = init();
+    assert!(!again.status.success(), "a second init must refuse");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(std::fs::read(&key).unwrap(), before, "the key is untouched");
+}

@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/valuations/{run_id}", get(get_valuation))
         .route("/metrics", get(metrics))
         .merge(crate::ledger_api::read_routes())
+        .merge(crate::tsa_api::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_reader,

@@ -157,6 +157,42 @@ impl Default for LedgerConfig {
     }
 }
 
+/// RFC 3161 time-stamping of checkpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TsaConfig {
+    /// External TSA (`http://…`, RFC 3161 over HTTP). Unset: the node's
+    /// built-in TSA stamps its checkpoints.
+    pub url: Option<String>,
+    /// PEM trust anchors for the external TSA's tokens (required with `url`).
+    pub roots_file: Option<PathBuf>,
+    /// Built-in TSA key (PKCS#8 PEM, ECDSA P-256); with `chain_file`.
+    /// Unset: `DATA_DIR/tsa/`, generated on first start (`qunimbus tsa init`).
+    pub key_file: Option<PathBuf>,
+    /// Built-in TSA certificate chain (PEM: TSA certificate first, root last).
+    pub chain_file: Option<PathBuf>,
+    /// First delay before retrying a failed TSA request, in milliseconds.
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries, in milliseconds.
+    pub retry_max_ms: u64,
+    /// Time limit of one request to the external TSA, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for TsaConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            roots_file: None,
+            key_file: None,
+            chain_file: None,
+            retry_initial_ms: 500,
+            retry_max_ms: 60_000,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
 /// The whole node configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -181,6 +217,8 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// Verification ledger.
     pub ledger: LedgerConfig,
+    /// Trusted time-stamping.
+    pub tsa: TsaConfig,
 }
 
 impl Default for Config {
@@ -199,12 +237,17 @@ impl Default for Config {
             history: HistoryConfig::default(),
             ingest: IngestConfig::default(),
             ledger: LedgerConfig::default(),
+            tsa: TsaConfig::default(),
         }
     }
 }
 
 /// Keys whose environment values are always strings (never parsed as numbers).
-const STRING_KEYS: [&str; 8] = [
+const STRING_KEYS: [&str; 12] = [
+    "tsa.url",
+    "tsa.roots_file",
+    "tsa.key_file",
+    "tsa.chain_file",
     "ledger.origin",
     "ledger.signing_key_file",
     "data_dir",
@@ -300,6 +343,42 @@ impl Config {
                     "must be non-empty without spaces or '+'",
                 ));
             }
+        }
+        let tsa = &self.tsa;
+        if let Some(url) = &tsa.url {
+            if !url.starts_with("http://") {
+                return Err(ConfigError::invalid(
+                    "tsa.url",
+                    "must be an http:// URL (RFC 3161 responses are signed; this build has no TLS client)",
+                ));
+            }
+            if tsa.roots_file.is_none() {
+                return Err(ConfigError::invalid(
+                    "tsa.roots_file",
+                    "is required when tsa.url is set",
+                ));
+            }
+        }
+        if tsa.key_file.is_some() != tsa.chain_file.is_some() {
+            return Err(ConfigError::invalid(
+                "tsa.key_file",
+                "tsa.key_file and tsa.chain_file go together",
+            ));
+        }
+        for (key, value) in [
+            ("tsa.retry_initial_ms", tsa.retry_initial_ms),
+            ("tsa.retry_max_ms", tsa.retry_max_ms),
+            ("tsa.timeout_ms", tsa.timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if tsa.retry_max_ms < tsa.retry_initial_ms {
+            return Err(ConfigError::invalid(
+                "tsa.retry_max_ms",
+                "must be at least tsa.retry_initial_ms",
+            ));
         }
         if self.history.capacity == 0 {
             return Err(ConfigError::invalid(

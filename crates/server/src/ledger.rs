@@ -230,6 +230,8 @@ pub struct VerifyReport {
     pub signature: Option<SignatureCheck>,
     /// The first failure, when not ok.
     pub failure: Option<VerifyFailureReport>,
+    /// RFC 3161 tokens of checkpoints, when they were checked.
+    pub timestamps: Option<TimestampReport>,
     /// When verification finished (RFC 3339).
     pub checked_at: String,
     /// How long it took.
@@ -385,6 +387,7 @@ pub async fn verify_ledger(
         checkpoint_size,
         signature,
         failure,
+        timestamps: None,
         checked_at: rfc3339_micros(now_micros()),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     })
@@ -423,4 +426,88 @@ pub fn grafana_row(block: &Block) -> serde_json::Value {
         }
     }
     serde_json::Value::Object(row)
+}
+
+/// The result of checking checkpoints' RFC 3161 tokens.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimestampReport {
+    /// Tokens checked.
+    pub verified: u64,
+    /// Checkpoints that have no token yet (not a failure).
+    pub pending: u64,
+    /// The first token that failed, by checkpoint tree size.
+    pub failure: Option<TimestampFailure>,
+}
+
+/// A checkpoint whose token does not verify.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimestampFailure {
+    /// The checkpoint's tree size.
+    pub tree_size: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// Checkpoints read per query while checking tokens.
+const TIMESTAMP_BATCH: u32 = 1000;
+
+/// Verifies the RFC 3161 token of every checkpoint that has one (or only
+/// the newest, with `latest_only`) against `anchors`: imprint = SHA-256 of
+/// the checkpoint body, signature, signing certificate, chain, EKU and time.
+pub async fn verify_timestamps(
+    reader: &Reader,
+    anchors: &qunimbus_timestamp::TrustAnchors,
+    latest_only: bool,
+) -> Result<TimestampReport, StorageError> {
+    let mut report = TimestampReport {
+        verified: 0,
+        pending: 0,
+        failure: None,
+    };
+    let mut from = match (latest_only, reader.latest_checkpoint().await?) {
+        (true, Some(latest)) => latest.size,
+        (true, None) => return Ok(report),
+        (false, _) => 0,
+    };
+    loop {
+        let batch = reader
+            .checkpoint_timestamps(from, TIMESTAMP_BATCH, false)
+            .await?;
+        let Some(last) = batch.last() else { break };
+        from = last.size + 1;
+        for checkpoint in batch {
+            let Some(token) = &checkpoint.token else {
+                report.pending += 1;
+                continue;
+            };
+            let checked = crate::tsa::checkpoint_digest(&checkpoint.note)
+                .ok_or_else(|| "the stored checkpoint note has no body".to_string())
+                .and_then(|digest| {
+                    qunimbus_timestamp::verify_token(token, &digest, None, anchors)
+                        .map_err(|e| e.to_string())
+                });
+            match checked {
+                Ok(_) => report.verified += 1,
+                Err(reason) => {
+                    report.failure = Some(TimestampFailure {
+                        tree_size: checkpoint.size,
+                        reason,
+                    });
+                    return Ok(report);
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+impl VerifyReport {
+    /// Adds the token check; a token that fails makes the report fail.
+    pub fn with_timestamps(mut self, timestamps: TimestampReport) -> Self {
+        if timestamps.failure.is_some() {
+            self.ok = false;
+        }
+        self.timestamps = Some(timestamps);
+        self
+    }
 }

@@ -3,7 +3,7 @@
 
 use crate::api::{query_params, read_text, rejected};
 use crate::error::ApiError;
-use crate::ledger::{grafana_row, verify_ledger};
+use crate::ledger::{grafana_row, verify_ledger, verify_timestamps};
 use crate::state::{lock, AppState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -333,9 +333,14 @@ async fn consistency_proof(
 // ---- verification and attestations ---------------------------------------------
 
 async fn verify(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let report = verify_ledger(state.store.reader(), Some(&state.verifier), |_| {})
+    let reader = state.store.reader();
+    let report = verify_ledger(reader, Some(&state.verifier), |_| {})
         .await
         .map_err(storage_error)?;
+    let timestamps = verify_timestamps(reader, state.stamper.anchors(), true)
+        .await
+        .map_err(storage_error)?;
+    let report = report.with_timestamps(timestamps);
     if !report.ok {
         state.metrics.verify_failures.inc();
         tracing::error!(failure = ?report.failure, "ledger verification failed");

@@ -10,6 +10,8 @@ pub mod ledger;
 mod ledger_api;
 pub mod metrics;
 pub mod state;
+pub mod tsa;
+mod tsa_api;
 
 use auth::{Credentials, CredentialsError};
 use axum::serve::ListenerExt;
@@ -67,6 +69,9 @@ pub enum NodeError {
     /// The genesis block could not be built.
     #[error("genesis block: {0}")]
     Genesis(#[from] qunimbus_ledger::LedgerError),
+    /// Time-stamping could not be set up.
+    #[error("time-stamping: {0}")]
+    Tsa(#[from] tsa::TsaError),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
@@ -81,7 +86,7 @@ pub struct RunningNode {
     state: Arc<AppState>,
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
-    checkpointer: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
 }
 
 impl RunningNode {
@@ -135,7 +140,15 @@ impl RunningNode {
             key: format!("valuation.{}", e.param),
             message: e.message,
         })?;
+        let authority = Arc::new(tsa::load_authority(
+            &config.tsa,
+            &config.data_dir,
+            signer.name(),
+        )?);
+        let stamper = Arc::new(tsa::Stamper::from_config(&config.tsa, authority.clone())?);
         let state = Arc::new(AppState {
+            authority,
+            stamper: stamper.clone(),
             regions: config.region_set()?,
             engine,
             store: store.clone(),
@@ -162,12 +175,27 @@ impl RunningNode {
                 tracing::warn!(error = %e, "could not set TCP_NODELAY");
             }
         });
+        let wake_stamper = Arc::new(tokio::sync::Notify::new());
+        let stamper_task = tokio::spawn(tsa::run_timestamper(
+            store.clone(),
+            stamper,
+            metrics.clone(),
+            wake_stamper.clone(),
+            stop_rx.clone(),
+            Duration::from_millis(config.tsa.retry_initial_ms),
+            Duration::from_millis(config.tsa.retry_max_ms),
+        ));
         let checkpointer = tokio::spawn(ledger::run_checkpointer(
             store.clone(),
             signer,
             Duration::from_millis(config.ledger.checkpoint_interval_ms),
             stop_rx.clone(),
-            move |result| metrics.observe_checkpoint(result.is_ok()),
+            move |result| {
+                metrics.observe_checkpoint(result.is_ok());
+                if result.is_ok() {
+                    wake_stamper.notify_one();
+                }
+            },
         ));
         let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
         let mut stopped = stop_rx;
@@ -184,7 +212,7 @@ impl RunningNode {
             state,
             stop,
             server,
-            checkpointer,
+            background: vec![checkpointer, stamper_task],
         })
     }
 
@@ -217,8 +245,10 @@ impl RunningNode {
                 Ok(Ok(()))
             }
         };
-        if let Err(e) = (&mut self.checkpointer).await {
-            tracing::error!(error = %e, "checkpoint task failed");
+        for task in self.background.drain(..) {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "background task failed");
+            }
         }
         self.state.store.close().await;
         tracing::info!("QuNimbus node stopped");

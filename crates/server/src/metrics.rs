@@ -52,6 +52,12 @@ pub struct Metrics {
     pub checkpoint_timestamp: Gauge<f64, AtomicU64>,
     /// Chain verifications that found a problem.
     pub verify_failures: Counter,
+    /// Checkpoint time-stamp tokens obtained and verified.
+    pub tsa_tokens: Counter,
+    /// Failed attempts to obtain a checkpoint token.
+    pub tsa_failures: Counter,
+    /// Checkpoints still waiting for a token.
+    pub tsa_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -142,8 +148,29 @@ impl Metrics {
             "Ledger verifications that failed",
             verify_failures.clone(),
         );
+        let tsa_tokens = Counter::default();
+        registry.register(
+            "qunimbus_tsa_tokens",
+            "Checkpoint time-stamp tokens obtained and verified",
+            tsa_tokens.clone(),
+        );
+        let tsa_failures = Counter::default();
+        registry.register(
+            "qunimbus_tsa_failures",
+            "Failed attempts to obtain a checkpoint time-stamp token",
+            tsa_failures.clone(),
+        );
+        let tsa_pending = Gauge::default();
+        registry.register(
+            "qunimbus_tsa_pending",
+            "Checkpoints waiting for a time-stamp token",
+            tsa_pending.clone(),
+        );
         Self {
             registry,
+            tsa_tokens,
+            tsa_failures,
+            tsa_pending,
             ledger_blocks,
             checkpoints_signed,
             checkpoint_failures,

@@ -24,6 +24,10 @@ pub struct AppState {
     pub verifier: NoteVerifier,
     /// Compliance frameworks recorded on blocks.
     pub frameworks: Vec<String>,
+    /// The built-in RFC 3161 authority (served at `POST /tsa`).
+    pub authority: Arc<qunimbus_timestamp::Authority>,
+    /// Where checkpoint tokens come from, and the roots they verify against.
+    pub stamper: Arc<crate::tsa::Stamper>,
     /// The result of the most recent chain verification.
     pub last_verification: Mutex<Option<VerifyReport>>,
     /// Metrics registry.

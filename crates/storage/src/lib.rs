@@ -17,9 +17,9 @@ mod record;
 mod writer;
 
 pub use backend::DbTarget;
-pub use reader::{CheckpointRecord, Reader};
+pub use reader::{CheckpointRecord, CheckpointTimestamp, Reader};
 pub use record::{RunRecord, Stored};
-pub use writer::{CheckpointSigner, CommitObserver, RunEntry};
+pub use writer::{CheckpointSigner, CommitObserver, RunEntry, TimestampOutcome};
 
 use backend::{dispatch, BeginWrite};
 use cache::NodeCache;
@@ -227,6 +227,24 @@ impl Store {
                 size,
                 root,
                 sign,
+                reply,
+            },
+            answer,
+        )
+        .await
+    }
+
+    /// Records a time-stamp token for checkpoint `size`, or a failed attempt.
+    pub async fn save_timestamp(
+        &self,
+        size: u64,
+        outcome: TimestampOutcome,
+    ) -> Result<(), StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(
+            WriteJob::Timestamp {
+                size,
+                outcome,
                 reply,
             },
             answer,

@@ -10,6 +10,23 @@ use qunimbus_ledger::merkle::{self, Hash, NodeId};
 use qunimbus_valuation::{nearest_rank, PhiStats};
 use std::sync::Arc;
 
+/// The time-stamp state of one checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointTimestamp {
+    /// Tree size of the checkpoint.
+    pub size: u64,
+    /// The signed note (its body is what the token's imprint covers).
+    pub note: String,
+    /// The token (DER), when one was obtained.
+    pub token: Option<Vec<u8>>,
+    /// Which TSA issued it.
+    pub source: Option<String>,
+    /// Attempts so far.
+    pub attempts: u64,
+    /// The last failure, while pending.
+    pub error: Option<String>,
+}
+
 /// A signed checkpoint as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointRecord {
@@ -172,6 +189,63 @@ impl Reader {
             })
         })
         .transpose()
+    }
+
+    /// Time-stamp state of checkpoints, by ascending size: those of at least
+    /// `from_size`, at most `limit`; `pending_only` keeps those without a token.
+    pub async fn checkpoint_timestamps(
+        &self,
+        from_size: u64,
+        limit: u32,
+        pending_only: bool,
+    ) -> Result<Vec<CheckpointTimestamp>, StorageError> {
+        let sql = format!(
+            "SELECT tree_size, note, tsa_token, tsa_source, tsa_attempts, tsa_error FROM checkpoints \
+             WHERE tree_size >= $1 {} ORDER BY tree_size LIMIT $2",
+            if pending_only { "AND tsa_token IS NULL" } else { "" }
+        );
+        let from = to_i64(from_size)?;
+        type Row = (
+            i64,
+            String,
+            Option<Vec<u8>>,
+            Option<String>,
+            i64,
+            Option<String>,
+        );
+        let rows: Vec<Row> = dispatch!(&self.pool, pool => {
+            sqlx::query_as(&sql).bind(from).bind(i64::from(limit)).fetch_all(pool).await
+        })?;
+        rows.into_iter()
+            .map(|(size, note, token, source, attempts, error)| {
+                Ok(CheckpointTimestamp {
+                    size: u64::try_from(size)
+                        .map_err(|_| StorageError::Corrupt("checkpoint size".into()))?,
+                    note,
+                    token,
+                    source,
+                    attempts: u64::try_from(attempts).unwrap_or(0),
+                    error,
+                })
+            })
+            .collect()
+    }
+
+    /// The time-stamp state of the checkpoint of exactly `size`.
+    pub async fn checkpoint_timestamp(
+        &self,
+        size: u64,
+    ) -> Result<Option<CheckpointTimestamp>, StorageError> {
+        let mut found = self.checkpoint_timestamps(size, 1, false).await?;
+        Ok(found.pop().filter(|c| c.size == size))
+    }
+
+    /// Number of checkpoints still waiting for a token.
+    pub async fn pending_timestamp_count(&self) -> Result<u64, StorageError> {
+        let n: i64 = dispatch!(&self.pool, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM checkpoints WHERE tsa_token IS NULL").fetch_one(pool).await
+        })?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Reads the given stored Merkle nodes.

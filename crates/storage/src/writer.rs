@@ -42,6 +42,29 @@ pub(crate) enum WriteJob {
         sign: CheckpointSigner,
         reply: oneshot::Sender<Result<String, StorageError>>,
     },
+    /// Record the outcome of one attempt to time-stamp a checkpoint.
+    Timestamp {
+        size: u64,
+        outcome: TimestampOutcome,
+        reply: oneshot::Sender<Result<(), StorageError>>,
+    },
+}
+
+/// The result of asking a TSA for a checkpoint's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimestampOutcome {
+    /// A verified token (DER) and where it came from (a URL or "built-in").
+    Token {
+        /// The TimeStampToken, DER.
+        token: Vec<u8>,
+        /// The TSA that issued it.
+        source: String,
+    },
+    /// The attempt failed; the checkpoint stays pending.
+    Failed {
+        /// Why.
+        error: String,
+    },
 }
 
 impl WriteJob {
@@ -49,8 +72,13 @@ impl WriteJob {
         match self {
             Self::Runs { entries, .. } => entries.len(),
             Self::Blocks { drafts, .. } => drafts.len(),
-            Self::Checkpoint { .. } => 1,
+            Self::Checkpoint { .. } | Self::Timestamp { .. } => 1,
         }
+    }
+
+    /// Jobs that run in a transaction of their own, not in a group commit.
+    fn is_solo(&self) -> bool {
+        matches!(self, Self::Checkpoint { .. } | Self::Timestamp { .. })
     }
 
     fn fail(self, error: &StorageError) {
@@ -59,6 +87,7 @@ impl WriteJob {
             Self::Runs { reply, .. } => drop(reply.send(Err(e))),
             Self::Blocks { reply, .. } => drop(reply.send(Err(e))),
             Self::Checkpoint { reply, .. } => drop(reply.send(Err(e))),
+            Self::Timestamp { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }
@@ -117,21 +146,31 @@ impl Writer {
                 },
             };
             let Some(first) = first else { break };
-            if let WriteJob::Checkpoint {
-                size,
-                root,
-                sign,
-                reply,
-            } = first
-            {
-                let _ = reply.send(self.save_checkpoint(size, root, sign).await);
-                continue;
+            match first {
+                WriteJob::Checkpoint {
+                    size,
+                    root,
+                    sign,
+                    reply,
+                } => {
+                    let _ = reply.send(self.save_checkpoint(size, root, sign).await);
+                    continue;
+                }
+                WriteJob::Timestamp {
+                    size,
+                    outcome,
+                    reply,
+                } => {
+                    let _ = reply.send(self.save_timestamp(size, outcome).await);
+                    continue;
+                }
+                _ => {}
             }
             let mut group = vec![first];
             let mut rows = group[0].rows();
             while rows < self.max_group_rows {
                 match rx.try_recv() {
-                    Ok(job @ WriteJob::Checkpoint { .. }) => {
+                    Ok(job) if job.is_solo() => {
                         pending = Some(job);
                         break;
                     }
@@ -189,6 +228,44 @@ impl Writer {
             t.size = self.head.edge.size();
             t.root = self.head.edge.root();
         });
+    }
+
+    /// Stores a token for checkpoint `size`, or counts a failed attempt.
+    async fn save_timestamp(
+        &mut self,
+        size: u64,
+        outcome: TimestampOutcome,
+    ) -> Result<(), StorageError> {
+        let size = to_i64(size)?;
+        let updated = dispatch!(&mut self.conn, conn => match &outcome {
+            TimestampOutcome::Token { token, source } => {
+                sqlx::query(
+                    "UPDATE checkpoints SET tsa_token = $1, tsa_source = $2, tsa_attempts = tsa_attempts + 1, \
+                     tsa_error = NULL WHERE tree_size = $3",
+                )
+                .bind(token.as_slice())
+                .bind(source.as_str())
+                .bind(size)
+                .execute(&mut *conn)
+                .await
+                .map(|r| r.rows_affected())
+            }
+            TimestampOutcome::Failed { error } => {
+                sqlx::query("UPDATE checkpoints SET tsa_attempts = tsa_attempts + 1, tsa_error = $1 WHERE tree_size = $2")
+                    .bind(error.as_str())
+                    .bind(size)
+                    .execute(&mut *conn)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
+        })?;
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(StorageError::OutOfRange(format!(
+                "no checkpoint of size {size}"
+            )))
+        }
     }
 
     /// Signs and persists a checkpoint, but only after checking that it
@@ -428,7 +505,7 @@ async fn write_group(
                     }
                     outcomes.push(JobOutcome::Blocks(sealed));
                 }
-                WriteJob::Checkpoint { .. } => {}
+                WriteJob::Checkpoint { .. } | WriteJob::Timestamp { .. } => {}
             }
         }
 

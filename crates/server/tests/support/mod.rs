@@ -121,6 +121,11 @@ pub struct TestNode {
 
 impl TestNode {
     pub async fn start(backend: Backend) -> Self {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Like `start`, with `adjust` applied to the configuration last.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let pg = match backend {
             Backend::Sqlite => None,
@@ -133,6 +138,7 @@ impl TestNode {
             ..Config::default()
         };
         config.ledger.checkpoint_interval_ms = 50;
+        adjust(&mut config);
         let node = RunningNode::start(&config)
             .await
             .unwrap_or_else(|e| panic!("node on {backend:?} did not start: {e}"));
@@ -153,6 +159,11 @@ impl TestNode {
         if let Some(node) = self.node.take() {
             node.shutdown().await.unwrap();
         }
+    }
+
+    /// The node's data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     pub fn url(&self, path: &str) -> String {
