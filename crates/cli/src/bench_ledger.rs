@@ -94,6 +94,7 @@ fn run_entry(i: u64, frameworks: &[String]) -> Result<(RunRecord, BlockDraft)> {
         valuation: ValuationEngine::default().value(&metrics),
         accepted_at: now_micros(),
         block_index: None,
+        feed_seq: None,
     };
     let draft = valuation_draft(&record, frameworks);
     Ok((record, draft))

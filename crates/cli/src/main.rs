@@ -6,6 +6,7 @@ mod bench_ledger;
 mod demo;
 mod ledger;
 mod logging;
+mod partner;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -45,6 +46,9 @@ enum Command {
     /// Verify, prove and export the ledger offline.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
+    /// Register, list and disable market partners (through a running node).
+    #[command(subcommand)]
+    Partner(partner::PartnerCommand),
     /// The built-in RFC 3161 time-stamping authority.
     #[command(subcommand)]
     Tsa(TsaCommand),
@@ -169,6 +173,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(command) => bench::run(command).await,
         Command::Ledger(command) => ledger::run(command).await,
+        Command::Partner(command) => partner::run(command).await,
         Command::Tsa(TsaCommand::Init { data_dir, name }) => {
             let files = qunimbus_server::tsa::init_files(&data_dir, &name)?;
             println!("TSA key:   {} (mode 0600)", files.key.display());

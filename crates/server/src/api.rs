@@ -35,6 +35,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let admin = Router::new()
         .route("/v1/valuations/history/reset", post(reset_history))
         .merge(crate::ledger_api::admin_routes())
+        .merge(crate::market_api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let reads = Router::new()
         .route("/v1/valuation/quote", post(quote))
@@ -44,6 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .merge(crate::ledger_api::read_routes())
         .merge(crate::tsa_api::routes())
+        .merge(crate::market_api::read_routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_reader,
@@ -53,6 +55,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .merge(ingest)
         .merge(admin)
+        .merge(crate::market_api::feed_routes())
         .merge(reads)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -220,6 +223,7 @@ fn value_run(state: &AppState, telemetry: Telemetry) -> Result<RunEntry, FieldEr
         telemetry,
         accepted_at: now_micros(),
         block_index: None,
+        feed_seq: None,
     };
     let draft = valuation_draft(&record, &state.frameworks);
     Ok((record, draft))
@@ -257,7 +261,7 @@ async fn post_telemetry(
     let telemetry =
         Telemetry::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
     let record = value_run(&state, telemetry).map_err(|e| rejected(&state, e))?;
-    let stored = state.store.append_runs(vec![record]).await?;
+    let stored = state.store.append_runs_received(vec![record], Some(received)).await?;
     state.note_stored(&stored);
     state
         .metrics
@@ -346,7 +350,7 @@ async fn post_telemetry_batch(
         error.items = errors;
         return Err(error);
     }
-    let stored = state.store.append_runs(runs).await?;
+    let stored = state.store.append_runs_received(runs, Some(received)).await?;
     state.note_stored(&stored);
     state
         .metrics

@@ -193,6 +193,37 @@ impl Default for TsaConfig {
     }
 }
 
+/// The QMP market feed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MarketConfig {
+    /// Target p99 latency from telemetry receipt to partner ack, ms.
+    pub latency_target_ms: f64,
+    /// Target EPH throughput per hour.
+    pub eph_per_hour_target: f64,
+    /// Messages a partner session may have queued before it is disconnected.
+    pub queue_capacity: usize,
+    /// Length of the sliding window the EPH throughput is measured over, seconds.
+    pub throughput_window_secs: u64,
+    /// Home regions of partners that may receive ITAR-class records.
+    pub itar_regions: Vec<String>,
+    /// Home regions of partners that may receive personal-class (GDPR) records.
+    pub personal_regions: Vec<String>,
+}
+
+impl Default for MarketConfig {
+    fn default() -> Self {
+        Self {
+            latency_target_ms: 10.0,
+            eph_per_hour_target: 5e9,
+            queue_capacity: 1024,
+            throughput_window_secs: 300,
+            itar_regions: vec!["Americas".into()],
+            personal_regions: vec!["EU".into()],
+        }
+    }
+}
+
 /// The whole node configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -219,6 +250,8 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// Trusted time-stamping.
     pub tsa: TsaConfig,
+    /// Market feed.
+    pub market: MarketConfig,
 }
 
 impl Default for Config {
@@ -238,6 +271,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             ledger: LedgerConfig::default(),
             tsa: TsaConfig::default(),
+            market: MarketConfig::default(),
         }
     }
 }
@@ -342,6 +376,27 @@ impl Config {
                     "ledger.origin",
                     "must be non-empty without spaces or '+'",
                 ));
+            }
+        }
+        let market = &self.market;
+        for (key, value) in [
+            ("market.latency_target_ms", market.latency_target_ms),
+            ("market.eph_per_hour_target", market.eph_per_hour_target),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(ConfigError::invalid(key, format!("must be a finite number greater than 0, got {value}")));
+            }
+        }
+        if market.queue_capacity < 2 {
+            return Err(ConfigError::invalid("market.queue_capacity", "must be at least 2"));
+        }
+        if market.throughput_window_secs == 0 {
+            return Err(ConfigError::invalid("market.throughput_window_secs", "must be at least 1"));
+        }
+        let regions = self.region_set()?;
+        for (key, list) in [("market.itar_regions", &market.itar_regions), ("market.personal_regions", &market.personal_regions)] {
+            if let Some(unknown) = list.iter().find(|r| regions.canonical(r).is_none()) {
+                return Err(ConfigError::invalid(key, format!("{unknown:?} is not a configured region")));
             }
         }
         let tsa = &self.tsa;

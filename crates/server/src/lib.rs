@@ -8,6 +8,8 @@ pub mod config;
 pub mod error;
 pub mod ledger;
 mod ledger_api;
+pub mod market;
+mod market_api;
 pub mod metrics;
 pub mod state;
 pub mod tsa;
@@ -111,7 +113,7 @@ impl RunningNode {
 
         let metrics = Arc::new(Metrics::new());
         let observer = metrics.clone();
-        let options = StoreOptions {
+        let mut options = StoreOptions {
             queue_depth: config.ingest.queue_depth,
             max_group_rows: config.ingest.max_group_rows,
             node_cache_max_leaves: config.ledger.node_cache_max_blocks,
@@ -125,8 +127,28 @@ impl RunningNode {
             &config.ledger,
             &config.data_dir,
         )?);
+        let market = Arc::new(market::MarketHub::new(
+            signer.name().to_string(),
+            true,
+            qunimbus_market::DistributionPolicy {
+                itar_regions: config.market.itar_regions.clone(),
+                personal_regions: config.market.personal_regions.clone(),
+            },
+            qunimbus_market::Targets {
+                latency_p99_ms: config.market.latency_target_ms,
+                eph_per_hour: config.market.eph_per_hour_target,
+            },
+            config.market.queue_capacity,
+            Duration::from_secs(config.market.throughput_window_secs),
+            metrics.clone(),
+        ));
+        let hub = market.clone();
+        options.on_runs = Some(Arc::new(move |runs| hub.on_committed(runs)));
         let genesis = ledger::genesis_block(&config.ledger.frameworks)?;
         let store = Arc::new(Store::open(&target, options, genesis).await?);
+        if let Some(active) = store.reader().state(market::ACTIVE_KEY).await? {
+            market.set_active(active == "true");
+        }
         let stored = store.reader().phi_stats().await?.count;
         metrics
             .stored_runs
@@ -146,7 +168,10 @@ impl RunningNode {
             signer.name(),
         )?);
         let stamper = Arc::new(tsa::Stamper::from_config(&config.tsa, authority.clone())?);
+        let (stop, stop_rx) = watch::channel(false);
         let state = Arc::new(AppState {
+            market,
+            stop: stop_rx.clone(),
             authority,
             stamper: stamper.clone(),
             regions: config.region_set()?,
@@ -163,7 +188,6 @@ impl RunningNode {
             history: std::sync::Mutex::new(history),
         });
 
-        let (stop, stop_rx) = watch::channel(false);
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| NodeError::Bind { addr, source })?;

@@ -16,6 +16,13 @@ pub struct RegionLabel {
     pub region: String,
 }
 
+/// Label set `{partner="partner_eu"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartnerLabel {
+    /// Partner name.
+    pub partner: String,
+}
+
 /// Label set `{reason="out_of_range"}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -58,6 +65,18 @@ pub struct Metrics {
     pub tsa_failures: Counter,
     /// Checkpoints still waiting for a token.
     pub tsa_pending: Gauge,
+    /// Partner feed sessions connected now.
+    pub partners_connected: Gauge,
+    /// Receipt-to-ack latency per partner (seconds).
+    pub market_latency_seconds: Family<PartnerLabel, Histogram>,
+    /// p99 receipt-to-ack latency per partner (ms), refreshed at scrape.
+    pub market_latency_ms: Family<PartnerLabel, Gauge<f64, AtomicU64>>,
+    /// Measured EPH per hour over the sliding window, refreshed at scrape.
+    pub eph_throughput: Family<RegionLabel, Gauge<f64, AtomicU64>>,
+    /// Partner sessions cut off (slow, disabled).
+    pub partner_disconnects: Counter,
+    /// Feed messages withheld from a partner by the distribution policy.
+    pub withheld_messages: Counter,
 }
 
 impl Default for Metrics {
@@ -166,8 +185,44 @@ impl Metrics {
             "Checkpoints waiting for a time-stamp token",
             tsa_pending.clone(),
         );
+        let partners_connected = Gauge::default();
+        registry.register("qunimbus_partners_connected", "Partner feed sessions connected now", partners_connected.clone());
+        let market_latency_seconds = Family::<PartnerLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+        });
+        registry.register(
+            "qunimbus_market_latency_seconds",
+            "Telemetry receipt to partner ack, per partner",
+            market_latency_seconds.clone(),
+        );
+        let market_latency_ms = Family::<PartnerLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "qunimbus_market_latency_ms",
+            "Measured p99 feed latency (receipt to ack) per partner, ms",
+            market_latency_ms.clone(),
+        );
+        let eph_throughput = Family::<RegionLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "qunimbus_eph_throughput",
+            "Measured EPH per hour over the sliding window",
+            eph_throughput.clone(),
+        );
+        let partner_disconnects = Counter::default();
+        registry.register("qunimbus_partner_disconnects", "Partner sessions cut off (slow or disabled)", partner_disconnects.clone());
+        let withheld_messages = Counter::default();
+        registry.register(
+            "qunimbus_feed_withheld",
+            "Feed messages withheld from partners by the distribution policy",
+            withheld_messages.clone(),
+        );
         Self {
             registry,
+            partners_connected,
+            market_latency_seconds,
+            market_latency_ms,
+            eph_throughput,
+            partner_disconnects,
+            withheld_messages,
             tsa_tokens,
             tsa_failures,
             tsa_pending,

@@ -28,6 +28,10 @@ pub struct AppState {
     pub authority: Arc<qunimbus_timestamp::Authority>,
     /// Where checkpoint tokens come from, and the roots they verify against.
     pub stamper: Arc<crate::tsa::Stamper>,
+    /// The market feed hub.
+    pub market: Arc<crate::market::MarketHub>,
+    /// Becomes true when the node stops (ends long-lived sessions).
+    pub stop: tokio::sync::watch::Receiver<bool>,
     /// The result of the most recent chain verification.
     pub last_verification: Mutex<Option<VerifyReport>>,
     /// Metrics registry.
@@ -70,4 +74,22 @@ impl AppState {
 /// Locks a mutex whose data stays valid even if a holder panicked.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl AppState {
+    /// Copies the measured feed figures into their scrape-time gauges.
+    pub fn refresh_market_metrics(&self) {
+        let report = self.market.latency();
+        for (partner, q) in &report.per_partner {
+            self.metrics
+                .market_latency_ms
+                .get_or_create(&crate::metrics::PartnerLabel { partner: partner.clone() })
+                .set(q.p99_ms);
+        }
+        let (eph, _) = self.market.eph_per_hour();
+        self.metrics
+            .eph_throughput
+            .get_or_create(&crate::metrics::RegionLabel { region: "global".into() })
+            .set(eph);
+    }
 }

@@ -17,9 +17,9 @@ mod record;
 mod writer;
 
 pub use backend::DbTarget;
-pub use reader::{CheckpointRecord, CheckpointTimestamp, Reader};
+pub use reader::{CheckpointRecord, CheckpointTimestamp, PartnerRecord, Reader};
 pub use record::{RunRecord, Stored};
-pub use writer::{CheckpointSigner, CommitObserver, RunEntry, TimestampOutcome};
+pub use writer::{CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, TimestampOutcome};
 
 use backend::{dispatch, BeginWrite};
 use cache::NodeCache;
@@ -58,6 +58,9 @@ pub enum StorageError {
     /// The stored tree disagrees with a signed checkpoint or is incomplete.
     #[error("ledger is inconsistent: {0}")]
     Inconsistent(String),
+    /// A unique value (e.g. a partner name) is already taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A block could not be built (e.g. a non-finite number or an oversized payload).
     #[error("invalid block: {0}")]
     InvalidBlock(String),
@@ -86,6 +89,8 @@ pub struct StoreOptions {
     pub read_connections: u32,
     /// Called after every commit with its size and duration (for metrics).
     pub on_commit: Option<CommitObserver>,
+    /// Called after every commit with the newly stored runs, in feed order.
+    pub on_runs: Option<RunsObserver>,
     /// Keep every Merkle node in memory (64 bytes per block) while the tree
     /// has at most this many blocks; 0 turns the cache off.
     pub node_cache_max_leaves: u64,
@@ -98,6 +103,7 @@ impl Default for StoreOptions {
             max_group_rows: 4096,
             read_connections: 4,
             on_commit: None,
+            on_runs: None,
             node_cache_max_leaves: 4 << 20,
         }
     }
@@ -159,6 +165,7 @@ impl Store {
             options.on_commit,
             published,
             cache,
+            options.on_runs,
         );
         let writer_task = tokio::spawn(writer.run(rx, shutdown.clone()));
         Ok(Self {
@@ -197,8 +204,25 @@ impl Store {
     /// was newly stored or the original with the same `run_id` already existed.
     /// Either everything new is committed or nothing is.
     pub async fn append_runs(&self, entries: Vec<RunEntry>) -> Result<Vec<Stored>, StorageError> {
+        self.append_runs_received(entries, None).await
+    }
+
+    /// [`Store::append_runs`], remembering when the request arrived (for
+    /// latency measured by [`RunsObserver`] consumers).
+    pub async fn append_runs_received(
+        &self,
+        entries: Vec<RunEntry>,
+        received: Option<std::time::Instant>,
+    ) -> Result<Vec<Stored>, StorageError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(WriteJob::Runs { entries, reply }, answer).await
+        self.submit(WriteJob::Runs { entries, received, reply }, answer).await
+    }
+
+    /// Executes one small administrative write (`$1`… placeholders, text or
+    /// NULL binds) through the writer; returns the rows affected.
+    pub async fn execute(&self, sql: &'static str, binds: Vec<Option<String>>) -> Result<u64, StorageError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(WriteJob::Statement { sql, binds, reply }, answer).await
     }
 
     /// Appends blocks that record no run (attestations, rollouts, overrides).
@@ -350,6 +374,7 @@ async fn load_head(
                 tx.commit().await?;
                 tracing::info!(hash = %genesis.hash, "wrote the genesis block");
                 ChainHead {
+                    next_feed_seq: 1,
                     next_index: 1,
                     last_hash: genesis.hash,
                     edge,
@@ -365,7 +390,11 @@ async fn load_head(
                     .map(|id| nodes.get(id).copied().ok_or_else(|| StorageError::Inconsistent(format!("Merkle node {id:?} is missing"))))
                     .collect::<Result<Vec<_>, _>>()?;
                 let edge = RightEdge::from_peaks(size, peaks).map_err(|e| StorageError::Inconsistent(e.to_string()))?;
+                let max_feed: Option<i64> = sqlx::query_scalar("SELECT MAX(feed_seq) FROM runs")
+                    .fetch_one(&mut *conn)
+                    .await?;
                 ChainHead {
+                    next_feed_seq: max_feed.map_or(1, |m| m as u64 + 1),
                     next_index: size,
                     last_hash: last.hash,
                     edge,

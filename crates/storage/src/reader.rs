@@ -10,6 +10,21 @@ use qunimbus_ledger::merkle::{self, Hash, NodeId};
 use qunimbus_valuation::{nearest_rank, PhiStats};
 use std::sync::Arc;
 
+/// A registered liquidity partner (the API key itself is never stored).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PartnerRecord {
+    /// Stable identifier.
+    pub id: String,
+    /// Unique display name.
+    pub name: String,
+    /// Home region (decides which data classes it may receive).
+    pub region: String,
+    /// When it was registered (RFC 3339).
+    pub created_at: String,
+    /// When it was disabled, if it was.
+    pub disabled_at: Option<String>,
+}
+
 /// The time-stamp state of one checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckpointTimestamp {
@@ -131,6 +146,65 @@ impl Reader {
     pub async fn block_count(&self) -> Result<u64, StorageError> {
         let max: Option<i64> = dispatch!(&self.pool, pool => sqlx::query_scalar("SELECT MAX(idx) FROM blocks").fetch_one(pool).await)?;
         Ok(max.map_or(0, |m| u64::try_from(m).map_or(0, |m| m + 1)))
+    }
+
+    /// All partners, by name.
+    pub async fn partners(&self) -> Result<Vec<PartnerRecord>, StorageError> {
+        Ok(dispatch!(&self.pool, pool => {
+            sqlx::query_as("SELECT id, name, region, created_at, disabled_at FROM partners ORDER BY name")
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    /// The partner whose API key hashes to `key_hash`.
+    pub async fn partner_by_key_hash(&self, key_hash: &str) -> Result<Option<PartnerRecord>, StorageError> {
+        Ok(dispatch!(&self.pool, pool => {
+            sqlx::query_as("SELECT id, name, region, created_at, disabled_at FROM partners WHERE key_hash = $1")
+                .bind(key_hash)
+                .fetch_optional(pool)
+                .await
+        })?)
+    }
+
+    /// One partner by id.
+    pub async fn partner(&self, id: &str) -> Result<Option<PartnerRecord>, StorageError> {
+        Ok(dispatch!(&self.pool, pool => {
+            sqlx::query_as("SELECT id, name, region, created_at, disabled_at FROM partners WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+        })?)
+    }
+
+    /// A persisted node setting.
+    pub async fn state(&self, key: &str) -> Result<Option<String>, StorageError> {
+        Ok(dispatch!(&self.pool, pool => {
+            sqlx::query_scalar("SELECT value FROM node_state WHERE key = $1").bind(key).fetch_optional(pool).await
+        })?)
+    }
+
+    /// Runs with feed seq from `from_seq` on, in feed order, at most `limit`.
+    pub async fn runs_from_feed_seq(&self, from_seq: u64, limit: u32) -> Result<Vec<RunRecord>, StorageError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE feed_seq >= $1 ORDER BY feed_seq LIMIT $2");
+        let from = to_i64(from_seq)?;
+        let rows: Vec<RunRow> = dispatch!(&self.pool, pool => {
+            sqlx::query_as(&sql).bind(from).bind(i64::from(limit)).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(RunRecord::try_from).collect()
+    }
+
+    /// The newest run of each region.
+    pub async fn latest_run_per_region(&self) -> Result<Vec<RunRecord>, StorageError> {
+        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE seq IN (SELECT MAX(seq) FROM runs GROUP BY region) ORDER BY region");
+        let rows: Vec<RunRow> = dispatch!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        rows.into_iter().map(RunRecord::try_from).collect()
+    }
+
+    /// The highest feed seq stored (0 when none).
+    pub async fn max_feed_seq(&self) -> Result<u64, StorageError> {
+        let max: Option<i64> = dispatch!(&self.pool, pool => sqlx::query_scalar("SELECT MAX(feed_seq) FROM runs").fetch_one(pool).await)?;
+        Ok(max.map_or(0, |m| u64::try_from(m).unwrap_or(0)))
     }
 
     /// One block by index.

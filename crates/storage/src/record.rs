@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 /// The columns of `runs` in the order `RunRow` reads them.
 pub(crate) const RUN_COLUMNS: &str = "run_id, region, data_class, eta_ent, coherence_variance, \
 runtime_hours, eph_delivered, efficiency_multiplier, coherence_penalty, runtime_factor, \
-phi_qevf, price_multiplier, market_value, eph_price, coherence_within_threshold, accepted_at, block_index";
+phi_qevf, price_multiplier, market_value, eph_price, coherence_within_threshold, accepted_at, block_index, feed_seq";
 
 /// The columns of `blocks` in the order `BlockRow` reads them.
 pub(crate) const BLOCK_COLUMNS: &str =
@@ -28,6 +28,8 @@ pub struct RunRecord {
     pub accepted_at: DateTime<Utc>,
     /// Index of its `valuation` block; `None` until stored.
     pub block_index: Option<u64>,
+    /// Its gap-free market feed sequence number (from 1); `None` until stored.
+    pub feed_seq: Option<u64>,
 }
 
 /// The outcome of storing one record.
@@ -73,6 +75,7 @@ pub(crate) struct RunRow {
     coherence_within_threshold: bool,
     accepted_at: String,
     block_index: i64,
+    feed_seq: Option<i64>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -108,6 +111,10 @@ impl TryFrom<RunRow> for RunRecord {
                 .map_err(|_| corrupt("accepted_at"))?
                 .with_timezone(&Utc),
             block_index: Some(u64::try_from(row.block_index).map_err(|_| corrupt("block_index"))?),
+            feed_seq: row
+                .feed_seq
+                .map(|s| u64::try_from(s).map_err(|_| corrupt("feed_seq")))
+                .transpose()?,
         })
     }
 }

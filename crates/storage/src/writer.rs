@@ -13,6 +13,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 
+/// A newly stored run and when its request arrived (monotonic), in commit order.
+#[derive(Debug, Clone)]
+pub struct CommittedRun {
+    /// The run as stored (with its block index and feed seq).
+    pub record: RunRecord,
+    /// When the node received the request that carried it.
+    pub received: Option<Instant>,
+}
+
+/// Receives the runs of each commit, in feed order, right after the commit.
+pub type RunsObserver = Arc<dyn Fn(Vec<CommittedRun>) + Send + Sync>;
+
 /// Receives `(rows in the transaction, time from BEGIN to COMMIT)` after each commit.
 pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
 
@@ -28,7 +40,14 @@ pub(crate) enum WriteJob {
     /// Store runs; each new one gets its block.
     Runs {
         entries: Vec<RunEntry>,
+        received: Option<Instant>,
         reply: oneshot::Sender<Result<Vec<Stored>, StorageError>>,
+    },
+    /// One parameterised statement (small administrative writes).
+    Statement {
+        sql: &'static str,
+        binds: Vec<Option<String>>,
+        reply: oneshot::Sender<Result<u64, StorageError>>,
     },
     /// Append blocks that record no run (attestations, rollouts, overrides).
     Blocks {
@@ -72,13 +91,13 @@ impl WriteJob {
         match self {
             Self::Runs { entries, .. } => entries.len(),
             Self::Blocks { drafts, .. } => drafts.len(),
-            Self::Checkpoint { .. } | Self::Timestamp { .. } => 1,
+            Self::Checkpoint { .. } | Self::Timestamp { .. } | Self::Statement { .. } => 1,
         }
     }
 
     /// Jobs that run in a transaction of their own, not in a group commit.
     fn is_solo(&self) -> bool {
-        matches!(self, Self::Checkpoint { .. } | Self::Timestamp { .. })
+        matches!(self, Self::Checkpoint { .. } | Self::Timestamp { .. } | Self::Statement { .. })
     }
 
     fn fail(self, error: &StorageError) {
@@ -88,6 +107,7 @@ impl WriteJob {
             Self::Blocks { reply, .. } => drop(reply.send(Err(e))),
             Self::Checkpoint { reply, .. } => drop(reply.send(Err(e))),
             Self::Timestamp { reply, .. } => drop(reply.send(Err(e))),
+            Self::Statement { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }
@@ -96,6 +116,7 @@ impl WriteJob {
 #[derive(Clone)]
 pub(crate) struct ChainHead {
     pub next_index: u64,
+    pub next_feed_seq: u64,
     pub last_hash: String,
     pub edge: RightEdge,
 }
@@ -110,6 +131,7 @@ pub(crate) struct Writer {
     on_commit: Option<CommitObserver>,
     published: watch::Sender<TreeHead>,
     cache: Arc<NodeCache>,
+    on_runs: Option<RunsObserver>,
 }
 
 impl Writer {
@@ -120,6 +142,7 @@ impl Writer {
         on_commit: Option<CommitObserver>,
         published: watch::Sender<TreeHead>,
         cache: Arc<NodeCache>,
+        on_runs: Option<RunsObserver>,
     ) -> Self {
         Self {
             conn,
@@ -128,6 +151,7 @@ impl Writer {
             on_commit,
             published,
             cache,
+            on_runs,
         }
     }
 
@@ -162,6 +186,10 @@ impl Writer {
                     reply,
                 } => {
                     let _ = reply.send(self.save_timestamp(size, outcome).await);
+                    continue;
+                }
+                WriteJob::Statement { sql, binds, reply } => {
+                    let _ = reply.send(self.execute(sql, binds).await);
                     continue;
                 }
                 _ => {}
@@ -199,6 +227,31 @@ impl Writer {
                 if let Some(observe) = &self.on_commit {
                     observe(rows, started.elapsed());
                 }
+                if let Some(on_runs) = &self.on_runs {
+                    let committed: Vec<CommittedRun> = group
+                        .iter()
+                        .zip(&outcomes)
+                        .filter_map(|(job, outcome)| match (job, outcome) {
+                            (WriteJob::Runs { received, .. }, JobOutcome::Runs(stored)) => Some(
+                                stored
+                                    .iter()
+                                    .filter_map(|s| match s {
+                                        Stored::Created(record) => Some(CommittedRun {
+                                            record: record.clone(),
+                                            received: *received,
+                                        }),
+                                        Stored::Existing(_) => None,
+                                    })
+                                    .collect::<Vec<_>>(),
+                            ),
+                            _ => None,
+                        })
+                        .flatten()
+                        .collect();
+                    if !committed.is_empty() {
+                        on_runs(committed);
+                    }
+                }
                 for job in group.into_iter().rev() {
                     let outcome = outcomes.pop();
                     match (job, outcome) {
@@ -228,6 +281,21 @@ impl Writer {
             t.size = self.head.edge.size();
             t.root = self.head.edge.root();
         });
+    }
+
+    /// Runs one administrative statement; a unique-key violation is `Conflict`.
+    async fn execute(&mut self, sql: &str, binds: Vec<Option<String>>) -> Result<u64, StorageError> {
+        let result = dispatch!(&mut self.conn, conn => {
+            let mut query = sqlx::query(sql);
+            for value in &binds {
+                query = query.bind(value.as_deref());
+            }
+            query.execute(&mut *conn).await.map(|r| r.rows_affected())
+        });
+        result.map_err(|e| match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(db.message().to_string()),
+            other => other.into(),
+        })
     }
 
     /// Stores a token for checkpoint `size`, or counts a failed attempt.
@@ -489,6 +557,8 @@ async fn write_group(
                         let block = seal(head, draft.clone(), &mut nodes)?;
                         let mut record = record.clone();
                         record.block_index = Some(block.index);
+                        record.feed_seq = Some(head.next_feed_seq);
+                        head.next_feed_seq += 1;
                         blocks.push(block);
                         existing.insert(id.to_string(), record.clone());
                         new_runs.push(record.clone());
@@ -505,7 +575,7 @@ async fn write_group(
                     }
                     outcomes.push(JobOutcome::Blocks(sealed));
                 }
-                WriteJob::Checkpoint { .. } | WriteJob::Timestamp { .. } => {}
+                WriteJob::Checkpoint { .. } | WriteJob::Timestamp { .. } | WriteJob::Statement { .. } => {}
             }
         }
 
@@ -513,10 +583,11 @@ async fn write_group(
             let mut rows = Vec::with_capacity(chunk.len());
             for record in chunk {
                 let block_index = record.block_index.ok_or_else(|| StorageError::Corrupt("run without block".into()))?;
-                rows.push((record, to_i64(block_index)?));
+                let feed_seq = record.feed_seq.ok_or_else(|| StorageError::Corrupt("run without feed seq".into()))?;
+                rows.push((record, to_i64(block_index)?, to_i64(feed_seq)?));
             }
             let mut qb = QueryBuilder::new(format!("INSERT INTO runs ({RUN_COLUMNS}) "));
-            qb.push_values(rows, |mut b, (r, block_index)| {
+            qb.push_values(rows, |mut b, (r, block_index, feed_seq)| {
                 let (t, v) = (&r.telemetry, &r.valuation);
                 b.push_bind(t.run_id.as_str().to_string())
                     .push_bind(t.region.clone())
@@ -534,7 +605,8 @@ async fn write_group(
                     .push_bind(v.eph_price)
                     .push_bind(v.coherence_within_threshold)
                     .push_bind(r.accepted_at_text())
-                    .push_bind(block_index);
+                    .push_bind(block_index)
+                    .push_bind(feed_seq);
             });
             qb.build().execute(&mut *tx).await?;
         }

@@ -30,6 +30,7 @@ fn entry(id: &str, region: &str, eta: f64, hours: f64) -> RunEntry {
         valuation: ValuationEngine::default().value(&metrics),
         accepted_at: now_micros(),
         block_index: None,
+        feed_seq: None,
     };
     let draft = BlockDraft {
         timestamp: qunimbus_core::time::rfc3339_micros(record.accepted_at),
@@ -87,6 +88,7 @@ async fn records_and_blocks_survive_reopen_bit_for_bit() {
             fetched,
             RunRecord {
                 block_index: Some(1),
+                feed_seq: Some(1),
                 ..record
             },
             "{}",

@@ -1,0 +1,250 @@
+//! Feed latency, telemetry receipt to partner ack, in HDR histograms
+//! (SPEC §5): one per partner and one overall.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Lowest discernible latency, µs.
+const LOWEST_US: u64 = 1;
+/// Highest trackable latency, µs (60 s); longer latencies are recorded as 60 s.
+const HIGHEST_US: u64 = 60_000_000;
+/// Significant decimal digits kept by the histograms.
+const SIGFIG: u8 = 3;
+
+/// Latency quantiles in milliseconds with microsecond resolution.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct Quantiles {
+    /// Number of latencies recorded.
+    pub count: u64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Largest recorded latency, ms (exact to the µs, capped at 60 s).
+    pub max_ms: f64,
+}
+
+/// What a [`LatencyRecorder`] has measured.
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct LatencyReport {
+    /// All partners together; `None` when nothing was recorded.
+    pub overall: Option<Quantiles>,
+    /// Per partner name; partners without a recording are absent.
+    pub per_partner: BTreeMap<String, Quantiles>,
+}
+
+/// One histogram plus the exact largest value.
+#[derive(Debug, Clone)]
+struct Series {
+    hist: Histogram<u64>,
+    max_us: u64,
+}
+
+impl Series {
+    fn new() -> Option<Self> {
+        Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG)
+            .ok()
+            .map(|hist| Self { hist, max_us: 0 })
+    }
+
+    fn record(&mut self, us: u64) {
+        // `us` is clamped to the trackable range, so this cannot fail.
+        self.hist.saturating_record(us);
+        self.max_us = self.max_us.max(us);
+    }
+
+    fn quantiles(&self) -> Option<Quantiles> {
+        let count = self.hist.len();
+        if count == 0 {
+            return None;
+        }
+        // HDR reports the highest value equivalent to a bucket; never report a
+        // quantile above the exact maximum.
+        let at = |q: f64| self.hist.value_at_quantile(q).min(self.max_us);
+        Some(Quantiles {
+            count,
+            p50_ms: us_to_ms(at(0.50)),
+            p99_ms: us_to_ms(at(0.99)),
+            max_ms: us_to_ms(self.max_us),
+        })
+    }
+}
+
+fn us_to_ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+/// Latency from telemetry receipt to partner ack, in microseconds, as HDR
+/// histograms (1 µs .. 60 s, 3 significant digits) per partner and overall.
+///
+/// Memory is bounded by the number of distinct partner names recorded.
+#[derive(Debug, Clone, Default)]
+pub struct LatencyRecorder {
+    overall: Option<Series>,
+    per_partner: BTreeMap<String, Series>,
+}
+
+impl LatencyRecorder {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one measured latency for `partner`. Sub-microsecond latencies
+    /// count as 0 µs; latencies above 60 s count as 60 s.
+    pub fn record(&mut self, partner: &str, latency: Duration) {
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .min(HIGHEST_US);
+        if self.overall.is_none() {
+            self.overall = Series::new();
+        }
+        if let Some(series) = self.overall.as_mut() {
+            series.record(us);
+        }
+        if !self.per_partner.contains_key(partner) {
+            match Series::new() {
+                Some(series) => {
+                    self.per_partner.insert(partner.to_owned(), series);
+                }
+                None => return,
+            }
+        }
+        if let Some(series) = self.per_partner.get_mut(partner) {
+            series.record(us);
+        }
+    }
+
+    /// Quantiles overall and per partner.
+    pub fn report(&self) -> LatencyReport {
+        LatencyReport {
+            overall: self.overall.as_ref().and_then(Series::quantiles),
+            per_partner: self
+                .per_partner
+                .iter()
+                .filter_map(|(name, s)| s.quantiles().map(|q| (name.clone(), q)))
+                .collect(),
+        }
+    }
+
+    /// Quantiles of one partner; `None` when it has no recording.
+    pub fn partner(&self, partner: &str) -> Option<Quantiles> {
+        self.per_partner.get(partner).and_then(Series::quantiles)
+    }
+
+    /// Forgets one partner's recordings (e.g. when it is removed). The
+    /// overall histogram keeps them.
+    pub fn remove_partner(&mut self, partner: &str) {
+        self.per_partner.remove(partner);
+    }
+
+    /// Forgets everything, overall and per partner.
+    pub fn reset(&mut self) {
+        self.overall = None;
+        self.per_partner.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(actual: f64, expected: f64) -> bool {
+        // Three significant digits: relative error below 0.1 %.
+        (actual - expected).abs() <= expected * 0.001 + 1e-9
+    }
+
+    #[test]
+    fn empty_report() {
+        let rec = LatencyRecorder::new();
+        let report = rec.report();
+        assert_eq!(report.overall, None);
+        assert!(report.per_partner.is_empty());
+        assert_eq!(
+            serde_json::to_value(&report).unwrap(),
+            serde_json::json!({"overall": null, "per_partner": {}})
+        );
+    }
+
+    #[test]
+    fn quantiles_of_1_to_100_ms() {
+        let mut rec = LatencyRecorder::new();
+        for ms in 1..=100u64 {
+            rec.record("alpha", Duration::from_millis(ms));
+        }
+        let q = rec.report().overall.unwrap();
+        assert_eq!(q.count, 100);
+        assert!(close(q.p50_ms, 50.0), "p50 {}", q.p50_ms);
+        assert!(close(q.p99_ms, 99.0), "p99 {}", q.p99_ms);
+        assert_eq!(q.max_ms, 100.0);
+        assert_eq!(rec.partner("alpha"), Some(q));
+    }
+
+    #[test]
+    fn microsecond_resolution() {
+        let mut rec = LatencyRecorder::new();
+        rec.record("a", Duration::from_micros(1_234));
+        let q = rec.report().overall.unwrap();
+        assert_eq!(q.p50_ms, 1.234);
+        assert_eq!(q.p99_ms, 1.234);
+        assert_eq!(q.max_ms, 1.234);
+    }
+
+    #[test]
+    fn per_partner_separation() {
+        let mut rec = LatencyRecorder::new();
+        for _ in 0..10 {
+            rec.record("fast", Duration::from_millis(1));
+            rec.record("slow", Duration::from_millis(20));
+        }
+        rec.record("slow", Duration::from_millis(30));
+        let report = rec.report();
+        assert_eq!(report.per_partner.len(), 2);
+        let fast = &report.per_partner["fast"];
+        let slow = &report.per_partner["slow"];
+        assert_eq!((fast.count, fast.max_ms), (10, 1.0));
+        assert!(close(fast.p99_ms, 1.0));
+        assert_eq!((slow.count, slow.max_ms), (11, 30.0));
+        assert!(close(slow.p50_ms, 20.0));
+        let overall = report.overall.unwrap();
+        assert_eq!(overall.count, 21);
+        assert_eq!(overall.max_ms, 30.0);
+        assert!(close(overall.p50_ms, 20.0), "{}", overall.p50_ms);
+        assert!(close(overall.p99_ms, 30.0), "{}", overall.p99_ms);
+    }
+
+    #[test]
+    fn extremes_are_clamped() {
+        let mut rec = LatencyRecorder::new();
+        rec.record("a", Duration::from_nanos(300));
+        rec.record("a", Duration::from_secs(3600));
+        rec.record("a", Duration::MAX);
+        let q = rec.report().overall.unwrap();
+        assert_eq!(q.count, 3);
+        assert_eq!(q.max_ms, 60_000.0);
+        assert!(q.p99_ms <= 60_000.0);
+    }
+
+    #[test]
+    fn reset_and_remove() {
+        let mut rec = LatencyRecorder::new();
+        rec.record("a", Duration::from_millis(1));
+        rec.record("b", Duration::from_millis(2));
+        rec.remove_partner("a");
+        let report = rec.report();
+        assert_eq!(report.per_partner.keys().collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(report.overall.map(|q| q.count), Some(2));
+        rec.reset();
+        assert_eq!(
+            rec.report(),
+            LatencyReport {
+                overall: None,
+                per_partner: BTreeMap::new()
+            }
+        );
+        rec.record("c", Duration::from_millis(5));
+        assert_eq!(rec.report().overall.map(|q| q.max_ms), Some(5.0));
+    }
+}

@@ -1,0 +1,443 @@
+//! The node's side of QMP: the hub that receives committed runs from the
+//! store, fans them out to partner sessions, measures ack latency and EPH
+//! throughput, and one partner session (shared by WebSocket and SSE).
+
+use crate::metrics::{Metrics, PartnerLabel};
+use crate::state::{lock, AppState};
+use qunimbus_core::time::{now_micros, rfc3339_micros};
+use qunimbus_core::DataClass;
+use qunimbus_market::{
+    DistributionPolicy, FeedValuation, LatencyRecorder, LatencyReport, Offer, SeqCursor, ServerMessage, Targets,
+    ThroughputWindow,
+};
+use qunimbus_storage::{CommittedRun, PartnerRecord, RunRecord, StorageError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// `node_state` key of the persisted activation flag.
+pub const ACTIVE_KEY: &str = "market_active";
+
+/// A committed run on its way to partners.
+#[derive(Debug)]
+pub struct Live {
+    /// The message body (its `server_time` is set when sent).
+    pub valuation: FeedValuation,
+    /// When this node received the run's request.
+    pub received: Option<Instant>,
+}
+
+/// Per-partner live bookkeeping.
+struct PartnerLive {
+    name: String,
+    connections: usize,
+    /// Live messages sent and not yet acknowledged: seq → receipt time.
+    unacked: BTreeMap<u64, Instant>,
+    /// Tells this partner's sessions to stop (partner disabled).
+    revoked: watch::Sender<bool>,
+}
+
+/// Fan-out, measurement and activation state of the market feed.
+pub struct MarketHub {
+    /// The log whose seq space this node publishes (its checkpoint origin).
+    pub origin: String,
+    /// Who may receive which data classes.
+    pub policy: DistributionPolicy,
+    /// Latency and throughput targets.
+    pub targets: Targets,
+    /// Messages a session may have queued before it is cut off as slow.
+    pub queue_capacity: usize,
+    active: AtomicBool,
+    sender: broadcast::Sender<Arc<Live>>,
+    latency: Mutex<LatencyRecorder>,
+    throughput: Mutex<ThroughputWindow>,
+    epoch: Instant,
+    partners: Mutex<HashMap<String, PartnerLive>>,
+    metrics: Arc<Metrics>,
+}
+
+impl MarketHub {
+    /// A hub; `active` is the persisted activation state.
+    pub fn new(
+        origin: String,
+        active: bool,
+        policy: DistributionPolicy,
+        targets: Targets,
+        queue_capacity: usize,
+        window: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let (sender, _) = broadcast::channel(queue_capacity.max(16) * 4);
+        Self {
+            origin,
+            policy,
+            targets,
+            queue_capacity: queue_capacity.max(2),
+            active: AtomicBool::new(active),
+            sender,
+            latency: Mutex::new(LatencyRecorder::new()),
+            throughput: Mutex::new(ThroughputWindow::new(window)),
+            epoch: Instant::now(),
+            partners: Mutex::new(HashMap::new()),
+            metrics,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether valuations are being published.
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Switches publishing on or off (the caller persists it).
+    pub fn set_active(&self, active: bool) {
+        self.active.store(active, Ordering::SeqCst);
+    }
+
+    /// Called by the store after each commit, with the new runs in feed order.
+    pub fn on_committed(&self, runs: Vec<CommittedRun>) {
+        let now = self.now_ms();
+        {
+            let mut throughput = lock(&self.throughput);
+            for run in &runs {
+                throughput.record(now, run.record.telemetry.metrics.eph_delivered);
+            }
+        }
+        if !self.is_active() {
+            return;
+        }
+        for run in runs {
+            if let Some(valuation) = feed_valuation(&self.origin, &run.record) {
+                // No receiver is fine: nobody is connected.
+                let _ = self.sender.send(Arc::new(Live {
+                    valuation,
+                    received: run.received,
+                }));
+            }
+        }
+    }
+
+    /// Measured EPH per hour over the sliding window.
+    pub fn eph_per_hour(&self) -> (f64, bool) {
+        let now = self.now_ms();
+        let throughput = lock(&self.throughput);
+        let value = throughput.eph_per_hour(now);
+        (value, value > 0.0)
+    }
+
+    /// The throughput window length.
+    pub fn window(&self) -> Duration {
+        lock(&self.throughput).window()
+    }
+
+    /// Latency quantiles measured so far.
+    pub fn latency(&self) -> LatencyReport {
+        lock(&self.latency).report()
+    }
+
+    /// Connected sessions per partner id.
+    pub fn connections(&self) -> HashMap<String, usize> {
+        lock(&self.partners)
+            .iter()
+            .map(|(id, p)| (id.clone(), p.connections))
+            .collect()
+    }
+
+    /// Registers a session; the guard unregisters it. Returns the partner's revocation watch.
+    fn connect(self: &Arc<Self>, partner: &PartnerRecord) -> (SessionGuard, watch::Receiver<bool>) {
+        let mut partners = lock(&self.partners);
+        let entry = partners.entry(partner.id.clone()).or_insert_with(|| PartnerLive {
+            name: partner.name.clone(),
+            connections: 0,
+            unacked: BTreeMap::new(),
+            revoked: watch::channel(false).0,
+        });
+        entry.connections += 1;
+        let revoked = entry.revoked.subscribe();
+        drop(partners);
+        self.update_connected_metric();
+        (
+            SessionGuard {
+                hub: self.clone(),
+                partner_id: partner.id.clone(),
+            },
+            revoked,
+        )
+    }
+
+    fn update_connected_metric(&self) {
+        let total: usize = lock(&self.partners).values().map(|p| p.connections).sum();
+        self.metrics.partners_connected.set(i64::try_from(total).unwrap_or(i64::MAX));
+    }
+
+    /// Ends every session of a partner (it was disabled).
+    pub fn revoke(&self, partner_id: &str) {
+        if let Some(p) = lock(&self.partners).get(partner_id) {
+            p.revoked.send_replace(true);
+        }
+    }
+
+    fn note_sent(&self, partner_id: &str, seq: u64, received: Instant) {
+        let mut partners = lock(&self.partners);
+        if let Some(p) = partners.get_mut(partner_id) {
+            p.unacked.insert(seq, received);
+            while p.unacked.len() > self.queue_capacity * 4 {
+                p.unacked.pop_first();
+            }
+        }
+    }
+
+    /// Records a partner's ack: the latency from telemetry receipt to now,
+    /// for a live message this partner was sent and has not acked yet.
+    pub fn ack(&self, partner_id: &str, seq: u64) -> Option<Duration> {
+        let (name, received) = {
+            let mut partners = lock(&self.partners);
+            let p = partners.get_mut(partner_id)?;
+            (p.name.clone(), p.unacked.remove(&seq)?)
+        };
+        let latency = received.elapsed();
+        lock(&self.latency).record(&name, latency);
+        self.metrics
+            .market_latency_seconds
+            .get_or_create(&PartnerLabel { partner: name })
+            .observe(latency.as_secs_f64());
+        Some(latency)
+    }
+}
+
+/// Unregisters a session when dropped.
+pub struct SessionGuard {
+    hub: Arc<MarketHub>,
+    partner_id: String,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Some(p) = lock(&self.hub.partners).get_mut(&self.partner_id) {
+            p.connections = p.connections.saturating_sub(1);
+        }
+        self.hub.update_connected_metric();
+    }
+}
+
+/// The feed message of a stored run (None for a run without a feed seq).
+pub fn feed_valuation(origin: &str, record: &RunRecord) -> Option<FeedValuation> {
+    let t = &record.telemetry;
+    let v = &record.valuation;
+    Some(FeedValuation {
+        origin: origin.to_string(),
+        seq: record.feed_seq?,
+        server_time: String::new(),
+        accepted_at: rfc3339_micros(record.accepted_at),
+        region: t.region.clone(),
+        data_class: t.data_class,
+        run_id: t.run_id.as_str().to_string(),
+        eta_ent: t.metrics.eta_ent,
+        coherence_variance: t.metrics.coherence_variance,
+        runtime_hours: t.metrics.runtime_hours,
+        eph_delivered: t.metrics.eph_delivered,
+        phi_qevf: v.phi_qevf,
+        price_multiplier: v.price_multiplier,
+        market_value: v.market_value,
+        eph_price: v.eph_price,
+        block_index: record.block_index?,
+    })
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// The client went away or the node is stopping.
+    Closed,
+    /// Cut off (slow consumer, partner disabled); already told the client.
+    Dropped,
+    /// Reading the ledger failed.
+    Storage(StorageError),
+}
+
+impl From<StorageError> for SessionEnd {
+    fn from(e: StorageError) -> Self {
+        Self::Storage(e)
+    }
+}
+
+/// Writes one partner's feed into `out` (JSON texts), which the transport
+/// (WebSocket or SSE) drains: snapshot, replay from `from_seq` (from the
+/// ledger), then live messages without gaps or duplicates. A queue that fills
+/// up (a stalled partner) ends the session with a `disconnect` message that
+/// says where to resume; it never slows other partners.
+pub async fn run_session(
+    state: Arc<AppState>,
+    partner: PartnerRecord,
+    from_seq: Option<u64>,
+    out: mpsc::Sender<String>,
+    mut stop: watch::Receiver<bool>,
+) -> SessionEnd {
+    let hub = state.market.clone();
+    let mut live = hub.sender.subscribe();
+    let (_guard, mut revoked) = hub.connect(&partner);
+    let mut session = Session {
+        state: state.clone(),
+        partner,
+        out,
+        cursor: SeqCursor::new(1),
+    };
+    match session.start(from_seq).await {
+        Ok(()) => {}
+        Err(end) => return end,
+    }
+    loop {
+        let item = tokio::select! {
+            item = live.recv() => item,
+            _ = revoked.wait_for(|r| *r) => {
+                return session.drop_with("partner disabled", session.cursor.next());
+            }
+            _ = stop.wait_for(|s| *s) => return SessionEnd::Closed,
+            () = session.out.closed() => return SessionEnd::Closed,
+        };
+        let result = match item {
+            Ok(live) => session.deliver(&live).await,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                Err(session.drop_with(&format!("too slow: {missed} messages behind"), session.cursor.next()))
+            }
+            Err(broadcast::error::RecvError::Closed) => Err(SessionEnd::Closed),
+        };
+        if let Err(end) = result {
+            return end;
+        }
+    }
+}
+
+struct Session {
+    state: Arc<AppState>,
+    partner: PartnerRecord,
+    out: mpsc::Sender<String>,
+    cursor: SeqCursor,
+}
+
+/// Runs read per query while replaying.
+const REPLAY_PAGE: u32 = 1000;
+
+impl Session {
+    fn hub(&self) -> &MarketHub {
+        &self.state.market
+    }
+
+    /// Queues a message; a full queue cuts the partner off, telling it to
+    /// resume from `resume_from` (the first seq it has not been sent).
+    fn push(&self, message: &ServerMessage, resume_from: u64) -> Result<(), SessionEnd> {
+        if self.out.capacity() <= 1 {
+            return Err(self.drop_with(&format!("send queue full ({} messages)", self.hub().queue_capacity), resume_from));
+        }
+        self.out.try_send(message.to_json()).map_err(|_| SessionEnd::Closed)
+    }
+
+    /// Sends `disconnect` in the reserved last slot and ends the session.
+    fn drop_with(&self, reason: &str, resume_from: u64) -> SessionEnd {
+        tracing::warn!(partner = %self.partner.name, reason, resume_from, "disconnecting partner");
+        self.state.metrics.partner_disconnects.inc();
+        let message = ServerMessage::Disconnect {
+            reason: reason.to_string(),
+            resume_from_seq: resume_from,
+        };
+        let _ = self.out.try_send(message.to_json());
+        SessionEnd::Dropped
+    }
+
+    async fn start(&mut self, from_seq: Option<u64>) -> Result<(), SessionEnd> {
+        let reader = self.state.store.reader();
+        let newest = reader.max_feed_seq().await?;
+        let mut latest = Vec::new();
+        for record in reader.latest_run_per_region().await? {
+            if let Some(mut v) = feed_valuation(&self.hub().origin, &record) {
+                if self.hub().policy.allows(v.data_class, &self.partner.region) {
+                    v.server_time = rfc3339_micros(now_micros());
+                    latest.push(v);
+                }
+            }
+        }
+        let resume = from_seq.unwrap_or(newest + 1).max(1);
+        self.push(&ServerMessage::Snapshot {
+            origin: self.hub().origin.clone(),
+            server_time: rfc3339_micros(now_micros()),
+            active: self.hub().is_active(),
+            next_seq: newest + 1,
+            latest,
+        }, resume)?;
+        match from_seq {
+            Some(from) => {
+                self.cursor = SeqCursor::new(from.max(1));
+                self.replay(from.max(1), newest).await?;
+                self.push(&ServerMessage::Replayed {
+                    origin: self.hub().origin.clone(),
+                    from_seq: from.max(1),
+                    to_seq: newest,
+                }, newest + 1)?;
+            }
+            None => self.cursor = SeqCursor::new(newest + 1),
+        }
+        Ok(())
+    }
+
+    /// Sends stored messages `from..=to` (replay or gap repair).
+    async fn replay(&mut self, from: u64, to: u64) -> Result<(), SessionEnd> {
+        let mut next = from;
+        while next <= to {
+            let page = self.state.store.reader().runs_from_feed_seq(next, REPLAY_PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            for record in page {
+                let Some(v) = feed_valuation(&self.hub().origin, &record) else { continue };
+                if v.seq > to {
+                    return Ok(());
+                }
+                next = v.seq + 1;
+                self.send_valuation(v, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one valuation (or, where policy withholds it, a `withheld`
+    /// notice keeping seq gap-free) and advances the cursor.
+    fn send_valuation(&mut self, mut v: FeedValuation, received: Option<Instant>) -> Result<(), SessionEnd> {
+        let seq = v.seq;
+        if self.hub().policy.allows(v.data_class, &self.partner.region) {
+            v.server_time = rfc3339_micros(now_micros());
+            self.push(&ServerMessage::Valuation(v), seq)?;
+            if let Some(received) = received {
+                self.hub().note_sent(&self.partner.id, seq, received);
+            }
+        } else {
+            self.state.metrics.withheld_messages.inc();
+            self.push(&ServerMessage::Withheld {
+                origin: v.origin,
+                seq,
+                reason: withheld_reason(v.data_class),
+            }, seq)?;
+        }
+        self.cursor.advance_to(seq);
+        Ok(())
+    }
+
+    async fn deliver(&mut self, live: &Live) -> Result<(), SessionEnd> {
+        match self.cursor.offer(live.valuation.seq) {
+            Offer::Skip => Ok(()),
+            Offer::Send => self.send_valuation(live.valuation.clone(), live.received),
+            Offer::Gap { from, to } => {
+                self.replay(from, to).await?;
+                self.send_valuation(live.valuation.clone(), live.received)
+            }
+        }
+    }
+}
+
+fn withheld_reason(class: DataClass) -> String {
+    format!("{} records are not distributed to this partner's home region", class.as_str())
+}

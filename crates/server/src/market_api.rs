@@ -1,0 +1,344 @@
+//! QMP endpoints: partner administration, the feed over WebSocket and SSE,
+//! acknowledgements, activation and measured status.
+
+use crate::api::{query_params, read_text, rejected};
+use crate::error::ApiError;
+use crate::market::{run_session, ACTIVE_KEY};
+use crate::state::AppState;
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::{SinkExt, StreamExt};
+use qunimbus_core::telemetry::parse_region;
+use qunimbus_core::time::{now_micros, rfc3339_micros};
+use qunimbus_core::validation::RawObject;
+use qunimbus_core::{FieldError, FieldErrorCode};
+use qunimbus_market::{latency_status, parse_client_message, throughput_status, ServerMessage};
+use qunimbus_storage::{PartnerRecord, StorageError};
+use rand::RngCore;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
+
+/// Admin routes.
+pub(crate) fn admin_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/partners", post(create_partner).get(list_partners))
+        .route("/v1/partners/{id}/disable", post(disable_partner))
+        .route("/v1/market/activate", post(activate))
+        .route("/v1/market/deactivate", post(deactivate))
+}
+
+/// Partner routes (authenticated with the partner's own API key) and status.
+pub(crate) fn feed_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/market/feed", get(feed_ws))
+        .route("/v1/market/stream", get(feed_sse))
+        .route("/v1/market/ack", post(ack))
+}
+
+/// Read-only routes.
+pub(crate) fn read_routes() -> Router<Arc<AppState>> {
+    Router::new().route("/v1/market/status", get(status))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of an API key, hex: what the database keeps instead of the key.
+pub fn key_hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---- partner administration -------------------------------------------------
+
+async fn create_partner(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let text = read_text(&state, &headers, body, 64 * 1024).await?;
+    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
+    object.deny_unknown(&["name", "region"]).map_err(|e| rejected(&state, e))?;
+    let name = object.string("name").map_err(|e| rejected(&state, e))?;
+    let valid_name = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !valid_name {
+        return Err(rejected(
+            &state,
+            FieldError::field("name", FieldErrorCode::OutOfRange, "name must be 1-64 characters of [A-Za-z0-9._-]"),
+        ));
+    }
+    let region = parse_region(&object.string("region").map_err(|e| rejected(&state, e))?, &state.regions)
+        .map_err(|e| rejected(&state, e))?;
+    let id = format!("p_{}", random_hex(8));
+    let api_key = format!("qmp_{}", random_hex(32));
+    let created_at = rfc3339_micros(now_micros());
+    let inserted = state
+        .store
+        .execute(
+            "INSERT INTO partners (id, name, region, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                Some(id.clone()),
+                Some(name.clone()),
+                Some(region.clone()),
+                Some(key_hash(&api_key)),
+                Some(created_at.clone()),
+            ],
+        )
+        .await;
+    match inserted {
+        Ok(_) => {}
+        Err(StorageError::Conflict(_)) => {
+            return Err(ApiError::new(StatusCode::CONFLICT, "conflict", format!("a partner named {name:?} already exists")).with_field("name"))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(partner = %name, %id, %region, "partner registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "name": name, "region": region, "api_key": api_key, "created_at": created_at })),
+    )
+        .into_response())
+}
+
+async fn list_partners(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let connected = state.market.connections();
+    let partners: Vec<_> = state
+        .store
+        .reader()
+        .partners()
+        .await?
+        .into_iter()
+        .map(|p| {
+            json!({
+                "id": p.id,
+                "name": p.name,
+                "region": p.region,
+                "created_at": p.created_at,
+                "disabled": p.disabled_at.is_some(),
+                "disabled_at": p.disabled_at,
+                "connections": connected.get(&p.id).copied().unwrap_or(0),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "count": partners.len(), "partners": partners })).into_response())
+}
+
+async fn disable_partner(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let partner = state
+        .store
+        .reader()
+        .partner(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no partner {id:?}")).with_field("id"))?;
+    if partner.disabled_at.is_none() {
+        state
+            .store
+            .execute(
+                "UPDATE partners SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL",
+                vec![Some(rfc3339_micros(now_micros())), Some(id.clone())],
+            )
+            .await?;
+    }
+    state.market.revoke(&id);
+    tracing::info!(partner = %partner.name, %id, "partner disabled");
+    Ok(Json(json!({ "id": id, "name": partner.name, "disabled": true })).into_response())
+}
+
+async fn set_active(state: &AppState, active: bool) -> Result<Response, ApiError> {
+    state
+        .store
+        .execute(
+            "INSERT INTO node_state (key, value, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            vec![Some(ACTIVE_KEY.to_string()), Some(active.to_string()), Some(rfc3339_micros(now_micros()))],
+        )
+        .await?;
+    state.market.set_active(active);
+    tracing::info!(active, "market feed {}", if active { "activated" } else { "deactivated" });
+    Ok(Json(json!({ "active": active })).into_response())
+}
+
+async fn activate(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    set_active(&state, true).await
+}
+
+async fn deactivate(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    set_active(&state, false).await
+}
+
+// ---- status ----------------------------------------------------------------------
+
+async fn status(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let hub = &state.market;
+    let report = hub.latency();
+    let (eph_per_hour, measured) = hub.eph_per_hour();
+    let connections = hub.connections();
+    let names: HashMap<String, String> = state
+        .store
+        .reader()
+        .partners()
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect();
+    let connected: Vec<_> = connections
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(id, n)| json!({ "id": id, "name": names.get(id), "connections": n }))
+        .collect();
+    Ok(Json(json!({
+        "origin": hub.origin,
+        "active": hub.is_active(),
+        "partners_connected": connected.len(),
+        "connected": connected,
+        "latency": {
+            "p99_ms": latency_status(&report, &hub.targets),
+            "overall": report.overall,
+            "per_partner": report.per_partner,
+        },
+        "eph_throughput_per_hour": throughput_status(eph_per_hour, measured, &hub.targets),
+        "throughput_window_seconds": hub.window().as_secs_f64(),
+        "targets": hub.targets,
+    }))
+    .into_response())
+}
+
+// ---- partner authentication and the feed --------------------------------------------
+
+/// The partner presenting `Authorization: Bearer <api key>` (or `?api_key=`):
+/// 401 when unknown, 403 when disabled.
+async fn authenticate_partner(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> Result<PartnerRecord, ApiError> {
+    let key = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .or_else(|| params.get("api_key").map(String::as_str))
+        .ok_or_else(|| {
+            state.metrics.reject("unauthorized");
+            ApiError::unauthorized("a partner API key is required (Authorization: Bearer <key>)")
+        })?;
+    let partner = state.store.reader().partner_by_key_hash(&key_hash(key)).await?.ok_or_else(|| {
+        state.metrics.reject("unauthorized");
+        ApiError::unauthorized("the partner API key is not valid")
+    })?;
+    if partner.disabled_at.is_some() {
+        state.metrics.reject("forbidden");
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "partner_disabled", format!("partner {} is disabled", partner.name)));
+    }
+    Ok(partner)
+}
+
+fn from_seq(state: &AppState, params: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
+    params
+        .get("from_seq")
+        .map(|text| {
+            text.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                rejected(
+                    state,
+                    FieldError::field("from_seq", FieldErrorCode::OutOfRange, format!("from_seq must be an integer >= 1, got {text:?}")),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// How long a send to one partner may take before it is treated as stalled.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn feed_ws(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Params,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let params = query_params(&state, query, &["from_seq", "api_key"])?;
+    let partner = authenticate_partner(&state, &headers, &params).await?;
+    let from = from_seq(&state, &params)?;
+    Ok(upgrade.on_upgrade(move |socket| serve_ws(state, partner, from, socket)))
+}
+
+async fn serve_ws(state: Arc<AppState>, partner: PartnerRecord, from: Option<u64>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (out, mut queue) = mpsc::channel::<String>(state.market.queue_capacity);
+    let session = tokio::spawn(run_session(state.clone(), partner.clone(), from, out.clone(), state.stop.clone()));
+    let writer = tokio::spawn(async move {
+        while let Some(text) = queue.recv().await {
+            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+        let _ = sink.close().await;
+    });
+    while let Some(Ok(message)) = stream.next().await {
+        match message {
+            Message::Text(text) => match parse_client_message(&text) {
+                Ok(ack) => {
+                    state.market.ack(&partner.id, ack.seq);
+                }
+                Err(e) => {
+                    let _ = out.try_send(ServerMessage::client_error(&e).to_json());
+                }
+            },
+            Message::Close(_) => break,
+            _ => {}
+        }
+        if session.is_finished() {
+            break;
+        }
+    }
+    session.abort();
+    drop(out);
+    let _ = writer.await;
+}
+
+async fn feed_sse(State(state): State<Arc<AppState>>, headers: HeaderMap, query: Params) -> Result<Response, ApiError> {
+    let params = query_params(&state, query, &["from_seq", "api_key"])?;
+    let partner = authenticate_partner(&state, &headers, &params).await?;
+    let from = from_seq(&state, &params)?;
+    let (out, queue) = mpsc::channel::<String>(state.market.queue_capacity);
+    tokio::spawn(run_session(state.clone(), partner, from, out, state.stop.clone()));
+    let events = futures_util::stream::unfold(queue, |mut queue| async move {
+        let text = queue.recv().await?;
+        let kind = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["type"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "message".into());
+        Some((Ok::<Event, Infallible>(Event::default().event(kind).data(text)), queue))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+}
+
+/// `POST /v1/market/ack {"seq": N}` for SSE partners (WebSocket partners ack in-band).
+async fn ack(State(state): State<Arc<AppState>>, headers: HeaderMap, query: Params, body: Body) -> Result<Response, ApiError> {
+    let params = query_params(&state, query, &["api_key"])?;
+    let partner = authenticate_partner(&state, &headers, &params).await?;
+    let text = read_text(&state, &headers, body, 4096).await?;
+    let message = parse_client_message(&text).map_err(|e| {
+        state.metrics.reject(e.code());
+        let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string());
+        error.field = e.field().map(str::to_string);
+        error
+    })?;
+    let latency = state.market.ack(&partner.id, message.seq);
+    Ok(Json(json!({ "seq": message.seq, "latency_ms": latency.map(|d| d.as_secs_f64() * 1000.0) })).into_response())
+}
