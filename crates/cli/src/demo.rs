@@ -43,6 +43,7 @@ struct Tally {
     failed: AtomicU64,
     last_phi: Mutex<BTreeMap<String, f64>>,
     ledger: Mutex<Option<(u64, Option<u64>)>>,
+    feed: Mutex<Option<(u64, Option<f64>, f64)>>,
     down: Mutex<BTreeMap<String, bool>>,
 }
 
@@ -66,8 +67,15 @@ impl Tally {
             Some((blocks, None)) => format!(" | ledger {blocks} blocks"),
             None => String::new(),
         };
+        let feed = match *self.feed.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some((partners, Some(p99), target)) => {
+                format!(" | {partners} partners, feed p99 {p99:.2} ms (target {target} ms)")
+            }
+            Some((partners, None, _)) => format!(" | {partners} partners"),
+            None => String::new(),
+        };
         format!(
-            "runs accepted {} | duplicates {} | rejected {} | failed {}{ledger} | last phi: {}",
+            "runs accepted {} | duplicates {} | rejected {} | failed {}{ledger}{feed} | last phi: {}",
             self.accepted.load(Ordering::Relaxed),
             self.duplicates.load(Ordering::Relaxed),
             self.rejected.load(Ordering::Relaxed),
@@ -120,6 +128,12 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
     );
 
     let tally = Arc::new(Tally::default());
+    let (stop_partners, partners_stop) = tokio::sync::watch::channel(false);
+    let partner_tasks = start_partners(&node, &config.data_dir, partners_stop).await?;
+    println!(
+        "  partners:      {} connected over WebSocket, acking every valuation",
+        partner_tasks.len()
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -192,8 +206,13 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         }
     }
     let _ = limit.acquire_many(MAX_IN_FLIGHT as u32).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     refresh_ledger(&client, &url, &tally).await;
     print_summary(&tally, interactive);
+    stop_partners.send_replace(true);
+    for task in partner_tasks {
+        let _ = task.await;
+    }
     if interactive {
         println!();
     }
@@ -215,6 +234,99 @@ async fn refresh_ledger(client: &reqwest::Client, url: &str, tally: &Tally) {
         let signed = summary["checkpoint"]["tree_size"].as_u64();
         *tally.ledger.lock().unwrap_or_else(PoisonError::into_inner) = Some((blocks, signed));
     }
+    let Ok(response) = client.get(format!("{url}/v1/market/status")).send().await else {
+        return;
+    };
+    let Ok(status) = response.json::<serde_json::Value>().await else {
+        return;
+    };
+    let latency = &status["latency"]["p99_ms"];
+    *tally.feed.lock().unwrap_or_else(PoisonError::into_inner) = Some((
+        status["partners_connected"].as_u64().unwrap_or(0),
+        latency["value"].as_f64(),
+        latency["target"].as_f64().unwrap_or(0.0),
+    ));
+}
+
+/// The demo's liquidity partners: name and home region.
+const DEMO_PARTNERS: [(&str, &str); 3] = [
+    ("partner_americas", "Americas"),
+    ("partner_eu", "EU"),
+    ("partner_apac", "APAC"),
+];
+
+/// File in the data dir keeping the demo partners' API keys (shown only once by the API).
+const DEMO_PARTNERS_FILE: &str = "demo-partners.toml";
+
+/// Registers the demo partners (or reuses their saved keys) and connects each.
+async fn start_partners(
+    node: &RunningNode,
+    data_dir: &std::path::Path,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    let keys_file = data_dir.join(DEMO_PARTNERS_FILE);
+    let mut keys: toml::Table = match std::fs::read_to_string(&keys_file) {
+        Ok(text) => text
+            .parse()
+            .with_context(|| format!("{} is not valid TOML", keys_file.display()))?,
+        Err(_) => toml::Table::new(),
+    };
+    let client = reqwest::Client::new();
+    let mut changed = false;
+    for (name, region) in DEMO_PARTNERS {
+        if keys.contains_key(name) {
+            continue;
+        }
+        let response = client
+            .post(format!("{}/v1/partners", node.url()))
+            .bearer_auth(node.credentials().admin_token())
+            .json(&serde_json::json!({ "name": name, "region": region }))
+            .send()
+            .await
+            .context("registering a demo partner")?;
+        if !response.status().is_success() {
+            anyhow::bail!("registering {name} failed: HTTP {}", response.status());
+        }
+        let created: serde_json::Value = response.json().await?;
+        let key = created["api_key"]
+            .as_str()
+            .context("no api_key in the answer")?;
+        keys.insert(name.to_string(), key.into());
+        changed = true;
+    }
+    if changed {
+        write_private(&keys_file, &toml::to_string(&keys)?)?;
+    }
+    let ws_url = format!("ws://{}/v1/market/feed", node.local_addr());
+    Ok(DEMO_PARTNERS
+        .iter()
+        .filter_map(|(name, _)| keys.get(*name).and_then(|k| k.as_str()).map(str::to_string))
+        .map(|key| {
+            let stats = Arc::new(crate::feed_client::PartnerStats::default());
+            tokio::spawn(crate::feed_client::run_partner(
+                ws_url.clone(),
+                key,
+                stats,
+                stop.clone(),
+            ))
+        })
+        .collect())
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
 }
 
 fn print_summary(tally: &Tally, interactive: bool) {

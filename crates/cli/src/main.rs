@@ -4,6 +4,7 @@
 mod bench;
 mod bench_ledger;
 mod demo;
+mod feed_client;
 mod ledger;
 mod logging;
 mod partner;

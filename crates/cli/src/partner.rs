@@ -27,7 +27,9 @@ impl AdminTarget {
         let path = self.data_dir.join("credentials.toml");
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("no --token given and {} is not readable", path.display()))?;
-        let table: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .with_context(|| format!("{} is not valid TOML", path.display()))?;
         table
             .get("admin_token")
             .and_then(|v| v.as_str())
@@ -35,18 +37,28 @@ impl AdminTarget {
             .with_context(|| format!("{} has no admin_token", path.display()))
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Result<serde_json::Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
         let mut request = reqwest::Client::new()
             .request(method, format!("{}{path}", self.url.trim_end_matches('/')))
             .bearer_auth(self.token()?);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.with_context(|| format!("cannot reach {}", self.url))?;
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
         let status = response.status();
         let value: serde_json::Value = response.json().await.unwrap_or(serde_json::Value::Null);
         if !status.is_success() {
-            let message = value["error"]["message"].as_str().unwrap_or("no error message");
+            let message = value["error"]["message"]
+                .as_str()
+                .unwrap_or("no error message");
             bail!("the node answered {status}: {message}");
         }
         Ok(value)
@@ -87,28 +99,54 @@ pub enum PartnerCommand {
 /// Runs a partner command.
 pub async fn run(command: PartnerCommand) -> Result<()> {
     match command {
-        PartnerCommand::Add { target, name, region } => {
+        PartnerCommand::Add {
+            target,
+            name,
+            region,
+        } => {
             let created = target
-                .call(reqwest::Method::POST, "/v1/partners", Some(serde_json::json!({ "name": name, "region": region })))
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/partners",
+                    Some(serde_json::json!({ "name": name, "region": region })),
+                )
                 .await?;
-            println!("partner {} ({}) registered, home region {}", created["name"], created["id"], created["region"]);
-            println!("API key (shown once, store it now): {}", created["api_key"].as_str().unwrap_or(""));
+            println!(
+                "partner {} ({}) registered, home region {}",
+                created["name"], created["id"], created["region"]
+            );
+            println!(
+                "API key (shown once, store it now): {}",
+                created["api_key"].as_str().unwrap_or("")
+            );
         }
         PartnerCommand::List { target } => {
-            let list = target.call(reqwest::Method::GET, "/v1/partners", None).await?;
+            let list = target
+                .call(reqwest::Method::GET, "/v1/partners", None)
+                .await?;
             for p in list["partners"].as_array().into_iter().flatten() {
                 println!(
                     "{}  {:<24} {:<10} {:<9} {} connection(s)",
                     p["id"].as_str().unwrap_or(""),
                     p["name"].as_str().unwrap_or(""),
                     p["region"].as_str().unwrap_or(""),
-                    if p["disabled"].as_bool() == Some(true) { "disabled" } else { "active" },
+                    if p["disabled"].as_bool() == Some(true) {
+                        "disabled"
+                    } else {
+                        "active"
+                    },
                     p["connections"]
                 );
             }
         }
         PartnerCommand::Disable { target, id } => {
-            target.call(reqwest::Method::POST, &format!("/v1/partners/{id}/disable"), None).await?;
+            target
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/v1/partners/{id}/disable"),
+                    None,
+                )
+                .await?;
             println!("partner {id} disabled");
         }
     }
