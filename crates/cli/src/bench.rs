@@ -35,6 +35,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200_000)]
         runs: u64,
     },
+    /// Market feed: receipt-to-ack latency over loopback WebSockets (100
+    /// partners at 1,000 runs/s, the same plus one stalled partner, 1,000
+    /// partners at 100 runs/s, then a rate sweep until p99 passes 10 ms).
+    #[command(after_help = "Example:\n  cargo run --release -- bench feed --seconds 10")]
+    Feed {
+        /// Length of each measured phase.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Highest rate the sweep tries.
+        #[arg(long, default_value_t = 64_000.0)]
+        max_rate: f64,
+    },
     /// Ledger: durable appends/s with group commit (concurrent single-run
     /// appends, each run with its block), then inclusion-proof latency and
     /// offline verification rate on a ledger of `--blocks` blocks.
@@ -69,6 +81,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Ingest { clients, runs } => bench_ingest(clients, runs).await,
+        BenchCommand::Feed { seconds, max_rate } => crate::bench_feed::run(seconds, max_rate).await,
         BenchCommand::Ledger {
             blocks,
             appends,

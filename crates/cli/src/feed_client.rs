@@ -63,8 +63,8 @@ async fn session(url: &str, api_key: &str, stats: &PartnerStats) -> Result<(), S
     let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
         .map_err(|e| e.to_string())?;
-    let (mut sink, mut stream) = socket.split();
-    while let Some(message) = stream.next().await {
+    let mut socket = socket;
+    while let Some(message) = socket.next().await {
         let text = match message.map_err(|e| e.to_string())? {
             Message::Text(text) => text,
             Message::Close(_) => break,
@@ -78,7 +78,8 @@ async fn session(url: &str, api_key: &str, stats: &PartnerStats) -> Result<(), S
             Some("valuation") => {
                 if let Some(seq) = seq {
                     let ack = format!(r#"{{"type":"ack","seq":{seq}}}"#);
-                    sink.send(Message::Text(ack.into()))
+                    socket
+                        .send(Message::Text(ack.into()))
                         .await
                         .map_err(|e| e.to_string())?;
                     stats.valuations.fetch_add(1, Ordering::Relaxed);

@@ -2,6 +2,7 @@
 //! configuration file (`config check`) or measure performance (`bench`).
 
 mod bench;
+mod bench_feed;
 mod bench_ledger;
 mod demo;
 mod feed_client;

@@ -261,7 +261,10 @@ async fn post_telemetry(
     let telemetry =
         Telemetry::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
     let record = value_run(&state, telemetry).map_err(|e| rejected(&state, e))?;
-    let stored = state.store.append_runs_received(vec![record], Some(received)).await?;
+    let stored = state
+        .store
+        .append_runs_received(vec![record], Some(received))
+        .await?;
     state.note_stored(&stored);
     state
         .metrics
@@ -350,7 +353,10 @@ async fn post_telemetry_batch(
         error.items = errors;
         return Err(error);
     }
-    let stored = state.store.append_runs_received(runs, Some(received)).await?;
+    let stored = state
+        .store
+        .append_runs_received(runs, Some(received))
+        .await?;
     state.note_stored(&stored);
     state
         .metrics
@@ -540,6 +546,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    state.refresh_market_metrics();
     let head = state.store.tree_head();
     state
         .metrics

@@ -384,19 +384,34 @@ impl Config {
             ("market.eph_per_hour_target", market.eph_per_hour_target),
         ] {
             if !(value.is_finite() && value > 0.0) {
-                return Err(ConfigError::invalid(key, format!("must be a finite number greater than 0, got {value}")));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("must be a finite number greater than 0, got {value}"),
+                ));
             }
         }
         if market.queue_capacity < 2 {
-            return Err(ConfigError::invalid("market.queue_capacity", "must be at least 2"));
+            return Err(ConfigError::invalid(
+                "market.queue_capacity",
+                "must be at least 2",
+            ));
         }
         if market.throughput_window_secs == 0 {
-            return Err(ConfigError::invalid("market.throughput_window_secs", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "market.throughput_window_secs",
+                "must be at least 1",
+            ));
         }
         let regions = self.region_set()?;
-        for (key, list) in [("market.itar_regions", &market.itar_regions), ("market.personal_regions", &market.personal_regions)] {
+        for (key, list) in [
+            ("market.itar_regions", &market.itar_regions),
+            ("market.personal_regions", &market.personal_regions),
+        ] {
             if let Some(unknown) = list.iter().find(|r| regions.canonical(r).is_none()) {
-                return Err(ConfigError::invalid(key, format!("{unknown:?} is not a configured region")));
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{unknown:?} is not a configured region"),
+                ));
             }
         }
         let tsa = &self.tsa;

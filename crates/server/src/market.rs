@@ -7,8 +7,8 @@ use crate::state::{lock, AppState};
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_core::DataClass;
 use qunimbus_market::{
-    DistributionPolicy, FeedValuation, LatencyRecorder, LatencyReport, Offer, SeqCursor, ServerMessage, Targets,
-    ThroughputWindow,
+    DistributionPolicy, FeedValuation, LatencyRecorder, LatencyReport, Offer, SeqCursor,
+    ServerMessage, Targets, ThroughputWindow,
 };
 use qunimbus_storage::{CommittedRun, PartnerRecord, RunRecord, StorageError};
 use std::collections::{BTreeMap, HashMap};
@@ -23,8 +23,10 @@ pub const ACTIVE_KEY: &str = "market_active";
 /// A committed run on its way to partners.
 #[derive(Debug)]
 pub struct Live {
-    /// The message body (its `server_time` is set when sent).
+    /// The message (with `server_time` = when the hub published it).
     pub valuation: FeedValuation,
+    /// The same message serialized once for every partner.
+    pub json: Arc<str>,
     /// When this node received the run's request.
     pub received: Option<Instant>,
 }
@@ -32,6 +34,8 @@ pub struct Live {
 /// Per-partner live bookkeeping.
 struct PartnerLive {
     name: String,
+    /// This partner's latency histogram in the metrics registry.
+    histogram: prometheus_client::metrics::histogram::Histogram,
     connections: usize,
     /// Live messages sent and not yet acknowledged: seq → receipt time.
     unacked: BTreeMap<u64, Instant>,
@@ -111,11 +115,15 @@ impl MarketHub {
         if !self.is_active() {
             return;
         }
+        let server_time = rfc3339_micros(now_micros());
         for run in runs {
-            if let Some(valuation) = feed_valuation(&self.origin, &run.record) {
+            if let Some(mut valuation) = feed_valuation(&self.origin, &run.record) {
+                valuation.server_time = server_time.clone();
+                let json: Arc<str> = ServerMessage::Valuation(valuation.clone()).to_json().into();
                 // No receiver is fine: nobody is connected.
                 let _ = self.sender.send(Arc::new(Live {
                     valuation,
+                    json,
                     received: run.received,
                 }));
             }
@@ -151,12 +159,21 @@ impl MarketHub {
     /// Registers a session; the guard unregisters it. Returns the partner's revocation watch.
     fn connect(self: &Arc<Self>, partner: &PartnerRecord) -> (SessionGuard, watch::Receiver<bool>) {
         let mut partners = lock(&self.partners);
-        let entry = partners.entry(partner.id.clone()).or_insert_with(|| PartnerLive {
-            name: partner.name.clone(),
-            connections: 0,
-            unacked: BTreeMap::new(),
-            revoked: watch::channel(false).0,
-        });
+        let entry = partners
+            .entry(partner.id.clone())
+            .or_insert_with(|| PartnerLive {
+                name: partner.name.clone(),
+                histogram: self
+                    .metrics
+                    .market_latency_seconds
+                    .get_or_create(&PartnerLabel {
+                        partner: partner.name.clone(),
+                    })
+                    .clone(),
+                connections: 0,
+                unacked: BTreeMap::new(),
+                revoked: watch::channel(false).0,
+            });
         entry.connections += 1;
         let revoked = entry.revoked.subscribe();
         drop(partners);
@@ -172,7 +189,9 @@ impl MarketHub {
 
     fn update_connected_metric(&self) {
         let total: usize = lock(&self.partners).values().map(|p| p.connections).sum();
-        self.metrics.partners_connected.set(i64::try_from(total).unwrap_or(i64::MAX));
+        self.metrics
+            .partners_connected
+            .set(i64::try_from(total).unwrap_or(i64::MAX));
     }
 
     /// Ends every session of a partner (it was disabled).
@@ -195,17 +214,12 @@ impl MarketHub {
     /// Records a partner's ack: the latency from telemetry receipt to now,
     /// for a live message this partner was sent and has not acked yet.
     pub fn ack(&self, partner_id: &str, seq: u64) -> Option<Duration> {
-        let (name, received) = {
-            let mut partners = lock(&self.partners);
-            let p = partners.get_mut(partner_id)?;
-            (p.name.clone(), p.unacked.remove(&seq)?)
-        };
-        let latency = received.elapsed();
-        lock(&self.latency).record(&name, latency);
-        self.metrics
-            .market_latency_seconds
-            .get_or_create(&PartnerLabel { partner: name })
-            .observe(latency.as_secs_f64());
+        let now = Instant::now();
+        let mut partners = lock(&self.partners);
+        let p = partners.get_mut(partner_id)?;
+        let latency = now.saturating_duration_since(p.unacked.remove(&seq)?);
+        p.histogram.observe(latency.as_secs_f64());
+        lock(&self.latency).record(&p.name, latency);
         Some(latency)
     }
 }
@@ -275,7 +289,7 @@ pub async fn run_session(
     state: Arc<AppState>,
     partner: PartnerRecord,
     from_seq: Option<u64>,
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Arc<str>>,
     mut stop: watch::Receiver<bool>,
 ) -> SessionEnd {
     let hub = state.market.clone();
@@ -302,9 +316,10 @@ pub async fn run_session(
         };
         let result = match item {
             Ok(live) => session.deliver(&live).await,
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                Err(session.drop_with(&format!("too slow: {missed} messages behind"), session.cursor.next()))
-            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => Err(session.drop_with(
+                &format!("too slow: {missed} messages behind"),
+                session.cursor.next(),
+            )),
             Err(broadcast::error::RecvError::Closed) => Err(SessionEnd::Closed),
         };
         if let Err(end) = result {
@@ -316,12 +331,16 @@ pub async fn run_session(
 struct Session {
     state: Arc<AppState>,
     partner: PartnerRecord,
-    out: mpsc::Sender<String>,
+    out: mpsc::Sender<Arc<str>>,
     cursor: SeqCursor,
 }
 
 /// Runs read per query while replaying.
 const REPLAY_PAGE: u32 = 1000;
+
+/// How long a replay waits for room in a partner's queue before the partner
+/// is treated as stalled.
+const REPLAY_STALL: Duration = Duration::from_secs(5);
 
 impl Session {
     fn hub(&self) -> &MarketHub {
@@ -331,10 +350,32 @@ impl Session {
     /// Queues a message; a full queue cuts the partner off, telling it to
     /// resume from `resume_from` (the first seq it has not been sent).
     fn push(&self, message: &ServerMessage, resume_from: u64) -> Result<(), SessionEnd> {
+        self.push_text(message.to_json().into(), resume_from)
+    }
+
+    fn push_text(&self, text: Arc<str>, resume_from: u64) -> Result<(), SessionEnd> {
         if self.out.capacity() <= 1 {
-            return Err(self.drop_with(&format!("send queue full ({} messages)", self.hub().queue_capacity), resume_from));
+            return Err(self.drop_with(
+                &format!("send queue full ({} messages)", self.hub().queue_capacity),
+                resume_from,
+            ));
         }
-        self.out.try_send(message.to_json()).map_err(|_| SessionEnd::Closed)
+        self.out.try_send(text).map_err(|_| SessionEnd::Closed)
+    }
+
+    /// Replay is read from the ledger at the partner's pace: waits until the
+    /// queue has room (keeping the slot reserved for `disconnect`) rather than
+    /// cutting off a partner for a backlog it asked for; only a partner that
+    /// takes nothing for [`REPLAY_STALL`] is disconnected.
+    async fn wait_for_room(&self, resume_from: u64) -> Result<(), SessionEnd> {
+        while self.out.capacity() <= 1 {
+            match tokio::time::timeout(REPLAY_STALL, self.out.reserve_many(2)).await {
+                Ok(Ok(permits)) => drop(permits),
+                Ok(Err(_)) => return Err(SessionEnd::Closed),
+                Err(_) => return Err(self.drop_with("too slow: replay stalled", resume_from)),
+            }
+        }
+        Ok(())
     }
 
     /// Sends `disconnect` in the reserved last slot and ends the session.
@@ -345,7 +386,7 @@ impl Session {
             reason: reason.to_string(),
             resume_from_seq: resume_from,
         };
-        let _ = self.out.try_send(message.to_json());
+        let _ = self.out.try_send(message.to_json().into());
         SessionEnd::Dropped
     }
 
@@ -362,22 +403,29 @@ impl Session {
             }
         }
         let resume = from_seq.unwrap_or(newest + 1).max(1);
-        self.push(&ServerMessage::Snapshot {
-            origin: self.hub().origin.clone(),
-            server_time: rfc3339_micros(now_micros()),
-            active: self.hub().is_active(),
-            next_seq: newest + 1,
-            latest,
-        }, resume)?;
+        self.push(
+            &ServerMessage::Snapshot {
+                origin: self.hub().origin.clone(),
+                server_time: rfc3339_micros(now_micros()),
+                active: self.hub().is_active(),
+                next_seq: newest + 1,
+                latest,
+            },
+            resume,
+        )?;
         match from_seq {
             Some(from) => {
                 self.cursor = SeqCursor::new(from.max(1));
                 self.replay(from.max(1), newest).await?;
-                self.push(&ServerMessage::Replayed {
-                    origin: self.hub().origin.clone(),
-                    from_seq: from.max(1),
-                    to_seq: newest,
-                }, newest + 1)?;
+                self.wait_for_room(newest + 1).await?;
+                self.push(
+                    &ServerMessage::Replayed {
+                        origin: self.hub().origin.clone(),
+                        from_seq: from.max(1),
+                        to_seq: newest,
+                    },
+                    newest + 1,
+                )?;
             }
             None => self.cursor = SeqCursor::new(newest + 1),
         }
@@ -388,16 +436,24 @@ impl Session {
     async fn replay(&mut self, from: u64, to: u64) -> Result<(), SessionEnd> {
         let mut next = from;
         while next <= to {
-            let page = self.state.store.reader().runs_from_feed_seq(next, REPLAY_PAGE).await?;
+            let page = self
+                .state
+                .store
+                .reader()
+                .runs_from_feed_seq(next, REPLAY_PAGE)
+                .await?;
             if page.is_empty() {
                 break;
             }
             for record in page {
-                let Some(v) = feed_valuation(&self.hub().origin, &record) else { continue };
+                let Some(v) = feed_valuation(&self.hub().origin, &record) else {
+                    continue;
+                };
                 if v.seq > to {
                     return Ok(());
                 }
                 next = v.seq + 1;
+                self.wait_for_room(v.seq).await?;
                 self.send_valuation(v, None)?;
             }
         }
@@ -406,21 +462,35 @@ impl Session {
 
     /// Sends one valuation (or, where policy withholds it, a `withheld`
     /// notice keeping seq gap-free) and advances the cursor.
-    fn send_valuation(&mut self, mut v: FeedValuation, received: Option<Instant>) -> Result<(), SessionEnd> {
+    fn send_valuation(
+        &mut self,
+        mut v: FeedValuation,
+        live: Option<&Live>,
+    ) -> Result<(), SessionEnd> {
         let seq = v.seq;
         if self.hub().policy.allows(v.data_class, &self.partner.region) {
-            v.server_time = rfc3339_micros(now_micros());
-            self.push(&ServerMessage::Valuation(v), seq)?;
-            if let Some(received) = received {
-                self.hub().note_sent(&self.partner.id, seq, received);
+            match live {
+                Some(live) => {
+                    if let Some(received) = live.received {
+                        self.hub().note_sent(&self.partner.id, seq, received);
+                    }
+                    self.push_text(live.json.clone(), seq)?;
+                }
+                None => {
+                    v.server_time = rfc3339_micros(now_micros());
+                    self.push(&ServerMessage::Valuation(v), seq)?;
+                }
             }
         } else {
             self.state.metrics.withheld_messages.inc();
-            self.push(&ServerMessage::Withheld {
-                origin: v.origin,
+            self.push(
+                &ServerMessage::Withheld {
+                    origin: v.origin,
+                    seq,
+                    reason: withheld_reason(v.data_class),
+                },
                 seq,
-                reason: withheld_reason(v.data_class),
-            }, seq)?;
+            )?;
         }
         self.cursor.advance_to(seq);
         Ok(())
@@ -429,15 +499,18 @@ impl Session {
     async fn deliver(&mut self, live: &Live) -> Result<(), SessionEnd> {
         match self.cursor.offer(live.valuation.seq) {
             Offer::Skip => Ok(()),
-            Offer::Send => self.send_valuation(live.valuation.clone(), live.received),
+            Offer::Send => self.send_valuation(live.valuation.clone(), Some(live)),
             Offer::Gap { from, to } => {
                 self.replay(from, to).await?;
-                self.send_valuation(live.valuation.clone(), live.received)
+                self.send_valuation(live.valuation.clone(), Some(live))
             }
         }
     }
 }
 
 fn withheld_reason(class: DataClass) -> String {
-    format!("{} records are not distributed to this partner's home region", class.as_str())
+    format!(
+        "{} records are not distributed to this partner's home region",
+        class.as_str()
+    )
 }

@@ -14,7 +14,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use qunimbus_core::telemetry::parse_region;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_core::validation::RawObject;
@@ -62,27 +62,45 @@ fn random_hex(bytes: usize) -> String {
 
 /// SHA-256 of an API key, hex: what the database keeps instead of the key.
 pub fn key_hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 // ---- partner administration -------------------------------------------------
 
-async fn create_partner(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+async fn create_partner(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
     let text = read_text(&state, &headers, body, 64 * 1024).await?;
     let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
-    object.deny_unknown(&["name", "region"]).map_err(|e| rejected(&state, e))?;
+    object
+        .deny_unknown(&["name", "region"])
+        .map_err(|e| rejected(&state, e))?;
     let name = object.string("name").map_err(|e| rejected(&state, e))?;
     let valid_name = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if !valid_name {
         return Err(rejected(
             &state,
-            FieldError::field("name", FieldErrorCode::OutOfRange, "name must be 1-64 characters of [A-Za-z0-9._-]"),
+            FieldError::field(
+                "name",
+                FieldErrorCode::OutOfRange,
+                "name must be 1-64 characters of [A-Za-z0-9._-]",
+            ),
         ));
     }
-    let region = parse_region(&object.string("region").map_err(|e| rejected(&state, e))?, &state.regions)
-        .map_err(|e| rejected(&state, e))?;
+    let region = parse_region(
+        &object.string("region").map_err(|e| rejected(&state, e))?,
+        &state.regions,
+    )
+    .map_err(|e| rejected(&state, e))?;
     let id = format!("p_{}", random_hex(8));
     let api_key = format!("qmp_{}", random_hex(32));
     let created_at = rfc3339_micros(now_micros());
@@ -102,7 +120,12 @@ async fn create_partner(State(state): State<Arc<AppState>>, headers: HeaderMap, 
     match inserted {
         Ok(_) => {}
         Err(StorageError::Conflict(_)) => {
-            return Err(ApiError::new(StatusCode::CONFLICT, "conflict", format!("a partner named {name:?} already exists")).with_field("name"))
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("a partner named {name:?} already exists"),
+            )
+            .with_field("name"))
         }
         Err(e) => return Err(e.into()),
     }
@@ -137,7 +160,10 @@ async fn list_partners(State(state): State<Arc<AppState>>) -> Result<Response, A
     Ok(Json(json!({ "count": partners.len(), "partners": partners })).into_response())
 }
 
-async fn disable_partner(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn disable_partner(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let partner = state
         .store
         .reader()
@@ -168,7 +194,11 @@ async fn set_active(state: &AppState, active: bool) -> Result<Response, ApiError
         )
         .await?;
     state.market.set_active(active);
-    tracing::info!(active, "market feed {}", if active { "activated" } else { "deactivated" });
+    tracing::info!(
+        active,
+        "market feed {}",
+        if active { "activated" } else { "deactivated" }
+    );
     Ok(Json(json!({ "active": active })).into_response())
 }
 
@@ -236,13 +266,22 @@ async fn authenticate_partner(
             state.metrics.reject("unauthorized");
             ApiError::unauthorized("a partner API key is required (Authorization: Bearer <key>)")
         })?;
-    let partner = state.store.reader().partner_by_key_hash(&key_hash(key)).await?.ok_or_else(|| {
-        state.metrics.reject("unauthorized");
-        ApiError::unauthorized("the partner API key is not valid")
-    })?;
+    let partner = state
+        .store
+        .reader()
+        .partner_by_key_hash(&key_hash(key))
+        .await?
+        .ok_or_else(|| {
+            state.metrics.reject("unauthorized");
+            ApiError::unauthorized("the partner API key is not valid")
+        })?;
     if partner.disabled_at.is_some() {
         state.metrics.reject("forbidden");
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "partner_disabled", format!("partner {} is disabled", partner.name)));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "partner_disabled",
+            format!("partner {} is disabled", partner.name),
+        ));
     }
     Ok(partner)
 }
@@ -254,12 +293,19 @@ fn from_seq(state: &AppState, params: &HashMap<String, String>) -> Result<Option
             text.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
                 rejected(
                     state,
-                    FieldError::field("from_seq", FieldErrorCode::OutOfRange, format!("from_seq must be an integer >= 1, got {text:?}")),
+                    FieldError::field(
+                        "from_seq",
+                        FieldErrorCode::OutOfRange,
+                        format!("from_seq must be an integer >= 1, got {text:?}"),
+                    ),
                 )
             })
         })
         .transpose()
 }
+
+/// Messages written to a socket before one flush.
+const WRITE_BATCH: usize = 64;
 
 /// How long a send to one partner may take before it is treated as stalled.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -276,69 +322,128 @@ async fn feed_ws(
     Ok(upgrade.on_upgrade(move |socket| serve_ws(state, partner, from, socket)))
 }
 
-async fn serve_ws(state: Arc<AppState>, partner: PartnerRecord, from: Option<u64>, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let (out, mut queue) = mpsc::channel::<String>(state.market.queue_capacity);
-    let session = tokio::spawn(run_session(state.clone(), partner.clone(), from, out.clone(), state.stop.clone()));
-    let writer = tokio::spawn(async move {
-        while let Some(text) = queue.recv().await {
-            match tokio::time::timeout(SEND_TIMEOUT, sink.send(Message::Text(text.into()))).await {
-                Ok(Ok(())) => {}
-                _ => break,
+async fn serve_ws(
+    state: Arc<AppState>,
+    partner: PartnerRecord,
+    from: Option<u64>,
+    mut socket: WebSocket,
+) {
+    let (out, mut queue) = mpsc::channel::<Arc<str>>(state.market.queue_capacity);
+    let mut session = tokio::spawn(run_session(
+        state.clone(),
+        partner.clone(),
+        from,
+        out.clone(),
+        state.stop.clone(),
+    ));
+    let mut session_ended = false;
+    // One task both writes and reads the socket: splitting it into halves
+    // served by two tasks delayed reads of acks by tens of milliseconds.
+    loop {
+        tokio::select! {
+            next = queue.recv() => {
+                let Some(first) = next else { break };
+                // Everything already queued goes out with one flush.
+                let batch = async {
+                    socket.feed(Message::Text(first.as_ref().into())).await?;
+                    for _ in 0..WRITE_BATCH {
+                        match queue.try_recv() {
+                            Ok(text) => socket.feed(Message::Text(text.as_ref().into())).await?,
+                            Err(_) => break,
+                        }
+                    }
+                    socket.flush().await
+                };
+                if !matches!(tokio::time::timeout(SEND_TIMEOUT, batch).await, Ok(Ok(()))) {
+                    break;
+                }
             }
-        }
-        let _ = sink.close().await;
-    });
-    while let Some(Ok(message)) = stream.next().await {
-        match message {
-            Message::Text(text) => match parse_client_message(&text) {
-                Ok(ack) => {
-                    state.market.ack(&partner.id, ack.seq);
-                }
-                Err(e) => {
-                    let _ = out.try_send(ServerMessage::client_error(&e).to_json());
-                }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) => match parse_client_message(&text) {
+                    Ok(ack) => {
+                        state.market.ack(&partner.id, ack.seq);
+                    }
+                    Err(e) => {
+                        let _ = out.try_send(ServerMessage::client_error(&e).to_json().into());
+                    }
+                },
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(_)) => {}
             },
-            Message::Close(_) => break,
-            _ => {}
-        }
-        if session.is_finished() {
-            break;
+            // The session ended (disconnect sent, partner disabled, node
+            // stopping): send what it queued, then close without waiting for
+            // the client.
+            _ = &mut session, if !session_ended => {
+                session_ended = true;
+                queue.close();
+            }
         }
     }
     session.abort();
-    drop(out);
-    let _ = writer.await;
+    // A partner that stopped reading cannot hold the connection open.
+    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.close()).await;
 }
 
-async fn feed_sse(State(state): State<Arc<AppState>>, headers: HeaderMap, query: Params) -> Result<Response, ApiError> {
+async fn feed_sse(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Params,
+) -> Result<Response, ApiError> {
     let params = query_params(&state, query, &["from_seq", "api_key"])?;
     let partner = authenticate_partner(&state, &headers, &params).await?;
     let from = from_seq(&state, &params)?;
-    let (out, queue) = mpsc::channel::<String>(state.market.queue_capacity);
-    tokio::spawn(run_session(state.clone(), partner, from, out, state.stop.clone()));
+    let (out, queue) = mpsc::channel::<Arc<str>>(state.market.queue_capacity);
+    tokio::spawn(run_session(
+        state.clone(),
+        partner,
+        from,
+        out,
+        state.stop.clone(),
+    ));
     let events = futures_util::stream::unfold(queue, |mut queue| async move {
         let text = queue.recv().await?;
-        let kind = serde_json::from_str::<serde_json::Value>(&text)
+        let text = text.as_ref();
+        let kind = serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|v| v["type"].as_str().map(str::to_string))
             .unwrap_or_else(|| "message".into());
-        Some((Ok::<Event, Infallible>(Event::default().event(kind).data(text)), queue))
+        Some((
+            Ok::<Event, Infallible>(Event::default().event(kind).data(text)),
+            queue,
+        ))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// `POST /v1/market/ack {"seq": N}` for SSE partners (WebSocket partners ack in-band).
-async fn ack(State(state): State<Arc<AppState>>, headers: HeaderMap, query: Params, body: Body) -> Result<Response, ApiError> {
+async fn ack(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    query: Params,
+    body: Body,
+) -> Result<Response, ApiError> {
     let params = query_params(&state, query, &["api_key"])?;
     let partner = authenticate_partner(&state, &headers, &params).await?;
     let text = read_text(&state, &headers, body, 4096).await?;
     let message = parse_client_message(&text).map_err(|e| {
         state.metrics.reject(e.code());
-        let mut error = ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string());
+        // Not JSON / not an object is a malformed document (400, SPEC §9);
+        // a bad field is an invalid value (422).
+        let status = match e.field() {
+            None => StatusCode::BAD_REQUEST,
+            Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        let mut error = ApiError::new(status, e.code(), e.to_string());
         error.field = e.field().map(str::to_string);
         error
     })?;
     let latency = state.market.ack(&partner.id, message.seq);
-    Ok(Json(json!({ "seq": message.seq, "latency_ms": latency.map(|d| d.as_secs_f64() * 1000.0) })).into_response())
+    Ok(
+        Json(
+            json!({ "seq": message.seq, "latency_ms": latency.map(|d| d.as_secs_f64() * 1000.0) }),
+        )
+        .into_response(),
+    )
 }

@@ -186,10 +186,15 @@ impl Metrics {
             tsa_pending.clone(),
         );
         let partners_connected = Gauge::default();
-        registry.register("qunimbus_partners_connected", "Partner feed sessions connected now", partners_connected.clone());
-        let market_latency_seconds = Family::<PartnerLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
-        });
+        registry.register(
+            "qunimbus_partners_connected",
+            "Partner feed sessions connected now",
+            partners_connected.clone(),
+        );
+        let market_latency_seconds =
+            Family::<PartnerLabel, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+            });
         registry.register(
             "qunimbus_market_latency_seconds",
             "Telemetry receipt to partner ack, per partner",
@@ -208,7 +213,11 @@ impl Metrics {
             eph_throughput.clone(),
         );
         let partner_disconnects = Counter::default();
-        registry.register("qunimbus_partner_disconnects", "Partner sessions cut off (slow or disabled)", partner_disconnects.clone());
+        registry.register(
+            "qunimbus_partner_disconnects",
+            "Partner sessions cut off (slow or disabled)",
+            partner_disconnects.clone(),
+        );
         let withheld_messages = Counter::default();
         registry.register(
             "qunimbus_feed_withheld",

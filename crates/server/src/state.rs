@@ -83,13 +83,17 @@ impl AppState {
         for (partner, q) in &report.per_partner {
             self.metrics
                 .market_latency_ms
-                .get_or_create(&crate::metrics::PartnerLabel { partner: partner.clone() })
+                .get_or_create(&crate::metrics::PartnerLabel {
+                    partner: partner.clone(),
+                })
                 .set(q.p99_ms);
         }
         let (eph, _) = self.market.eph_per_hour();
         self.metrics
             .eph_throughput
-            .get_or_create(&crate::metrics::RegionLabel { region: "global".into() })
+            .get_or_create(&crate::metrics::RegionLabel {
+                region: "global".into(),
+            })
             .set(eph);
     }
 }

@@ -19,7 +19,9 @@ mod writer;
 pub use backend::DbTarget;
 pub use reader::{CheckpointRecord, CheckpointTimestamp, PartnerRecord, Reader};
 pub use record::{RunRecord, Stored};
-pub use writer::{CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, TimestampOutcome};
+pub use writer::{
+    CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, TimestampOutcome,
+};
 
 use backend::{dispatch, BeginWrite};
 use cache::NodeCache;
@@ -215,14 +217,27 @@ impl Store {
         received: Option<std::time::Instant>,
     ) -> Result<Vec<Stored>, StorageError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(WriteJob::Runs { entries, received, reply }, answer).await
+        self.submit(
+            WriteJob::Runs {
+                entries,
+                received,
+                reply,
+            },
+            answer,
+        )
+        .await
     }
 
     /// Executes one small administrative write (`$1`… placeholders, text or
     /// NULL binds) through the writer; returns the rows affected.
-    pub async fn execute(&self, sql: &'static str, binds: Vec<Option<String>>) -> Result<u64, StorageError> {
+    pub async fn execute(
+        &self,
+        sql: &'static str,
+        binds: Vec<Option<String>>,
+    ) -> Result<u64, StorageError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(WriteJob::Statement { sql, binds, reply }, answer).await
+        self.submit(WriteJob::Statement { sql, binds, reply }, answer)
+            .await
     }
 
     /// Appends blocks that record no run (attestations, rollouts, overrides).

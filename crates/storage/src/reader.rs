@@ -158,7 +158,10 @@ impl Reader {
     }
 
     /// The partner whose API key hashes to `key_hash`.
-    pub async fn partner_by_key_hash(&self, key_hash: &str) -> Result<Option<PartnerRecord>, StorageError> {
+    pub async fn partner_by_key_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<PartnerRecord>, StorageError> {
         Ok(dispatch!(&self.pool, pool => {
             sqlx::query_as("SELECT id, name, region, created_at, disabled_at FROM partners WHERE key_hash = $1")
                 .bind(key_hash)
@@ -185,8 +188,14 @@ impl Reader {
     }
 
     /// Runs with feed seq from `from_seq` on, in feed order, at most `limit`.
-    pub async fn runs_from_feed_seq(&self, from_seq: u64, limit: u32) -> Result<Vec<RunRecord>, StorageError> {
-        let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE feed_seq >= $1 ORDER BY feed_seq LIMIT $2");
+    pub async fn runs_from_feed_seq(
+        &self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, StorageError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE feed_seq >= $1 ORDER BY feed_seq LIMIT $2"
+        );
         let from = to_i64(from_seq)?;
         let rows: Vec<RunRow> = dispatch!(&self.pool, pool => {
             sqlx::query_as(&sql).bind(from).bind(i64::from(limit)).fetch_all(pool).await
@@ -197,7 +206,8 @@ impl Reader {
     /// The newest run of each region.
     pub async fn latest_run_per_region(&self) -> Result<Vec<RunRecord>, StorageError> {
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE seq IN (SELECT MAX(seq) FROM runs GROUP BY region) ORDER BY region");
-        let rows: Vec<RunRow> = dispatch!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        let rows: Vec<RunRow> =
+            dispatch!(&self.pool, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
         rows.into_iter().map(RunRecord::try_from).collect()
     }
 

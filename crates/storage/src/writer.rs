@@ -97,7 +97,10 @@ impl WriteJob {
 
     /// Jobs that run in a transaction of their own, not in a group commit.
     fn is_solo(&self) -> bool {
-        matches!(self, Self::Checkpoint { .. } | Self::Timestamp { .. } | Self::Statement { .. })
+        matches!(
+            self,
+            Self::Checkpoint { .. } | Self::Timestamp { .. } | Self::Statement { .. }
+        )
     }
 
     fn fail(self, error: &StorageError) {
@@ -284,7 +287,11 @@ impl Writer {
     }
 
     /// Runs one administrative statement; a unique-key violation is `Conflict`.
-    async fn execute(&mut self, sql: &str, binds: Vec<Option<String>>) -> Result<u64, StorageError> {
+    async fn execute(
+        &mut self,
+        sql: &str,
+        binds: Vec<Option<String>>,
+    ) -> Result<u64, StorageError> {
         let result = dispatch!(&mut self.conn, conn => {
             let mut query = sqlx::query(sql);
             for value in &binds {
@@ -293,7 +300,9 @@ impl Writer {
             query.execute(&mut *conn).await.map(|r| r.rows_affected())
         });
         result.map_err(|e| match e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => StorageError::Conflict(db.message().to_string()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StorageError::Conflict(db.message().to_string())
+            }
             other => other.into(),
         })
     }
