@@ -46,6 +46,15 @@ pub enum BenchCommand {
         /// Highest rate the sweep tries.
         #[arg(long, default_value_t = 64_000.0)]
         max_rate: f64,
+        /// Run one phase with this many partners instead of the standard set.
+        #[arg(long, requires = "rate")]
+        partners: Option<u32>,
+        /// Runs per second of that one phase.
+        #[arg(long, requires = "partners")]
+        rate: Option<f64>,
+        /// Add one partner that connects and never reads (that one phase).
+        #[arg(long)]
+        stalled: bool,
     },
     /// Ledger: durable appends/s with group commit (concurrent single-run
     /// appends, each run with its block), then inclusion-proof latency and
@@ -81,7 +90,13 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Ingest { clients, runs } => bench_ingest(clients, runs).await,
-        BenchCommand::Feed { seconds, max_rate } => crate::bench_feed::run(seconds, max_rate).await,
+        BenchCommand::Feed {
+            seconds,
+            max_rate,
+            partners,
+            rate,
+            stalled,
+        } => crate::bench_feed::run(seconds, max_rate, partners.zip(rate), stalled).await,
         BenchCommand::Ledger {
             blocks,
             appends,

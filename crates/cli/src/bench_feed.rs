@@ -32,9 +32,27 @@ struct Outcome {
 
 /// Runs the benchmark: the fixed scenarios, then a rate sweep with
 /// 100 partners until p99 exceeds 10 ms.
-pub async fn run(seconds: f64, max_rate: f64) -> Result<()> {
+pub async fn run(
+    seconds: f64,
+    max_rate: f64,
+    single: Option<(u32, f64)>,
+    stalled: bool,
+) -> Result<()> {
     if !(seconds > 0.0 && max_rate > 0.0) {
         bail!("--seconds and --max-rate must be positive");
+    }
+    if let Some((partners, rate)) = single {
+        if partners == 0 || !(rate > 0.0) {
+            bail!("--partners and --rate must be positive");
+        }
+        let phase = Phase {
+            partners,
+            rate,
+            seconds,
+            stalled,
+        };
+        report(&phase, &measure(&phase).await?);
+        return Ok(());
     }
     let scenarios = [
         Phase {
