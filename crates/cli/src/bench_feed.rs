@@ -42,7 +42,7 @@ pub async fn run(
         bail!("--seconds and --max-rate must be positive");
     }
     if let Some((partners, rate)) = single {
-        if partners == 0 || !(rate > 0.0) {
+        if partners == 0 || rate.is_nan() || rate <= 0.0 {
             bail!("--partners and --rate must be positive");
         }
         let phase = Phase {
