@@ -111,6 +111,9 @@ pub struct NodeArgs {
     /// Database URL (default: SQLite file in the data dir). Env: QUNIMBUS_DATABASE_URL.
     #[arg(long)]
     database_url: Option<String>,
+    /// NATS server for market-feed scale-out, e.g. nats://127.0.0.1:4222. Env: QUNIMBUS_NATS_URL.
+    #[arg(long = "nats")]
+    nats_url: Option<String>,
     /// Log format. Env: QUNIMBUS_LOG_FORMAT.
     #[arg(long, value_enum)]
     log_format: Option<LogFormatArg>,
@@ -128,6 +131,9 @@ impl NodeArgs {
         }
         if let Some(url) = &self.database_url {
             flags.insert("database_url".into(), url.clone().into());
+        }
+        if let Some(url) = &self.nats_url {
+            flags.insert("nats_url".into(), url.clone().into());
         }
         if let Some(format) = self.log_format {
             let name = match format {

@@ -18,7 +18,7 @@ pub fn encode(bytes: &[u8]) -> String {
 /// Decodes hex (either case) into bytes.
 pub fn decode(text: &str) -> Result<Vec<u8>, LedgerError> {
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(LedgerError::InvalidHex(format!(
             "odd length {}",
             bytes.len()

@@ -224,6 +224,28 @@ impl Default for MarketConfig {
     }
 }
 
+/// NATS JetStream scale-out of the market feed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    /// JetStream stream holding every node's feed.
+    pub stream: String,
+    /// Subject prefix; each origin publishes to `<prefix>.<origin token>`.
+    pub subject_prefix: String,
+    /// How long the stream keeps messages, in hours.
+    pub max_age_hours: u64,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            stream: "QUNIMBUS_FEED".into(),
+            subject_prefix: "qunimbus.feed".into(),
+            max_age_hours: 24 * 7,
+        }
+    }
+}
+
 /// The whole node configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -234,6 +256,10 @@ pub struct Config {
     pub listen: String,
     /// Database URL; default the SQLite file `qunimbus.db` in `data_dir`.
     pub database_url: Option<String>,
+    /// NATS server for feed scale-out (`nats://host:4222`); unset = single node.
+    pub nats_url: Option<String>,
+    /// NATS stream and subjects.
+    pub nats: NatsConfig,
     /// Log output style.
     pub log_format: LogFormat,
     /// Regions this node accepts runs from.
@@ -260,6 +286,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./qunimbus-data"),
             listen: "127.0.0.1:8080".to_string(),
             database_url: None,
+            nats_url: None,
+            nats: NatsConfig::default(),
             log_format: LogFormat::default(),
             regions: qunimbus_core::DEFAULT_REGIONS
                 .iter()
@@ -277,7 +305,10 @@ impl Default for Config {
 }
 
 /// Keys whose environment values are always strings (never parsed as numbers).
-const STRING_KEYS: [&str; 12] = [
+const STRING_KEYS: [&str; 15] = [
+    "nats_url",
+    "nats.stream",
+    "nats.subject_prefix",
     "tsa.url",
     "tsa.roots_file",
     "tsa.key_file",
@@ -377,6 +408,37 @@ impl Config {
                     "must be non-empty without spaces or '+'",
                 ));
             }
+        }
+        if let Some(url) = &self.nats_url {
+            if !(url.starts_with("nats://") || url.is_empty()) {
+                return Err(ConfigError::invalid(
+                    "nats_url",
+                    format!("{url:?} is not a nats:// URL"),
+                ));
+            }
+        }
+        let token_ok = |t: &str| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        };
+        if !token_ok(&self.nats.stream) {
+            return Err(ConfigError::invalid(
+                "nats.stream",
+                "must be 1+ characters of [A-Za-z0-9_-]",
+            ));
+        }
+        if !self.nats.subject_prefix.split('.').all(token_ok) {
+            return Err(ConfigError::invalid(
+                "nats.subject_prefix",
+                "must be dot-separated tokens of [A-Za-z0-9_-]",
+            ));
+        }
+        if self.nats.max_age_hours == 0 {
+            return Err(ConfigError::invalid(
+                "nats.max_age_hours",
+                "must be at least 1",
+            ));
         }
         let market = &self.market;
         for (key, value) in [

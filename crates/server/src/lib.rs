@@ -11,6 +11,7 @@ mod ledger_api;
 pub mod market;
 mod market_api;
 pub mod metrics;
+pub mod relay;
 pub mod state;
 pub mod tsa;
 mod tsa_api;
@@ -221,6 +222,17 @@ impl RunningNode {
                 }
             },
         ));
+        let mut background = vec![checkpointer, stamper_task];
+        if let Some(url) = config.nats_url.clone().filter(|u| !u.is_empty()) {
+            background.extend(relay::start(
+                url,
+                config.nats.clone(),
+                store.clone(),
+                state.market.clone(),
+                state.market.committed.clone(),
+                stop_rx.clone(),
+            ));
+        }
         let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
         let mut stopped = stop_rx;
         let server = tokio::spawn(async move {
@@ -236,7 +248,7 @@ impl RunningNode {
             state,
             stop,
             server,
-            background: vec![checkpointer, stamper_task],
+            background,
         })
     }
 

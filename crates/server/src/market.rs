@@ -60,6 +60,8 @@ pub struct MarketHub {
     epoch: Instant,
     partners: Mutex<HashMap<String, PartnerLive>>,
     metrics: Arc<Metrics>,
+    /// Woken after each commit (the NATS publisher waits on it).
+    pub committed: Arc<tokio::sync::Notify>,
 }
 
 impl MarketHub {
@@ -86,6 +88,7 @@ impl MarketHub {
             epoch: Instant::now(),
             partners: Mutex::new(HashMap::new()),
             metrics,
+            committed: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -112,6 +115,7 @@ impl MarketHub {
                 throughput.record(now, run.record.telemetry.metrics.eph_delivered);
             }
         }
+        self.committed.notify_one();
         if !self.is_active() {
             return;
         }
@@ -128,6 +132,33 @@ impl MarketHub {
                 }));
             }
         }
+    }
+
+    /// Relays a valuation accepted by another node (through NATS) to this
+    /// node's partners. Its latency is not measured here: the receipt time
+    /// belongs to the other node's clock.
+    pub fn publish_remote(&self, valuation: FeedValuation) {
+        if !self.is_active() {
+            return;
+        }
+        let valuation = crate::relay::remote_valuation(valuation);
+        let json: Arc<str> = ServerMessage::Valuation(valuation.clone()).to_json().into();
+        let _ = self.sender.send(Arc::new(Live {
+            valuation,
+            json,
+            received: None,
+        }));
+        self.metrics.relayed_in.inc();
+    }
+
+    /// Reports whether the NATS relay consumer is attached.
+    pub fn set_relay_connected(&self, connected: bool) {
+        self.metrics.relay_connected.set(i64::from(connected));
+    }
+
+    /// Counts a valuation published to NATS.
+    pub fn note_relayed(&self) {
+        self.metrics.relayed_out.inc();
     }
 
     /// Measured EPH per hour over the sliding window.
@@ -300,6 +331,7 @@ pub async fn run_session(
         partner,
         out,
         cursor: SeqCursor::new(1),
+        remote: HashMap::new(),
     };
     match session.start(from_seq).await {
         Ok(()) => {}
@@ -333,6 +365,8 @@ struct Session {
     partner: PartnerRecord,
     out: mpsc::Sender<Arc<str>>,
     cursor: SeqCursor,
+    /// Last seq sent per other origin (relayed through NATS, in stream order).
+    remote: HashMap<String, u64>,
 }
 
 /// Runs read per query while replaying.
@@ -497,6 +531,9 @@ impl Session {
     }
 
     async fn deliver(&mut self, live: &Live) -> Result<(), SessionEnd> {
+        if live.valuation.origin != self.hub().origin {
+            return self.deliver_remote(live);
+        }
         match self.cursor.offer(live.valuation.seq) {
             Offer::Skip => Ok(()),
             Offer::Send => self.send_valuation(live.valuation.clone(), Some(live)),
@@ -504,6 +541,33 @@ impl Session {
                 self.replay(from, to).await?;
                 self.send_valuation(live.valuation.clone(), Some(live))
             }
+        }
+    }
+}
+
+impl Session {
+    /// Forwards another origin's valuation once: JetStream delivers each
+    /// origin in order, so only repeats (after a relay reconnect) are dropped.
+    fn deliver_remote(&mut self, live: &Live) -> Result<(), SessionEnd> {
+        let v = &live.valuation;
+        let last = self.remote.get(&v.origin).copied().unwrap_or(0);
+        if v.seq <= last {
+            return Ok(());
+        }
+        self.remote.insert(v.origin.clone(), v.seq);
+        let resume = self.cursor.next();
+        if self.hub().policy.allows(v.data_class, &self.partner.region) {
+            self.push_text(live.json.clone(), resume)
+        } else {
+            self.state.metrics.withheld_messages.inc();
+            self.push(
+                &ServerMessage::Withheld {
+                    origin: v.origin.clone(),
+                    seq: v.seq,
+                    reason: withheld_reason(v.data_class),
+                },
+                resume,
+            )
         }
     }
 }

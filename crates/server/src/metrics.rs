@@ -77,6 +77,12 @@ pub struct Metrics {
     pub partner_disconnects: Counter,
     /// Feed messages withheld from a partner by the distribution policy.
     pub withheld_messages: Counter,
+    /// Local valuations published to NATS.
+    pub relayed_out: Counter,
+    /// Other nodes' valuations received through NATS.
+    pub relayed_in: Counter,
+    /// 1 while the NATS relay consumer is attached.
+    pub relay_connected: Gauge,
 }
 
 impl Default for Metrics {
@@ -224,8 +230,29 @@ impl Metrics {
             "Feed messages withheld from partners by the distribution policy",
             withheld_messages.clone(),
         );
+        let relayed_out = Counter::default();
+        registry.register(
+            "qunimbus_feed_published_nats",
+            "Local valuations published to NATS JetStream",
+            relayed_out.clone(),
+        );
+        let relayed_in = Counter::default();
+        registry.register(
+            "qunimbus_feed_relayed_nats",
+            "Valuations of other nodes relayed from NATS",
+            relayed_in.clone(),
+        );
+        let relay_connected = Gauge::default();
+        registry.register(
+            "qunimbus_feed_relay_connected",
+            "1 while the NATS relay consumer is attached",
+            relay_connected.clone(),
+        );
         Self {
             registry,
+            relay_connected,
+            relayed_out,
+            relayed_in,
             partners_connected,
             market_latency_seconds,
             market_latency_ms,

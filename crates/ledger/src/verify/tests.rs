@@ -22,7 +22,7 @@ fn draft(i: usize) -> BlockDraft {
     ];
     let mut attestations = BTreeMap::new();
     attestations.insert("GDPR".to_string(), AttestationStatus::Verified);
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         attestations.insert("ITAR".to_string(), AttestationStatus::Pending);
     }
     BlockDraft {
@@ -32,10 +32,10 @@ fn draft(i: usize) -> BlockDraft {
             i * 7919 % 1_000_000
         ),
         kind: kinds[i % kinds.len()],
-        phi_qevf: (i % 4 != 0).then_some(i as f64 * 0.137),
-        eta_ent: (i % 5 != 0).then_some(1.0 / (i as f64 + 1.0)),
+        phi_qevf: (!i.is_multiple_of(4)).then_some(i as f64 * 0.137),
+        eta_ent: (!i.is_multiple_of(5)).then_some(1.0 / (i as f64 + 1.0)),
         compliance_attestations: attestations,
-        region: (i % 2 == 0).then(|| format!("region-{}", i % 6)),
+        region: (i.is_multiple_of(2)).then(|| format!("region-{}", i % 6)),
         run_id: (i % 3 != 1).then(|| format!("run-{i:04}")),
         payload: (i % 2 == 1).then(|| json!({"i": i, "tags": ["a", "b"], "ok": true})),
     }
