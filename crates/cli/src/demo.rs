@@ -295,7 +295,8 @@ async fn start_partners(
         changed = true;
     }
     if changed {
-        write_private(&keys_file, &toml::to_string(&keys)?)?;
+        qunimbus_server::auth::write_private(&keys_file, &toml::to_string(&keys)?)
+            .with_context(|| format!("writing {}", keys_file.display()))?;
     }
     let ws_url = format!("ws://{}/v1/market/feed", node.local_addr());
     Ok(DEMO_PARTNERS
@@ -311,22 +312,6 @@ async fn start_partners(
             ))
         })
         .collect())
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(text.as_bytes())?;
-    Ok(())
 }
 
 fn print_summary(tally: &Tally, interactive: bool) {

@@ -149,7 +149,7 @@ fn generate_token() -> String {
 }
 
 /// Writes `text` to `path` atomically (temp file + rename), readable by the owner only (0600).
-pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
