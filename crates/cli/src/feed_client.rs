@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// What a partner client has seen.
@@ -60,10 +61,11 @@ async fn session(url: &str, api_key: &str, stats: &PartnerStats) -> Result<(), S
         .parse()
         .map_err(|_| "bad API key".to_string())?;
     request.headers_mut().insert("authorization", bearer);
-    let (socket, _) = tokio_tungstenite::connect_async(request)
+    // Nagle off and no write buffering: each ack leaves at once.
+    let config = WebSocketConfig::default().write_buffer_size(0);
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| e.to_string())?;
-    let mut socket = socket;
     while let Some(message) = socket.next().await {
         let text = match message.map_err(|e| e.to_string())? {
             Message::Text(text) => text,

@@ -258,12 +258,14 @@ async fn post_telemetry(
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
     let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    // The telemetry is received once its body is: feed latency starts here.
+    let telemetry_received = Instant::now();
     let telemetry =
         Telemetry::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
     let record = value_run(&state, telemetry).map_err(|e| rejected(&state, e))?;
     let stored = state
         .store
-        .append_runs_received(vec![record], Some(received))
+        .append_runs_received(vec![record], Some(telemetry_received))
         .await?;
     state.note_stored(&stored);
     state
@@ -299,6 +301,7 @@ async fn post_telemetry_batch(
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
     let text = read_text(&state, &headers, body, state.limits.max_batch_body_bytes).await?;
+    let telemetry_received = Instant::now();
     let items =
         Telemetry::parse_json_batch(&text, &state.regions).map_err(|e| rejected(&state, e))?;
     if items.is_empty() {
@@ -355,7 +358,7 @@ async fn post_telemetry_batch(
     }
     let stored = state
         .store
-        .append_runs_received(runs, Some(received))
+        .append_runs_received(runs, Some(telemetry_received))
         .await?;
     state.note_stored(&stored);
     state
