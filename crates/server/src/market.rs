@@ -333,6 +333,13 @@ pub async fn run_session(
         cursor: SeqCursor::new(1),
         remote: HashMap::new(),
     };
+    // A disable that landed between authentication and registration reached
+    // no session: look again now that this one would be told.
+    match state.store.reader().partner(&session.partner.id).await {
+        Ok(Some(p)) if p.disabled_at.is_none() => {}
+        Ok(_) => return session.drop_with("partner disabled", 1),
+        Err(e) => return SessionEnd::Storage(e),
+    }
     match session.start(from_seq).await {
         Ok(()) => {}
         Err(end) => return end,
