@@ -97,6 +97,13 @@ pub(crate) fn parse_canonical_decimal(text: &str) -> Option<u64> {
     text.parse().ok()
 }
 
+/// The signed text of a note: everything up to its last blank line, with the
+/// final `"\n"` of the last body line (what signatures and RFC 3161 imprints
+/// cover). `None` when the note has no blank line.
+pub fn note_body(note: &str) -> Option<&str> {
+    note.rfind("\n\n").map(|split| &note[..=split])
+}
+
 /// Signed-note key ID: the first 4 bytes of
 /// SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public key).
 pub fn key_id(name: &str, public_key: &[u8; 32]) -> [u8; 4] {
@@ -375,11 +382,9 @@ impl NoteVerifier {
         if note.chars().any(|c| c.is_control() && c != '\n') {
             return Err(malformed("note contains a control character"));
         }
-        let split = note
-            .rfind("\n\n")
-            .ok_or_else(|| malformed("no blank line before the signatures"))?;
-        let body = &note[..split + 1];
-        let signatures = &note[split + 2..];
+        let body =
+            note_body(note).ok_or_else(|| malformed("no blank line before the signatures"))?;
+        let signatures = &note[body.len() + 1..];
         let signatures = signatures
             .strip_suffix('\n')
             .ok_or_else(|| malformed("signature block must end with a newline"))?;

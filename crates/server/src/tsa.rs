@@ -5,6 +5,7 @@
 use crate::config::TsaConfig;
 use crate::metrics::Metrics;
 use qunimbus_core::time::now_micros;
+use qunimbus_ledger::checkpoint::note_body;
 use qunimbus_storage::{StorageError, Store, TimestampOutcome};
 use qunimbus_timestamp::{
     build_request, generate_authority, token_from_response, verify_response, Authority,
@@ -146,16 +147,10 @@ pub fn load_anchors(path: &Path) -> Result<TrustAnchors, TsaError> {
     Ok(anchors)
 }
 
-/// The signed text of a checkpoint note (everything before the blank line
-/// that precedes the signatures, with its final newline): the TSA imprint
-/// is SHA-256 of these bytes.
-pub fn checkpoint_body(note: &str) -> Option<&str> {
-    note.find("\n\n").map(|i| &note[..=i])
-}
-
-/// SHA-256 of a checkpoint's body.
+/// SHA-256 of a checkpoint's body (the signed text, without the signature
+/// lines): the RFC 3161 imprint of its token.
 pub fn checkpoint_digest(note: &str) -> Option<[u8; 32]> {
-    checkpoint_body(note).map(|body| Sha256::digest(body.as_bytes()).into())
+    note_body(note).map(|body| Sha256::digest(body.as_bytes()).into())
 }
 
 /// Where checkpoint tokens come from.
