@@ -145,7 +145,7 @@ impl Credentials {
 fn generate_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    qunimbus_ledger::hex::encode(&bytes)
 }
 
 /// Writes `text` to `path` atomically (temp file + rename), readable by the owner only (0600).

@@ -99,7 +99,7 @@ pub fn load_or_generate_signer(
 /// `qunimbus/<first 8 hex digits of the public key's key id>`: unique per key.
 fn default_origin(seed: &[u8; 32]) -> Result<String, qunimbus_ledger::LedgerError> {
     let probe = NoteSigner::new("qunimbus", *seed)?;
-    let id: String = probe.key_id().iter().map(|b| format!("{b:02x}")).collect();
+    let id = qunimbus_ledger::hex::encode(&probe.key_id());
     Ok(format!("qunimbus/{id}"))
 }
 

@@ -57,15 +57,12 @@ pub(crate) fn read_routes() -> Router<Arc<AppState>> {
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    qunimbus_ledger::hex::encode(&buf)
 }
 
 /// SHA-256 of an API key, hex: what the database keeps instead of the key.
 pub fn key_hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    qunimbus_ledger::hex::encode(&Sha256::digest(key.as_bytes()))
 }
 
 // ---- partner administration -------------------------------------------------
