@@ -116,7 +116,10 @@ impl MarketHub {
             }
         }
         self.committed.notify_one();
-        if !self.is_active() {
+        // This runs in the storage writer's task: do no serialization when
+        // nobody listens. A session that subscribes later reads anything
+        // committed before it from the database.
+        if !self.is_active() || self.sender.receiver_count() == 0 {
             return;
         }
         let server_time = rfc3339_micros(now_micros());
@@ -161,12 +164,12 @@ impl MarketHub {
         self.metrics.relayed_out.inc();
     }
 
-    /// Measured EPH per hour over the sliding window.
+    /// Measured EPH per hour over the sliding window, and whether the window
+    /// holds any delivery at all.
     pub fn eph_per_hour(&self) -> (f64, bool) {
         let now = self.now_ms();
         let throughput = lock(&self.throughput);
-        let value = throughput.eph_per_hour(now);
-        (value, value > 0.0)
+        (throughput.eph_per_hour(now), throughput.has_samples(now))
     }
 
     /// The throughput window length.
