@@ -95,8 +95,9 @@ fn run_entry(i: u64, frameworks: &[String]) -> Result<(RunRecord, BlockDraft)> {
         accepted_at: now_micros(),
         block_index: None,
         feed_seq: None,
+        erasure_salt: None,
     };
-    let draft = valuation_draft(&record, frameworks);
+    let draft = valuation_draft(&record, frameworks, &[]);
     Ok((record, draft))
 }
 

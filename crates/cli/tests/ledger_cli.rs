@@ -438,7 +438,8 @@ async fn verify_detects_tampering(backend: Backend) {
             .unwrap();
         assert_eq!(response.status(), 201);
     }
-    let size = RUNS as u64 + 1;
+    // Genesis, the config block recording the compliance policy, the runs.
+    let size = RUNS as u64 + 2;
     let note = wait_for_checkpoint(&http, &node.url, size).await;
     assert_eq!(note.size, size);
     let (_, vkey) = get_text(&http, &format!("{}/v1/ledger/public-key", node.url)).await;
@@ -768,8 +769,8 @@ async fn sigkill_under_load_keeps_every_acknowledged_block(backend: Backend) {
     let stored = stats["count"].as_u64().unwrap();
     assert_eq!(
         chain_length,
-        stored + 1,
-        "one block per stored run plus genesis (runs and blocks commit together)"
+        stored + 2,
+        "one block per stored run plus genesis and the policy's config block (runs and blocks commit together)"
     );
     assert!(stored >= acked.len() as u64);
     eprintln!(

@@ -62,17 +62,23 @@ pub enum BlockKind {
     Override,
     /// A trade.
     Trade,
+    /// A region health event (failure or recovery).
+    Health,
+    /// A configuration change (e.g. a compliance policy loaded).
+    Config,
 }
 
 impl BlockKind {
     /// Every kind, in declaration order.
-    pub const ALL: [BlockKind; 6] = [
+    pub const ALL: [BlockKind; 8] = [
         BlockKind::Genesis,
         BlockKind::Valuation,
         BlockKind::Attestation,
         BlockKind::Rollout,
         BlockKind::Override,
         BlockKind::Trade,
+        BlockKind::Health,
+        BlockKind::Config,
     ];
 
     /// The JSON (lowercase) name.
@@ -84,6 +90,8 @@ impl BlockKind {
             BlockKind::Rollout => "rollout",
             BlockKind::Override => "override",
             BlockKind::Trade => "trade",
+            BlockKind::Health => "health",
+            BlockKind::Config => "config",
         }
     }
 

@@ -36,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/valuations/history/reset", post(reset_history))
         .merge(crate::ledger_api::admin_routes())
         .merge(crate::market_api::admin_routes())
+        .merge(crate::trust_api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let reads = Router::new()
         .route("/v1/valuation/quote", post(quote))
@@ -46,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::ledger_api::read_routes())
         .merge(crate::tsa_api::routes())
         .merge(crate::market_api::read_routes())
+        .merge(crate::trust_api::read_routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_reader,
@@ -215,17 +217,68 @@ pub(crate) fn rejected(state: &AppState, e: FieldError) -> ApiError {
     e.into()
 }
 
-/// Prices a run and drafts its ledger block.
-fn value_run(state: &AppState, telemetry: Telemetry) -> Result<RunEntry, FieldError> {
-    let valuation = finite_value(state, &telemetry.metrics)?;
+/// Why a run was not accepted.
+enum Refusal {
+    /// A field is invalid (400/422).
+    Invalid(FieldError),
+    /// A compliance rule forbids it (403).
+    Policy(String),
+}
+
+impl Refusal {
+    fn into_api_error(self, state: &AppState) -> ApiError {
+        match self {
+            Refusal::Invalid(e) => rejected(state, e),
+            Refusal::Policy(message) => {
+                state.metrics.reject("policy_violation");
+                ApiError::new(StatusCode::FORBIDDEN, "policy_violation", message)
+                    .with_field("region")
+            }
+        }
+    }
+}
+
+/// Checks a run against the compliance policy, prices it and drafts its
+/// ledger block (personal-class runs get a fresh salt for their reference).
+fn value_run(state: &AppState, telemetry: Telemetry) -> Result<RunEntry, Refusal> {
+    let decision = state
+        .trust
+        .check_accept(telemetry.data_class, &telemetry.region);
+    if !decision.allowed {
+        let rule = if decision.errors.is_empty() {
+            format!("rule {}", decision.rules.join(", "))
+        } else {
+            format!("policy evaluation error ({})", decision.errors.join("; "))
+        };
+        let frameworks = if decision.frameworks.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", decision.frameworks.join(", "))
+        };
+        return Err(Refusal::Policy(format!(
+            "{rule}{frameworks} forbids accepting {} runs in region {}; nothing was stored",
+            telemetry.data_class.as_str(),
+            telemetry.region
+        )));
+    }
+    let valuation = finite_value(state, &telemetry.metrics).map_err(Refusal::Invalid)?;
+    let erasure_salt = (telemetry.data_class == qunimbus_core::DataClass::Personal).then(|| {
+        let salt: [u8; 16] = rand::random();
+        qunimbus_ledger::hex::encode(&salt)
+    });
     let record = RunRecord {
         valuation,
         telemetry,
         accepted_at: now_micros(),
         block_index: None,
         feed_seq: None,
+        erasure_salt,
     };
-    let draft = valuation_draft(&record, &state.frameworks);
+    let draft = valuation_draft(
+        &record,
+        &state.frameworks,
+        &state.trust.enforced_frameworks(),
+    );
     Ok((record, draft))
 }
 
@@ -262,7 +315,7 @@ async fn post_telemetry(
     let telemetry_received = Instant::now();
     let telemetry =
         Telemetry::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
-    let record = value_run(&state, telemetry).map_err(|e| rejected(&state, e))?;
+    let record = value_run(&state, telemetry).map_err(|e| e.into_api_error(&state))?;
     let stored = state
         .store
         .append_runs_received(vec![record], Some(telemetry_received))
@@ -325,10 +378,14 @@ async fn post_telemetry_batch(
     }
     let mut runs = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
+    let mut forbidden = false;
     for (index, item) in items.into_iter().enumerate() {
-        match item.and_then(|t| value_run(&state, t)) {
+        match item
+            .map_err(Refusal::Invalid)
+            .and_then(|t| value_run(&state, t))
+        {
             Ok(entry) => runs.push(entry),
-            Err(e) => {
+            Err(Refusal::Invalid(e)) => {
                 state.metrics.reject(e.code.as_str());
                 errors.push(ItemError {
                     index,
@@ -337,12 +394,27 @@ async fn post_telemetry_batch(
                     message: e.message,
                 });
             }
+            Err(Refusal::Policy(message)) => {
+                state.metrics.reject("policy_violation");
+                forbidden = true;
+                errors.push(ItemError {
+                    index,
+                    field: Some("region".into()),
+                    code: "policy_violation",
+                    message,
+                });
+            }
         }
     }
     if let Some(first) = errors.first() {
+        let (status, code) = if forbidden {
+            (StatusCode::FORBIDDEN, "policy_violation")
+        } else {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_batch")
+        };
         let mut error = ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_batch",
+            status,
+            code,
             format!(
                 "{} of {} runs are invalid; nothing was stored",
                 errors.len(),
@@ -550,6 +622,15 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     state.refresh_market_metrics();
+    state.trust.refresh_metrics();
+    if let Some(checkpoint) = state.store.reader().latest_checkpoint().await? {
+        if let Ok(signed) = chrono::DateTime::parse_from_rfc3339(&checkpoint.signed_at) {
+            let age = (chrono::Utc::now() - signed.with_timezone(&chrono::Utc)).num_milliseconds()
+                as f64
+                / 1000.0;
+            state.metrics.checkpoint_age.set(age.max(0.0));
+        }
+    }
     let head = state.store.tree_head();
     state
         .metrics

@@ -11,6 +11,7 @@ use qunimbus_ledger::verify::ChainVerifier;
 use qunimbus_storage::{Reader, RunRecord, StorageError, Store};
 use rand::RngCore;
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,10 +112,14 @@ pub fn genesis_block(frameworks: &[String]) -> Result<Block, qunimbus_ledger::Le
 
 /// The draft of the `valuation` block recording `record`. Every framework is
 /// `pending`: nothing on the ingest path evaluates compliance for a run yet.
-pub fn valuation_draft(record: &RunRecord, frameworks: &[String]) -> BlockDraft {
+pub fn valuation_draft(
+    record: &RunRecord,
+    frameworks: &[String],
+    verified: &[String],
+) -> BlockDraft {
     let t = &record.telemetry;
     let v = &record.valuation;
-    let payload = serde_json::json!({
+    let mut payload = serde_json::json!({
         "data_class": t.data_class.as_str(),
         "coherence_variance": t.metrics.coherence_variance,
         "runtime_hours": t.metrics.runtime_hours,
@@ -127,6 +132,15 @@ pub fn valuation_draft(record: &RunRecord, frameworks: &[String]) -> BlockDraft 
         "eph_price": v.eph_price,
         "coherence_within_threshold": v.coherence_within_threshold,
     });
+    // Personal data never goes on the ledger in clear (SPEC §4): the block
+    // carries a salted reference instead of the run id.
+    let run_id = match &record.erasure_salt {
+        Some(salt) => {
+            payload["run_ref"] = run_reference(salt, t.run_id.as_str()).into();
+            None
+        }
+        None => Some(t.run_id.as_str().to_string()),
+    };
     BlockDraft {
         timestamp: rfc3339_micros(record.accepted_at),
         kind: BlockKind::Valuation,
@@ -134,12 +148,30 @@ pub fn valuation_draft(record: &RunRecord, frameworks: &[String]) -> BlockDraft 
         eta_ent: Some(t.metrics.eta_ent),
         compliance_attestations: frameworks
             .iter()
-            .map(|f| (f.clone(), AttestationStatus::Pending))
+            .map(|f| {
+                let status = if verified.contains(f) {
+                    AttestationStatus::Verified
+                } else {
+                    AttestationStatus::Pending
+                };
+                (f.clone(), status)
+            })
             .collect::<BTreeMap<_, _>>(),
         region: Some(t.region.clone()),
-        run_id: Some(t.run_id.as_str().to_string()),
+        run_id,
         payload: Some(payload),
     }
+}
+
+/// The ledger's reference to a personal-class run:
+/// `hex(SHA-256(salt ‖ ":" ‖ run_id))`. Without the salt (kept off the
+/// ledger) the reference cannot be linked back to the run.
+pub fn run_reference(salt: &str, run_id: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    hasher.update(b":");
+    hasher.update(run_id.as_bytes());
+    qunimbus_ledger::hex::encode(&hasher.finalize())
 }
 
 /// Signs a checkpoint whenever the tree has grown, at most once per

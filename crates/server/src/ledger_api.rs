@@ -3,7 +3,7 @@
 
 use crate::api::{query_params, read_text, rejected};
 use crate::error::ApiError;
-use crate::ledger::{grafana_row, verify_ledger, verify_timestamps};
+use crate::ledger::{grafana_row, verify_ledger, verify_timestamps, VerifyReport};
 use crate::state::{lock, AppState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -333,20 +333,23 @@ async fn consistency_proof(
 // ---- verification and attestations ---------------------------------------------
 
 async fn verify(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let report = verify_and_record(&state).await.map_err(storage_error)?;
+    Ok(Json(report).into_response())
+}
+
+/// Verifies the whole chain and the newest checkpoint token, counts a
+/// failure and keeps the report as the node's last verification.
+pub(crate) async fn verify_and_record(state: &AppState) -> Result<VerifyReport, StorageError> {
     let reader = state.store.reader();
-    let report = verify_ledger(reader, Some(&state.verifier), |_| {})
-        .await
-        .map_err(storage_error)?;
-    let timestamps = verify_timestamps(reader, state.stamper.anchors(), true)
-        .await
-        .map_err(storage_error)?;
+    let report = verify_ledger(reader, Some(&state.verifier), |_| {}).await?;
+    let timestamps = verify_timestamps(reader, state.stamper.anchors(), true).await?;
     let report = report.with_timestamps(timestamps);
     if !report.ok {
         state.metrics.verify_failures.inc();
         tracing::error!(failure = ?report.failure, "ledger verification failed");
     }
     *lock(&state.last_verification) = Some(report.clone());
-    Ok(Json(report).into_response())
+    Ok(report)
 }
 
 async fn post_attestation(

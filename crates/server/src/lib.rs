@@ -13,6 +13,8 @@ mod market_api;
 pub mod metrics;
 pub mod relay;
 pub mod state;
+pub mod trust;
+mod trust_api;
 pub mod tsa;
 mod tsa_api;
 
@@ -75,6 +77,9 @@ pub enum NodeError {
     /// Time-stamping could not be set up.
     #[error("time-stamping: {0}")]
     Tsa(#[from] tsa::TsaError),
+    /// The Trust Kernel could not start (e.g. the policy file is refused).
+    #[error("trust kernel: {0}")]
+    Trust(#[from] trust::TrustError),
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Serve(std::io::Error),
@@ -128,13 +133,13 @@ impl RunningNode {
             &config.ledger,
             &config.data_dir,
         )?);
+        let regions = config.region_set()?;
+        let trust_settings = config.trust.settings(&config.data_dir, &regions);
+        let policy = Arc::new(trust::PolicyHolder::load(&trust_settings, &regions)?);
         let market = Arc::new(market::MarketHub::new(
             signer.name().to_string(),
             true,
-            qunimbus_market::DistributionPolicy {
-                itar_regions: config.market.itar_regions.clone(),
-                personal_regions: config.market.personal_regions.clone(),
-            },
+            policy.clone(),
             qunimbus_market::Targets {
                 latency_p99_ms: config.market.latency_target_ms,
                 eph_per_hour: config.market.eph_per_hour_target,
@@ -169,13 +174,25 @@ impl RunningNode {
             signer.name(),
         )?);
         let stamper = Arc::new(tsa::Stamper::from_config(&config.tsa, authority.clone())?);
+        let trust = Arc::new(
+            trust::TrustKernel::open(
+                store.clone(),
+                metrics.clone(),
+                regions.clone(),
+                config.ledger.frameworks.clone(),
+                trust_settings,
+                policy,
+            )
+            .await?,
+        );
         let (stop, stop_rx) = watch::channel(false);
         let state = Arc::new(AppState {
             market,
             stop: stop_rx.clone(),
             authority,
             stamper: stamper.clone(),
-            regions: config.region_set()?,
+            regions,
+            trust,
             engine,
             store: store.clone(),
             verifier: signer.verifier(),
@@ -222,7 +239,8 @@ impl RunningNode {
                 }
             },
         ));
-        let mut background = vec![checkpointer, stamper_task];
+        let controller = tokio::spawn(trust::run_controller(state.clone(), stop_rx.clone()));
+        let mut background = vec![checkpointer, stamper_task, controller];
         if let Some(url) = config.nats_url.clone().filter(|u| !u.is_empty()) {
             background.extend(relay::start(
                 url,

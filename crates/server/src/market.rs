@@ -48,7 +48,7 @@ pub struct MarketHub {
     /// The log whose seq space this node publishes (its checkpoint origin).
     pub origin: String,
     /// Who may receive which data classes.
-    pub policy: DistributionPolicy,
+    pub policy: Arc<dyn DistributionPolicy>,
     /// Latency and throughput targets.
     pub targets: Targets,
     /// Messages a session may have queued before it is cut off as slow.
@@ -69,7 +69,7 @@ impl MarketHub {
     pub fn new(
         origin: String,
         active: bool,
-        policy: DistributionPolicy,
+        policy: Arc<dyn DistributionPolicy>,
         targets: Targets,
         queue_capacity: usize,
         window: Duration,
@@ -440,7 +440,11 @@ impl Session {
         let mut latest = Vec::new();
         for record in reader.latest_run_per_region().await? {
             if let Some(mut v) = feed_valuation(&self.hub().origin, &record) {
-                if self.hub().policy.allows(v.data_class, &self.partner.region) {
+                if self
+                    .hub()
+                    .policy
+                    .allows(v.data_class, &v.region, &self.partner.region)
+                {
                     v.server_time = rfc3339_micros(now_micros());
                     latest.push(v);
                 }
@@ -512,7 +516,11 @@ impl Session {
         live: Option<&Live>,
     ) -> Result<(), SessionEnd> {
         let seq = v.seq;
-        if self.hub().policy.allows(v.data_class, &self.partner.region) {
+        if self
+            .hub()
+            .policy
+            .allows(v.data_class, &v.region, &self.partner.region)
+        {
             match live {
                 Some(live) => {
                     if let Some(received) = live.received {
@@ -566,7 +574,11 @@ impl Session {
         }
         self.remote.insert(v.origin.clone(), v.seq);
         let resume = self.cursor.next();
-        if self.hub().policy.allows(v.data_class, &self.partner.region) {
+        if self
+            .hub()
+            .policy
+            .allows(v.data_class, &v.region, &self.partner.region)
+        {
             self.push_text(live.json.clone(), resume)
         } else {
             self.state.metrics.withheld_messages.inc();

@@ -30,9 +30,120 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// Label set `{rule="itar-accept-region"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabel {
+    /// The policy rule's `@id`.
+    pub rule: String,
+}
+
+/// Label set `{framework="ITAR"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FrameworkLabel {
+    /// Compliance framework.
+    pub framework: String,
+}
+
+/// Label set `{outcome="completed"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    /// `started`, `completed`, `rolled_back` or `paused`.
+    pub outcome: String,
+}
+
+/// The Trust Kernel's gauges and counters.
+pub struct TrustMetrics {
+    /// Trust score per region.
+    pub trust_score: Family<RegionLabel, Gauge<f64, AtomicU64>>,
+    /// 1 unless the region is down.
+    pub region_up: Family<RegionLabel, Gauge>,
+    /// Availability over the window.
+    pub availability: Family<RegionLabel, Gauge<f64, AtomicU64>>,
+    /// Failures in the window.
+    pub failures: Family<RegionLabel, Gauge>,
+    /// MTBF hours (only regions with failures in the window).
+    pub mtbf_hours: Family<RegionLabel, Gauge<f64, AtomicU64>>,
+    /// Mesh MTBF hours (absent without failures).
+    pub mesh_mtbf_hours: Family<RegionLabel, Gauge<f64, AtomicU64>>,
+    /// Rollout transitions by outcome.
+    pub rollouts: Family<OutcomeLabel, Counter>,
+    /// Requests rejected by a policy rule.
+    pub violations: Family<RuleLabel, Counter>,
+    /// 1 compliant, 0 not (absent when not evaluated).
+    pub compliance: Family<FrameworkLabel, Gauge>,
+}
+
+impl TrustMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            trust_score: Family::default(),
+            region_up: Family::default(),
+            availability: Family::default(),
+            failures: Family::default(),
+            mtbf_hours: Family::default(),
+            mesh_mtbf_hours: Family::default(),
+            rollouts: Family::default(),
+            violations: Family::default(),
+            compliance: Family::default(),
+        };
+        registry.register(
+            "qunimbus_trust_score",
+            "Trust score per region (0-1; override or computed from availability and findings)",
+            m.trust_score.clone(),
+        );
+        registry.register(
+            "qunimbus_region_up",
+            "1 unless the region is down",
+            m.region_up.clone(),
+        );
+        registry.register(
+            "qunimbus_region_availability",
+            "Up time / observed time over the trust window",
+            m.availability.clone(),
+        );
+        registry.register(
+            "qunimbus_region_failures",
+            "Failures in the trust window",
+            m.failures.clone(),
+        );
+        registry.register(
+            "qunimbus_region_mtbf_hours",
+            "Mean time between failures over the window, hours (regions with failures only)",
+            m.mtbf_hours.clone(),
+        );
+        registry.register(
+            "qunimbus_mesh_mtbf_hours",
+            "Mean time between failures of all regions, hours (absent without failures)",
+            m.mesh_mtbf_hours.clone(),
+        );
+        registry.register(
+            "qunimbus_rollouts",
+            "Rollout transitions by resulting state",
+            m.rollouts.clone(),
+        );
+        registry.register(
+            "qunimbus_compliance_violations",
+            "Requests rejected by a compliance policy rule",
+            m.violations.clone(),
+        );
+        registry.register(
+            "qunimbus_compliance_status",
+            "1 when the framework is compliant by the latest evaluation, 0 when not",
+            m.compliance.clone(),
+        );
+        m
+    }
+}
+
 /// The node's metrics and their registry.
 pub struct Metrics {
     registry: Registry,
+    /// Trust Kernel figures.
+    pub trust: TrustMetrics,
+    /// Share of the fleet on the active rollout's version.
+    pub rollout_phase_percent: Gauge,
+    /// Seconds since the newest checkpoint (set at scrape).
+    pub checkpoint_age: Gauge<f64, AtomicU64>,
     /// Last accepted `phi_qevf` per region (USD).
     pub phi_qevf: Family<RegionLabel, Gauge<f64, AtomicU64>>,
     /// Runs newly accepted per region.
@@ -248,8 +359,24 @@ impl Metrics {
             "1 while the NATS relay consumer is attached",
             relay_connected.clone(),
         );
+        let trust = TrustMetrics::register(&mut registry);
+        let rollout_phase_percent = Gauge::default();
+        registry.register(
+            "qunimbus_rollout_phase_percent",
+            "Share of the fleet on the active rollout's version (0 without an active rollout)",
+            rollout_phase_percent.clone(),
+        );
+        let checkpoint_age = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "qunimbus_checkpoint_age_seconds",
+            "Seconds since the newest signed checkpoint",
+            checkpoint_age.clone(),
+        );
         Self {
             registry,
+            trust,
+            rollout_phase_percent,
+            checkpoint_age,
             relay_connected,
             relayed_out,
             relayed_in,
@@ -305,6 +432,92 @@ impl Metrics {
         } else {
             self.checkpoint_failures.inc();
         }
+    }
+
+    /// Counts a request rejected by policy rule `rule`.
+    pub fn compliance_violation(&self, rule: &str) {
+        self.trust
+            .violations
+            .get_or_create(&RuleLabel {
+                rule: rule.to_string(),
+            })
+            .inc();
+    }
+
+    /// Publishes a framework's verdict (`None`: not evaluated, no series).
+    pub fn compliance_status(&self, framework: &str, compliant: Option<bool>) {
+        let label = FrameworkLabel {
+            framework: framework.to_string(),
+        };
+        match compliant {
+            Some(c) => {
+                self.trust
+                    .compliance
+                    .get_or_create(&label)
+                    .set(i64::from(c));
+            }
+            None => {
+                self.trust.compliance.remove(&label);
+            }
+        }
+    }
+
+    /// Publishes one region's trust figures.
+    pub fn region(
+        &self,
+        region: &str,
+        trust: f64,
+        up: bool,
+        availability: f64,
+        failures: u32,
+        mtbf_hours: Option<f64>,
+    ) {
+        let label = RegionLabel {
+            region: qunimbus_core::region::metric_label(region),
+        };
+        let t = &self.trust;
+        t.trust_score.get_or_create(&label).set(trust);
+        t.region_up.get_or_create(&label).set(i64::from(up));
+        t.availability.get_or_create(&label).set(availability);
+        t.failures.get_or_create(&label).set(i64::from(failures));
+        match mtbf_hours {
+            Some(h) => {
+                t.mtbf_hours.get_or_create(&label).set(h);
+            }
+            None => {
+                t.mtbf_hours.remove(&label);
+            }
+        }
+    }
+
+    /// Publishes the mesh MTBF (`None`: no failures, no series).
+    pub fn mesh_mtbf(&self, hours: Option<f64>) {
+        let label = RegionLabel {
+            region: "global".into(),
+        };
+        match hours {
+            Some(h) => {
+                self.trust.mesh_mtbf_hours.get_or_create(&label).set(h);
+            }
+            None => {
+                self.trust.mesh_mtbf_hours.remove(&label);
+            }
+        }
+    }
+
+    /// Counts a started rollout.
+    pub fn rollout_started(&self) {
+        self.rollout_transition("started");
+    }
+
+    /// Counts a rollout transition into `state`.
+    pub fn rollout_transition(&self, state: &str) {
+        self.trust
+            .rollouts
+            .get_or_create(&OutcomeLabel {
+                outcome: state.to_string(),
+            })
+            .inc();
     }
 
     /// The text exposition format.

@@ -28,6 +28,8 @@ pub struct AppState {
     pub authority: Arc<qunimbus_timestamp::Authority>,
     /// Where checkpoint tokens come from, and the roots they verify against.
     pub stamper: Arc<crate::tsa::Stamper>,
+    /// The Trust Kernel: regions, rollouts, compliance policy.
+    pub trust: Arc<crate::trust::TrustKernel>,
     /// The market feed hub.
     pub market: Arc<crate::market::MarketHub>,
     /// Becomes true when the node stops (ends long-lived sessions).

@@ -486,7 +486,11 @@ async fn health_readiness_metrics_and_json_errors_for_unknown_routes() {
     );
     assert!(metrics.contains(r#"qunimbus_runs_accepted_total{region="americas"} 1"#));
     assert!(metrics.contains("qunimbus_stored_runs 1"));
-    assert!(metrics.contains("qunimbus_commit_rows_count 1"));
+    // Two commits: the config block recording the policy at start, the run.
+    assert!(
+        metrics.contains("qunimbus_commit_rows_count 2"),
+        "{metrics}"
+    );
     let (status, body) = t.get("/v1/nothing").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),

@@ -86,10 +86,13 @@ fn same_json(a: &Value, b: &Value) -> bool {
 async fn summary_and_blocks(backend: Backend) {
     let t = TestNode::start(backend).await;
 
-    // A new ledger holds exactly the genesis block.
+    // A new ledger holds the genesis block and the config block recording
+    // the compliance policy in force.
     let summary = t.get_ok("/v1/ledger").await;
-    assert_eq!(summary["chain_length"], json!(1), "{summary}");
-    assert_eq!(summary["genesis_hash"], summary["latest_hash"], "{summary}");
+    assert_eq!(summary["chain_length"], json!(2), "{summary}");
+    let config = t.get_ok("/v1/ledger/blocks/1").await;
+    assert_eq!(config["kind"], json!("config"), "{config}");
+    assert_eq!(summary["latest_hash"], config["hash"], "{summary}");
     assert_eq!(summary["latest_phi_qevf"], Value::Null, "{summary}");
     assert_eq!(summary["compliance_frameworks"], json!(FRAMEWORKS));
     let (_, vkey) = t.get_text("/v1/ledger/public-key").await;
@@ -115,13 +118,13 @@ async fn summary_and_blocks(backend: Backend) {
     // One valuation block per accepted run.
     let reference = t.ingest_new(&reference_run("ref-1")).await;
     assert_eq!(reference["phi_qevf"].as_f64(), Some(REFERENCE_PHI));
-    assert_eq!(reference["block_index"], json!(1));
+    assert_eq!(reference["block_index"], json!(2));
     let mut accepted = vec![reference];
     for i in 0..3 {
         accepted.push(t.ingest_new(&varied_run(&format!("v-{i}"), i)).await);
     }
     let length_before_replay = t.chain_length().await;
-    assert_eq!(length_before_replay, 5);
+    assert_eq!(length_before_replay, 6);
 
     // A replayed run_id (even with other numbers) adds no block.
     let mut replay = reference_run("ref-1");
@@ -138,14 +141,14 @@ async fn summary_and_blocks(backend: Backend) {
         .await;
     assert_eq!(batch_replay.0, StatusCode::OK, "{}", batch_replay.1);
     assert_eq!(batch_replay.1["duplicates"], json!(2));
-    assert_eq!(t.chain_length().await, 5, "replays must not add blocks");
+    assert_eq!(t.chain_length().await, 6, "replays must not add blocks");
 
     let blocks = t.all_blocks().await;
-    assert_eq!(blocks.len(), 5);
+    assert_eq!(blocks.len(), 6);
     let summary = t.get_ok("/v1/ledger").await;
-    assert_eq!(summary["chain_length"], json!(5));
+    assert_eq!(summary["chain_length"], json!(6));
     assert_eq!(summary["genesis_hash"], blocks[0]["hash"]);
-    assert_eq!(summary["latest_hash"], blocks[4]["hash"]);
+    assert_eq!(summary["latest_hash"], blocks[5]["hash"]);
     let last = accepted.last().unwrap();
     assert_eq!(
         summary["latest_phi_qevf"].as_f64(),
@@ -154,7 +157,7 @@ async fn summary_and_blocks(backend: Backend) {
     assert_eq!(summary["latest_eta_ent"].as_f64(), last["eta_ent"].as_f64());
     assert_eq!(
         summary["latest_valuation_timestamp"],
-        blocks[4]["timestamp"]
+        blocks[5]["timestamp"]
     );
 
     for (i, block) in blocks.iter().enumerate() {
@@ -172,7 +175,12 @@ async fn summary_and_blocks(backend: Backend) {
         assert_eq!(block["region"], run["region"]);
         assert_eq!(block["phi_qevf"].as_f64(), run["phi_qevf"].as_f64());
         assert_eq!(block["eta_ent"].as_f64(), run["eta_ent"].as_f64());
-        assert_eq!(block["compliance_attestations"], all_frameworks("pending"));
+        // The run passed the ITAR and GDPR policy rules; nothing here
+        // evidences the other frameworks per run.
+        let mut expected = all_frameworks("pending");
+        expected["ITAR"] = json!("verified");
+        expected["GDPR"] = json!("verified");
+        assert_eq!(block["compliance_attestations"], expected);
         assert_eq!(
             block["timestamp"], run["accepted_at"],
             "the block is stamped with the run's acceptance time"
@@ -190,7 +198,7 @@ async fn summary_and_blocks(backend: Backend) {
         }
         assert_eq!(payload["data_class"], json!("public"));
     }
-    assert_eq!(blocks[1]["phi_qevf"].as_f64(), Some(REFERENCE_PHI));
+    assert_eq!(blocks[2]["phi_qevf"].as_f64(), Some(REFERENCE_PHI));
 
     // Pages.
     let page = t.get_ok("/v1/ledger/blocks?from=2&limit=2").await;
@@ -198,18 +206,18 @@ async fn summary_and_blocks(backend: Backend) {
     assert_eq!(page["count"], json!(2));
     assert_eq!(page["blocks"], json!([blocks[2], blocks[3]]));
     let page = t.get_ok("/v1/ledger/blocks").await;
-    assert_eq!(page["count"], json!(5));
+    assert_eq!(page["count"], json!(6));
     assert_eq!(page["blocks"], json!(blocks));
-    let page = t.get_ok("/v1/ledger/blocks?from=4&limit=1000").await;
-    assert_eq!(page["blocks"], json!([blocks[4]]));
-    let page = t.get_ok("/v1/ledger/blocks?from=5").await;
+    let page = t.get_ok("/v1/ledger/blocks?from=5&limit=1000").await;
+    assert_eq!(page["blocks"], json!([blocks[5]]));
+    let page = t.get_ok("/v1/ledger/blocks?from=6").await;
     assert_eq!(page["count"], json!(0));
     assert_eq!(page["blocks"], json!([]));
 
     // Bad indexes and parameters: JSON errors naming the field, no change.
     let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
     let cases: Vec<(&str, StatusCode, Option<&str>)> = vec![
-        ("/v1/ledger/blocks/5", StatusCode::NOT_FOUND, Some("index")),
+        ("/v1/ledger/blocks/6", StatusCode::NOT_FOUND, Some("index")),
         (
             "/v1/ledger/blocks/99999",
             StatusCode::NOT_FOUND,
@@ -315,14 +323,14 @@ async fn attestations(backend: Backend) {
     assert_error("malformed", status, &err, StatusCode::BAD_REQUEST, None);
     assert_eq!(
         t.chain_length().await,
-        1,
+        2,
         "rejected attestations add nothing"
     );
 
-    let genesis = t.get_ok("/v1/ledger/blocks/0").await;
+    let config = t.get_ok("/v1/ledger/blocks/1").await;
     let (status, first) = t.post(path, admin, body).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
-    assert_eq!(first["index"], json!(1));
+    assert_eq!(first["index"], json!(2));
     assert_eq!(first["kind"], json!("attestation"));
     assert_eq!(
         first["compliance_attestations"],
@@ -331,19 +339,19 @@ async fn attestations(backend: Backend) {
     );
     assert_eq!(first["phi_qevf"], Value::Null);
     assert_eq!(first["eta_ent"], Value::Null);
-    assert_eq!(first["previous_hash"], genesis["hash"]);
+    assert_eq!(first["previous_hash"], config["hash"]);
     for absent in ["run_id", "region", "payload"] {
         assert!(first.get(absent).is_none(), "{first}");
     }
-    assert_eq!(t.get_ok("/v1/ledger/blocks/1").await, first);
+    assert_eq!(t.get_ok("/v1/ledger/blocks/2").await, first);
 
     let run = t.ingest_new(&reference_run("att-run")).await;
-    assert_eq!(run["block_index"], json!(2));
+    assert_eq!(run["block_index"], json!(3));
     let (status, second) = t
         .post(path, admin, r#"{"ITAR":"waived","ISO-27001":"pending"}"#)
         .await;
     assert_eq!(status, StatusCode::CREATED, "{second}");
-    assert_eq!(second["index"], json!(3));
+    assert_eq!(second["index"], json!(4));
     assert_eq!(
         second["compliance_attestations"],
         json!({"ISO-27001": "pending", "ITAR": "waived"})
@@ -368,7 +376,7 @@ async fn attestations(backend: Backend) {
 
     // The summary's phi is the latest valuation's, not the latest block's.
     let summary = t.get_ok("/v1/ledger").await;
-    assert_eq!(summary["chain_length"], json!(4));
+    assert_eq!(summary["chain_length"], json!(5));
     assert_eq!(summary["latest_hash"], second["hash"]);
     assert_eq!(summary["latest_phi_qevf"].as_f64(), Some(REFERENCE_PHI));
     t.stop().await;
@@ -386,13 +394,13 @@ async fn proofs_and_verification(backend: Backend) {
         .unwrap()
         .to_string();
 
-    // Checkpoints at sizes 1, 4, 8 (powers of two), 13 and 33.
-    let mut notes: Vec<Note> = vec![t.wait_for_checkpoint(1).await];
-    for (prefix, count) in [("a", 3), ("b", 4), ("c", 5), ("d", 20)] {
+    // Checkpoints at sizes 2 (genesis + config), 4, 8 (powers of two), 13 and 33.
+    let mut notes: Vec<Note> = vec![t.wait_for_checkpoint(2).await];
+    for (prefix, count) in [("a", 2), ("b", 4), ("c", 5), ("d", 20)] {
         notes.push(t.grow(prefix, count).await);
     }
     let sizes: Vec<u64> = notes.iter().map(|n| n.size).collect();
-    assert_eq!(sizes, [1, 4, 8, 13, 33]);
+    assert_eq!(sizes, [2, 4, 8, 13, 33]);
 
     let blocks = t.all_blocks().await;
     let leaves: Vec<Hash> = blocks.iter().map(leaf_of).collect();
@@ -532,7 +540,7 @@ async fn grafana_export(backend: Backend) {
     .await;
     t.grow("g", 5).await;
     let blocks = t.all_blocks().await;
-    assert_eq!(blocks.len(), 8);
+    assert_eq!(blocks.len(), 9);
 
     let rows = t.get_ok("/v1/ledger/export/grafana").await;
     let rows = rows.as_array().expect("a JSON array");
@@ -568,13 +576,18 @@ async fn grafana_export(backend: Backend) {
         let attestation_columns = row.keys().filter(|k| k.starts_with("attestation_")).count();
         assert_eq!(attestation_columns, statuses.len());
         if let Some(payload) = block["payload"].as_object() {
-            for (key, value) in payload {
+            // Flat rows: scalar payload fields become columns.
+            for (key, value) in payload
+                .iter()
+                .filter(|(_, v)| !v.is_array() && !v.is_object())
+            {
                 assert_eq!(row[&format!("payload_{key}")], *value, "payload {key}");
             }
         }
     }
-    assert_eq!(rows[1]["phi_qevf"].as_f64(), Some(REFERENCE_PHI));
-    assert_eq!(rows[2]["kind"], json!("attestation"));
+    assert_eq!(rows[1]["kind"], json!("config"));
+    assert_eq!(rows[2]["phi_qevf"].as_f64(), Some(REFERENCE_PHI));
+    assert_eq!(rows[3]["kind"], json!("attestation"));
 
     let page = t.get_ok("/v1/ledger/export/grafana?from=2&limit=2").await;
     assert_eq!(page, json!([rows[2], rows[3]]));
@@ -609,8 +622,9 @@ fn tile_hashes(tile: &[u8]) -> Vec<Hash> {
 
 async fn tlog_tiles(backend: Backend) {
     let t = TestNode::start(backend).await;
-    // 301 blocks: one full tile (256) and a partial tile of 45 at level 0.
-    let note = t.grow("tile", 300).await;
+    // 301 blocks (genesis, config, 299 runs): one full tile (256) and a
+    // partial tile of 45 at level 0.
+    let note = t.grow("tile", 299).await;
     assert_eq!(note.size, 301);
 
     let (status, tlog) = t.get_text("/tlog/checkpoint").await;

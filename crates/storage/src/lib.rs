@@ -14,13 +14,16 @@ mod backend;
 mod cache;
 mod reader;
 mod record;
+mod trust;
 mod writer;
 
 pub use backend::DbTarget;
 pub use reader::{CheckpointRecord, CheckpointTimestamp, PartnerRecord, Reader};
 pub use record::{RunRecord, Stored};
+pub use trust::{RegionEventRecord, RegionRecord, StoredRunCount};
 pub use writer::{
-    CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, TimestampOutcome,
+    CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, SqlValue, Statement,
+    TimestampOutcome,
 };
 
 use backend::{dispatch, BeginWrite};
@@ -245,9 +248,27 @@ impl Store {
         &self,
         drafts: Vec<qunimbus_ledger::block::BlockDraft>,
     ) -> Result<Vec<Block>, StorageError> {
+        self.append_blocks_with(drafts, Vec::new()).await
+    }
+
+    /// Appends blocks and runs `statements` in the same transaction: the
+    /// state change and the block recording it commit together or not at
+    /// all. [`SqlValue::BlockIndex`] binds the index of one of the blocks.
+    pub async fn append_blocks_with(
+        &self,
+        drafts: Vec<qunimbus_ledger::block::BlockDraft>,
+        statements: Vec<Statement>,
+    ) -> Result<Vec<Block>, StorageError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(WriteJob::Blocks { drafts, reply }, answer)
-            .await
+        self.submit(
+            WriteJob::Blocks {
+                drafts,
+                statements,
+                reply,
+            },
+            answer,
+        )
+        .await
     }
 
     /// Signs (with `sign`) and records a checkpoint for `size` and `root`.

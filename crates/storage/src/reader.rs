@@ -58,7 +58,7 @@ pub struct CheckpointRecord {
 /// Read access to the database through a connection pool. Also usable on
 /// its own for offline tools (`qunimbus ledger verify`).
 pub struct Reader {
-    pool: ReadPool,
+    pub(crate) pool: ReadPool,
     cache: Arc<NodeCache>,
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 /// The columns of `runs` in the order `RunRow` reads them.
 pub(crate) const RUN_COLUMNS: &str = "run_id, region, data_class, eta_ent, coherence_variance, \
 runtime_hours, eph_delivered, efficiency_multiplier, coherence_penalty, runtime_factor, \
-phi_qevf, price_multiplier, market_value, eph_price, coherence_within_threshold, accepted_at, block_index, feed_seq";
+phi_qevf, price_multiplier, market_value, eph_price, coherence_within_threshold, accepted_at, block_index, feed_seq, erasure_salt";
 
 /// The columns of `blocks` in the order `BlockRow` reads them.
 pub(crate) const BLOCK_COLUMNS: &str =
@@ -30,6 +30,9 @@ pub struct RunRecord {
     pub block_index: Option<u64>,
     /// Its gap-free market feed sequence number (from 1); `None` until stored.
     pub feed_seq: Option<u64>,
+    /// Personal-class runs: the random salt of the `run_ref` on their block
+    /// (kept off the ledger, so erasing it unlinks the block from the run).
+    pub erasure_salt: Option<String>,
 }
 
 /// The outcome of storing one record.
@@ -76,6 +79,7 @@ pub(crate) struct RunRow {
     accepted_at: String,
     block_index: i64,
     feed_seq: Option<i64>,
+    erasure_salt: Option<String>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -115,6 +119,7 @@ impl TryFrom<RunRow> for RunRecord {
                 .feed_seq
                 .map(|s| u64::try_from(s).map_err(|_| corrupt("feed_seq")))
                 .transpose()?,
+            erasure_salt: row.erasure_salt,
         })
     }
 }

@@ -49,9 +49,11 @@ pub(crate) enum WriteJob {
         binds: Vec<Option<String>>,
         reply: oneshot::Sender<Result<u64, StorageError>>,
     },
-    /// Append blocks that record no run (attestations, rollouts, overrides).
+    /// Append blocks that record no run (attestations, rollouts, overrides),
+    /// and run `statements` in the same transaction.
     Blocks {
         drafts: Vec<BlockDraft>,
+        statements: Vec<Statement>,
         reply: oneshot::Sender<Result<Vec<Block>, StorageError>>,
     },
     /// Record a signed checkpoint.
@@ -67,6 +69,29 @@ pub(crate) enum WriteJob {
         outcome: TimestampOutcome,
         reply: oneshot::Sender<Result<(), StorageError>>,
     },
+}
+
+/// A value bound to a [`Statement`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// TEXT (or NULL).
+    Text(Option<String>),
+    /// BIGINT / INTEGER (or NULL).
+    Int(Option<i64>),
+    /// DOUBLE PRECISION / REAL (or NULL).
+    Real(Option<f64>),
+    /// The index of the job's n-th block, known once the blocks are sealed.
+    BlockIndex(usize),
+}
+
+/// A parameterised statement (`$1`… placeholders) written in the same
+/// transaction as the blocks it accompanies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// The SQL, the same for both backends.
+    pub sql: &'static str,
+    /// One value per placeholder.
+    pub binds: Vec<SqlValue>,
 }
 
 /// The result of asking a TSA for a checkpoint's token.
@@ -100,7 +125,13 @@ impl WriteJob {
         matches!(
             self,
             Self::Checkpoint { .. } | Self::Timestamp { .. } | Self::Statement { .. }
-        )
+        ) || self.has_statements()
+    }
+
+    /// Blocks with statements commit alone, so a failing statement fails
+    /// only its own job.
+    fn has_statements(&self) -> bool {
+        matches!(self, Self::Blocks { statements, .. } if !statements.is_empty())
     }
 
     fn fail(self, error: &StorageError) {
@@ -124,7 +155,7 @@ pub(crate) struct ChainHead {
     pub edge: RightEdge,
 }
 
-/// Rows per INSERT statement (≤ 17 bound columns each; under both drivers' parameter limits).
+/// Rows per INSERT statement (≤ 19 bound columns each; under both drivers' parameter limits).
 const ROWS_PER_STATEMENT: usize = 500;
 
 pub(crate) struct Writer {
@@ -193,6 +224,11 @@ impl Writer {
                 }
                 WriteJob::Statement { sql, binds, reply } => {
                     let _ = reply.send(self.execute(sql, binds).await);
+                    continue;
+                }
+                job if job.has_statements() => {
+                    let rows = job.rows();
+                    self.commit_group(vec![job], rows).await;
                     continue;
                 }
                 _ => {}
@@ -553,6 +589,7 @@ async fn write_group(
         let mut nodes: Vec<(NodeId, Hash)> = Vec::new();
         let mut new_runs: Vec<RunRecord> = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
+        let mut extra: Vec<(&'static str, Vec<SqlValue>)> = Vec::new();
         for job in group {
             match job {
                 WriteJob::Runs { entries, .. } => {
@@ -575,12 +612,15 @@ async fn write_group(
                     }
                     outcomes.push(JobOutcome::Runs(stored));
                 }
-                WriteJob::Blocks { drafts, .. } => {
+                WriteJob::Blocks { drafts, statements, .. } => {
                     let mut sealed = Vec::with_capacity(drafts.len());
                     for draft in drafts {
                         let block = seal(head, draft.clone(), &mut nodes)?;
                         sealed.push(block.clone());
                         blocks.push(block);
+                    }
+                    for statement in statements {
+                        extra.push(bind_statement(statement, &sealed)?);
                     }
                     outcomes.push(JobOutcome::Blocks(sealed));
                 }
@@ -615,7 +655,8 @@ async fn write_group(
                     .push_bind(v.coherence_within_threshold)
                     .push_bind(r.accepted_at_text())
                     .push_bind(block_index)
-                    .push_bind(feed_seq);
+                    .push_bind(feed_seq)
+                    .push_bind(r.erasure_salt.clone());
             });
             qb.build().execute(&mut *tx).await?;
         }
@@ -651,9 +692,51 @@ async fn write_group(
             });
             qb.build().execute(&mut *tx).await?;
         }
+        for (sql, binds) in extra {
+            let mut query = sqlx::query(sql);
+            for value in binds {
+                query = match value {
+                    SqlValue::Text(v) => query.bind(v),
+                    SqlValue::Int(v) => query.bind(v),
+                    SqlValue::Real(v) => query.bind(v),
+                    SqlValue::BlockIndex(_) => {
+                        return Err(StorageError::Corrupt("internal: unresolved block index".into()))
+                    }
+                };
+            }
+            query.execute(&mut *tx).await.map_err(|e| match e {
+                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                    StorageError::Conflict(db.message().to_string())
+                }
+                other => other.into(),
+            })?;
+        }
         tx.commit().await?;
         Ok((outcomes, nodes))
     })
+}
+
+/// Resolves a statement's block-index placeholders against its job's sealed blocks.
+fn bind_statement(
+    statement: &Statement,
+    sealed: &[Block],
+) -> Result<(&'static str, Vec<SqlValue>), StorageError> {
+    let mut binds = Vec::with_capacity(statement.binds.len());
+    for value in &statement.binds {
+        binds.push(match value {
+            SqlValue::BlockIndex(n) => {
+                let block = sealed.get(*n).ok_or_else(|| {
+                    StorageError::InvalidBlock(format!(
+                        "statement refers to block #{n} of {}",
+                        sealed.len()
+                    ))
+                })?;
+                SqlValue::Int(Some(to_i64(block.index)?))
+            }
+            other => other.clone(),
+        });
+    }
+    Ok((statement.sql, binds))
 }
 
 /// Seals the next block onto `head`, adding its new Merkle nodes to `nodes`.

@@ -31,6 +31,7 @@ fn entry(id: &str, region: &str, eta: f64, hours: f64) -> RunEntry {
         accepted_at: now_micros(),
         block_index: None,
         feed_seq: None,
+        erasure_salt: None,
     };
     let draft = BlockDraft {
         timestamp: qunimbus_core::time::rfc3339_micros(record.accepted_at),
@@ -89,6 +90,7 @@ async fn records_and_blocks_survive_reopen_bit_for_bit() {
             RunRecord {
                 block_index: Some(1),
                 feed_seq: Some(1),
+                erasure_salt: None,
                 ..record
             },
             "{}",

@@ -18,6 +18,7 @@ use crate::health::Mtbf;
 
 /// One rollout phase: the share of the fleet and the regions it adds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Phase {
     /// Share of the fleet running the new version once this phase is deployed.
     pub percent: u8,

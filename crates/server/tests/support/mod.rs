@@ -115,6 +115,7 @@ pub struct TestNode {
     admin: String,
     ingest: String,
     dir: tempfile::TempDir,
+    config: Config,
     // Dropped after the node is shut down (field order).
     pg: Option<PgSchema>,
 }
@@ -143,6 +144,7 @@ impl TestNode {
             .await
             .unwrap_or_else(|e| panic!("node on {backend:?} did not start: {e}"));
         Self {
+            config,
             base: node.url(),
             admin: node.credentials().admin_token().to_string(),
             ingest: node.credentials().ingest_token().to_string(),
@@ -159,6 +161,42 @@ impl TestNode {
         if let Some(node) = self.node.take() {
             node.shutdown().await.unwrap();
         }
+    }
+
+    /// Graceful stop, then a start on the same data dir and database.
+    pub async fn restart(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.shutdown().await.unwrap();
+        }
+        let node = RunningNode::start(&self.config)
+            .await
+            .unwrap_or_else(|e| panic!("node did not restart: {e}"));
+        self.base = node.url();
+        self.node = Some(node);
+    }
+
+    /// Sends `body` with `method`; returns the status and the JSON answer.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{path} ({status}) is not JSON ({e}): {text}"));
+        (status, value)
     }
 
     /// The node's data directory.

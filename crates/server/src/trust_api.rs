@@ -1,0 +1,386 @@
+//! HTTP routes of the Trust Kernel: regions, health events, mesh status,
+//! rollouts, compliance and the policy.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::DateTime;
+use qunimbus_core::time::{now_micros, rfc3339_micros};
+use qunimbus_core::validation::RawObject;
+use qunimbus_core::{FieldError, FieldErrorCode};
+use qunimbus_trust::health::HealthEventKind;
+use qunimbus_trust::rollout::{Command, Rollout, RolloutError};
+use serde_json::json;
+
+use crate::api::{read_text, rejected};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::trust::{evaluate_now, TrustError, STATUSES};
+
+/// Read-only routes.
+pub(crate) fn read_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/regions", get(list_regions))
+        .route("/v1/regions/{region}", get(get_region))
+        .route("/v1/mesh", get(mesh))
+        .route("/v1/rollouts", get(list_rollouts))
+        .route("/v1/rollouts/{id}", get(get_rollout))
+        .route("/v1/compliance", get(compliance))
+        .route("/v1/policy", get(policy))
+}
+
+/// Admin routes.
+pub(crate) fn admin_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/regions/{region}", axum::routing::put(put_region))
+        .route("/v1/rollouts", post(post_rollout))
+        .route("/v1/regions/{region}/events", post(post_event))
+        .route("/v1/rollouts/{id}/{command}", post(rollout_command))
+        .route("/v1/policy/reload", post(reload_policy))
+        .route("/v1/compliance/attest", post(attest))
+}
+
+impl From<TrustError> for ApiError {
+    fn from(e: TrustError) -> Self {
+        let message = e.to_string();
+        match e {
+            TrustError::UnknownRegion(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_region", message)
+            }
+            TrustError::UnknownRollout(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_rollout", message)
+            }
+            TrustError::RolloutActive(_) => {
+                ApiError::new(StatusCode::CONFLICT, "rollout_active", message)
+            }
+            TrustError::Rollout(RolloutError::InvalidCommand { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", message)
+            }
+            TrustError::Rollout(RolloutError::UnknownCanary(_)) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_region", message)
+                    .with_field("canary_region")
+            }
+            TrustError::Rollout(RolloutError::InvalidPlan(_)) | TrustError::Policy { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", message)
+            }
+            TrustError::Storage(s) => s.into(),
+            TrustError::PolicyFile { .. } | TrustError::Corrupt(_) => {
+                tracing::error!(error = %message, "trust kernel failure");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "trust_error", message)
+            }
+        }
+    }
+}
+
+async fn list_regions(State(state): State<Arc<AppState>>) -> Response {
+    Json(json!({
+        "window_hours": state.trust.settings.window_micros as f64 / 3.6e9,
+        "regions": state.trust.region_views(),
+    }))
+    .into_response()
+}
+
+async fn get_region(
+    State(state): State<Arc<AppState>>,
+    Path(region): Path<String>,
+) -> Result<Response, ApiError> {
+    let name = state.trust.region_name(&region)?;
+    let view = state
+        .trust
+        .region_views()
+        .into_iter()
+        .find(|v| v.name == name)
+        .ok_or(TrustError::UnknownRegion(region))?;
+    Ok(Json(view).into_response())
+}
+
+fn invalid(field: &str, code: FieldErrorCode, message: String) -> FieldError {
+    FieldError::field(field, code, message)
+}
+
+async fn put_region(
+    State(state): State<Arc<AppState>>,
+    Path(region): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = state.trust.region_name(&region)?;
+    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
+    object
+        .deny_unknown(&["status", "trust_score", "reason"])
+        .map_err(|e| rejected(&state, e))?;
+    let status = object.string("status").map_err(|e| rejected(&state, e))?;
+    if !STATUSES.contains(&status.as_str()) {
+        return Err(rejected(
+            &state,
+            invalid(
+                "status",
+                FieldErrorCode::InvalidChoice,
+                format!(
+                    "status must be one of {}; got {status:?}",
+                    STATUSES.join(", ")
+                ),
+            ),
+        ));
+    }
+    let reason = object
+        .optional_string("reason")
+        .map_err(|e| rejected(&state, e))?
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    let trust = match (object.contains("trust_score"), object.get("trust_score")) {
+        (false, _) => None,
+        (true, None) => Some(None),
+        (true, Some(_)) => {
+            let score = object
+                .number("trust_score")
+                .map_err(|e| rejected(&state, e))?;
+            if reason.is_none() {
+                return Err(rejected(
+                    &state,
+                    invalid(
+                        "reason",
+                        FieldErrorCode::MissingField,
+                        "a trust override needs a non-empty reason".into(),
+                    ),
+                ));
+            }
+            Some(Some(score))
+        }
+    };
+    let (record, block_index) = state
+        .trust
+        .set_region(&name, &status, trust, reason)
+        .await?;
+    let view = state
+        .trust
+        .region_views()
+        .into_iter()
+        .find(|v| v.name == record.name);
+    Ok(Json(json!({ "region": view, "block_index": block_index })).into_response())
+}
+
+async fn post_event(
+    State(state): State<Arc<AppState>>,
+    Path(region): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let name = state.trust.region_name(&region)?;
+    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
+    object
+        .deny_unknown(&["kind", "at"])
+        .map_err(|e| rejected(&state, e))?;
+    let kind_text = object.string("kind").map_err(|e| rejected(&state, e))?;
+    let kind = HealthEventKind::parse(&kind_text).ok_or_else(|| {
+        rejected(
+            &state,
+            invalid(
+                "kind",
+                FieldErrorCode::InvalidChoice,
+                format!("kind must be failure or recovery; got {kind_text:?}"),
+            ),
+        )
+    })?;
+    let now = now_micros().timestamp_micros();
+    let at = match object
+        .optional_string("at")
+        .map_err(|e| rejected(&state, e))?
+    {
+        None => now,
+        Some(text) => DateTime::parse_from_rfc3339(&text)
+            .map_err(|e| {
+                rejected(
+                    &state,
+                    invalid(
+                        "at",
+                        FieldErrorCode::WrongType,
+                        format!("at must be an RFC 3339 time: {e}"),
+                    ),
+                )
+            })?
+            .timestamp_micros(),
+    };
+    if at > now {
+        return Err(rejected(
+            &state,
+            invalid(
+                "at",
+                FieldErrorCode::OutOfRange,
+                "at is in the future; events are recorded when they happened".into(),
+            ),
+        ));
+    }
+    if at < now - state.trust.settings.window_micros {
+        return Err(rejected(
+            &state,
+            invalid(
+                "at",
+                FieldErrorCode::OutOfRange,
+                format!(
+                    "at is before the trust window ({} h); it would not count",
+                    state.trust.settings.window_micros as f64 / 3.6e9
+                ),
+            ),
+        ));
+    }
+    let block_index = state.trust.record_event(&name, kind, at).await?;
+    let view = state
+        .trust
+        .region_views()
+        .into_iter()
+        .find(|v| v.name == name);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "region": view,
+            "event": { "kind": kind.as_str(), "at": rfc3339_micros(DateTime::from_timestamp_micros(at).unwrap_or_default()) },
+            "block_index": block_index,
+        })),
+    )
+        .into_response())
+}
+
+async fn mesh(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.trust.mesh()).into_response()
+}
+
+/// A rollout as the API shows it.
+fn rollout_view(state: &AppState, r: &Rollout) -> serde_json::Value {
+    let gates = r.gates(&state.trust.gate_inputs(), &state.trust.settings.thresholds);
+    json!({
+        "id": r.id,
+        "version": r.version,
+        "state": r.state,
+        "canary_region": r.canary_region,
+        "phase": r.phase,
+        "phases": r.phases,
+        "deployed_regions": r.deployed_regions(),
+        "phase_started_at": rfc3339_micros(DateTime::from_timestamp_micros(r.phase_started_at).unwrap_or_default()),
+        "soak_seconds": r.soak_micros as f64 / 1e6,
+        "reason": r.reason,
+        "gates": gates,
+        "history": r.history,
+    })
+}
+
+async fn list_rollouts(State(state): State<Arc<AppState>>) -> Response {
+    let views: Vec<_> = state
+        .trust
+        .rollouts()
+        .iter()
+        .map(|r| rollout_view(&state, r))
+        .collect();
+    Json(json!({ "rollouts": views })).into_response()
+}
+
+async fn get_rollout(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let rollout = state
+        .trust
+        .rollout(&id)
+        .ok_or(TrustError::UnknownRollout(id))?;
+    Ok(Json(rollout_view(&state, &rollout)).into_response())
+}
+
+async fn post_rollout(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
+    object
+        .deny_unknown(&["version", "canary_region"])
+        .map_err(|e| rejected(&state, e))?;
+    let version = object.string("version").map_err(|e| rejected(&state, e))?;
+    let well_formed = !version.is_empty()
+        && version.len() <= 64
+        && version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
+    if !well_formed {
+        return Err(rejected(
+            &state,
+            invalid(
+                "version",
+                FieldErrorCode::OutOfRange,
+                "version must be 1-64 characters of [A-Za-z0-9._+-]".into(),
+            ),
+        ));
+    }
+    let canary = object
+        .optional_string("canary_region")
+        .map_err(|e| rejected(&state, e))?;
+    let rollout = state.trust.start_rollout(version, canary).await?;
+    Ok((StatusCode::CREATED, Json(rollout_view(&state, &rollout))).into_response())
+}
+
+async fn rollout_command(
+    State(state): State<Arc<AppState>>,
+    Path((id, command)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let command = Command::parse(&command).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown rollout command {command:?}; use advance, pause, resume or rollback"
+        ))
+    })?;
+    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let reason = if text.trim().is_empty() {
+        String::new()
+    } else {
+        let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
+        object
+            .deny_unknown(&["reason"])
+            .map_err(|e| rejected(&state, e))?;
+        object
+            .optional_string("reason")
+            .map_err(|e| rejected(&state, e))?
+            .unwrap_or_default()
+    };
+    let rollout = state.trust.command(&id, command, reason.trim()).await?;
+    Ok(Json(rollout_view(&state, &rollout)).into_response())
+}
+
+async fn compliance(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let snapshot = match state.trust.compliance() {
+        Some(s) => s,
+        None => evaluate_now(&state).await?,
+    };
+    Ok(Json(json!({
+        "compliance": snapshot,
+        "policy": state.trust.policy.status(),
+    }))
+    .into_response())
+}
+
+async fn attest(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    crate::ledger_api::verify_and_record(&state).await?;
+    let snapshot = evaluate_now(&state).await?;
+    let block_index = state.trust.attest(&snapshot).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "block_index": block_index, "compliance": snapshot })),
+    )
+        .into_response())
+}
+
+async fn policy(State(state): State<Arc<AppState>>) -> Response {
+    Json(state.trust.policy.status()).into_response()
+}
+
+async fn reload_policy(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let status = state.trust.reload_policy().await?;
+    Ok(Json(status).into_response())
+}

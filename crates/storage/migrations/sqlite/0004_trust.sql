@@ -1,0 +1,37 @@
+-- Trust Kernel (SPEC §6).
+
+-- Personal-class runs: the random salt of the run_ref on their ledger block
+-- (SHA-256 of salt ‖ run_id). Kept off the ledger so an erasure can drop it.
+ALTER TABLE runs ADD COLUMN erasure_salt TEXT;
+
+-- Regions: operator-set status and trust override; tracked_since (Unix µs)
+-- starts the observation window for a region without earlier events.
+CREATE TABLE regions (
+    name             TEXT PRIMARY KEY,
+    status           TEXT    NOT NULL CHECK (status IN ('active', 'degraded', 'down', 'draining')),
+    tracked_since    INTEGER NOT NULL,
+    trust_override   REAL,
+    override_reason  TEXT,
+    updated_at       TEXT    NOT NULL
+);
+
+-- Failure/recovery events (each also a `health` block on the ledger).
+CREATE TABLE region_events (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    region       TEXT    NOT NULL,
+    kind         TEXT    NOT NULL CHECK (kind IN ('failure', 'recovery')),
+    at_us        INTEGER NOT NULL,
+    block_index  INTEGER NOT NULL
+);
+CREATE INDEX region_events_region ON region_events (region, at_us);
+
+-- Rollouts, each stored as its JSON state (phases, phase, history…).
+CREATE TABLE rollouts (
+    id          TEXT PRIMARY KEY,
+    created_at  TEXT    NOT NULL,
+    active      INTEGER NOT NULL,
+    state       TEXT    NOT NULL
+);
+
+-- Compliance evidence counts stored runs per class and region.
+CREATE INDEX runs_class_region ON runs (data_class, region);
