@@ -620,7 +620,17 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// OpenMetrics for clients that accept it (Prometheus asks for it first),
+/// else the Prometheus text format 0.0.4 (curl, `promtool check metrics`).
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
     state.refresh_market_metrics();
     state.trust.refresh_metrics();
     if let Some(checkpoint) = state.store.reader().latest_checkpoint().await? {
@@ -636,7 +646,12 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiErro
         .metrics
         .ledger_blocks
         .set(i64::try_from(head.size).unwrap_or(i64::MAX));
-    let text = state.metrics.encode().map_err(|e| {
+    let encoded = if openmetrics {
+        state.metrics.encode()
+    } else {
+        state.metrics.encode_text()
+    };
+    let text = encoded.map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "metrics_error",
@@ -646,7 +661,11 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiErro
     Ok((
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            if openmetrics {
+                "application/openmetrics-text; version=1.0.0; charset=utf-8"
+            } else {
+                "text/plain; version=0.0.4; charset=utf-8"
+            },
         )],
         text,
     )

@@ -520,10 +520,66 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition format.
+    /// The OpenMetrics text exposition format.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+
+    /// The Prometheus text format 0.0.4 (for clients that do not ask for
+    /// OpenMetrics, e.g. `promtool check metrics`): the same samples, with a
+    /// counter's HELP and TYPE under its `_total` sample name and no `# EOF`.
+    pub fn encode_text(&self) -> Result<String, std::fmt::Error> {
+        Ok(openmetrics_to_text(&self.encode()?))
+    }
+}
+
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let header = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match header {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = if counters.contains(name) {
+                    format!("{name}_total")
+                } else {
+                    name.to_string()
+                };
+                let tail = if tail == "unknown" { "untyped" } else { tail };
+                out.push_str(&format!("{prefix}{name} {tail}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn text_format_names_counters_by_their_samples() {
+        let m = super::Metrics::new();
+        m.reject("out_of_range");
+        let text = m.encode_text().unwrap();
+        assert!(text.contains("# HELP qunimbus_rejected_inputs_total Rejected inputs by reason.\n"));
+        assert!(text.contains("# TYPE qunimbus_rejected_inputs_total counter\n"));
+        assert!(text.contains("qunimbus_rejected_inputs_total{reason=\"out_of_range\"} 1\n"));
+        assert!(text.contains("# TYPE qunimbus_commit_seconds histogram\n"));
+        assert!(text.contains("# TYPE qunimbus_stored_runs gauge\n"));
+        assert!(!text.contains("# EOF") && m.encode().unwrap().ends_with("# EOF\n"));
     }
 }
