@@ -19,12 +19,11 @@ struct Sse {
     buffer: Vec<u8>,
 }
 
-/// One event: name, raw data text, parsed data, when it arrived.
+/// One event: name, raw data text, parsed data.
 struct Received {
     name: String,
     raw: String,
     data: Value,
-    at: Instant,
 }
 
 impl Sse {
@@ -73,7 +72,6 @@ impl Sse {
                     name,
                     raw,
                     data: value,
-                    at: Instant::now(),
                 });
             }
             let chunk = tokio::time::timeout_at(until, self.response.chunk())
@@ -211,7 +209,7 @@ async fn stream_shows_posted_runs_throttled_without_run_ids() {
         })
         .collect();
     let mut runs_seen = 0;
-    let mut last_at: Option<Instant> = None;
+    let mut last_at: Option<chrono::DateTime<chrono::FixedOffset>> = None;
     let mut newest_eu = 0.0;
     let sent = async {
         for chunk in burst.chunks(4) {
@@ -232,11 +230,19 @@ async fn stream_shows_posted_runs_throttled_without_run_ids() {
                     }
                 }
             }
+            // Spaced by the server's throttle (its own clock, so client-side
+            // delivery jitter does not matter).
+            let at =
+                chrono::DateTime::parse_from_rfc3339(event.data["server_time"].as_str().unwrap())
+                    .unwrap();
             if let Some(previous) = last_at {
-                let gap = event.at.duration_since(previous);
-                assert!(gap >= Duration::from_millis(200), "events {gap:?} apart");
+                let gap = at - previous;
+                assert!(
+                    gap >= chrono::Duration::milliseconds(249),
+                    "events {gap:?} apart"
+                );
             }
-            last_at = Some(event.at);
+            last_at = Some(at);
         }
     };
     tokio::join!(sent, received);
