@@ -99,7 +99,7 @@ export function lineChart(canvas, { series, t0, t1, format = compact }) {
     ctx.moveTo(xx, pad.t);
     ctx.lineTo(xx, pad.t + ph);
     ctx.stroke();
-    ctx.fillText(clock(t), xx, pad.t + ph + 6);
+    if (xx + 26 <= w) ctx.fillText(clock(t), xx, pad.t + ph + 6);
   }
 
   ctx.save();

@@ -125,6 +125,9 @@ function addPoint(p) {
   const list = trend.series.get(p.region) ?? [];
   if (list.length && list[list.length - 1].seq >= p.seq) return;
   list.push({ t, v: p.phi_qevf, seq: p.seq });
+  // Pruned here too: a hidden tab gets no animation frames but keeps streaming.
+  const oldest = serverNow() - trend.windowMs - 10_000;
+  while (list.length && list[0].t < oldest) list.shift();
   trend.series.set(p.region, list);
   trend.latest.set(p.region, p);
 }
