@@ -48,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::tsa_api::routes())
         .merge(crate::market_api::read_routes())
         .merge(crate::trust_api::read_routes())
+        .merge(crate::dashboard::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_reader,

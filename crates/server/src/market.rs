@@ -96,6 +96,13 @@ impl MarketHub {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// A receiver of the live valuations this hub broadcasts while the feed
+    /// is active. Holding one makes the hub serialize each committed run,
+    /// exactly as one connected partner does.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Live>> {
+        self.sender.subscribe()
+    }
+
     /// Whether valuations are being published.
     pub fn is_active(&self) -> bool {
         self.active.load(Ordering::SeqCst)
