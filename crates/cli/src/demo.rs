@@ -45,6 +45,7 @@ struct Tally {
     ledger: Mutex<Option<(u64, Option<u64>)>>,
     feed: Mutex<Option<(u64, Option<f64>, f64)>>,
     down: Mutex<BTreeMap<String, bool>>,
+    trust: Mutex<Option<String>>,
 }
 
 impl Tally {
@@ -74,8 +75,14 @@ impl Tally {
             Some((partners, None, _)) => format!(" | {partners} partners"),
             None => String::new(),
         };
+        let trust = self
+            .trust
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default();
         format!(
-            "runs accepted {} | duplicates {} | rejected {} | failed {}{ledger}{feed} | last phi: {}",
+            "runs accepted {} | duplicates {} | rejected {} | failed {}{ledger}{feed}{trust} | last phi: {}",
             self.accepted.load(Ordering::Relaxed),
             self.duplicates.load(Ordering::Relaxed),
             self.rejected.load(Ordering::Relaxed),
@@ -102,11 +109,18 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         } else {
             None
         };
-    let config = args.node.load_config()?;
+    let mut config = args.node.load_config()?;
+    compress_trust_time(&mut config);
     logging::init(config.log_format, "warn");
     let mut model = SimModel::six_regions();
     if let Some(rate) = args.rate {
         model.runs_per_second = rate;
+    }
+    // Outages ten times as often and as short as the model's, so a demo of
+    // a few minutes sees some (the model's regions fail every 15-30 min).
+    for region in &mut model.regions {
+        region.mean_time_between_outages_secs /= 10.0;
+        region.mean_outage_secs /= 10.0;
     }
     model
         .validate()
@@ -121,7 +135,7 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
     }
     println!("  try:           curl {url}/v1/valuations/stats");
     println!(
-        "  simulator:     seed {}, {} runs/s over {} regions; Ctrl-C stops",
+        "  simulator:     seed {}, {} runs/s over {} regions, outages 10x compressed; Ctrl-C stops",
         args.seed,
         model.runs_per_second,
         model.regions.len()
@@ -134,10 +148,36 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         "  partners:      {} connected over WebSocket, acking every valuation",
         partner_tasks.len()
     );
+    println!(
+        "  trust kernel:  time compressed 1 h → 1 s: window {:.0} s, MTBF target {:.0} s, pause below {:.0} s, soak {} s per phase",
+        config.trust.window_hours * 3600.0,
+        config.trust.mtbf_target_hours * 3600.0,
+        config.trust.pause_mtbf_hours * 3600.0,
+        config.trust.soak_secs
+    );
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .context("building the HTTP client")?;
+    let admin = node.credentials().admin_token().to_string();
+    let rollout = client
+        .post(format!("{url}/v1/rollouts"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "version": format!("demo-{}", args.seed) }))
+        .send()
+        .await
+        .context("starting the demo rollout")?;
+    if rollout.status().is_success() {
+        println!(
+            "  rollout:       demo-{} started at the Americas canary; outages feed the gates",
+            args.seed
+        );
+    } else {
+        println!(
+            "  rollout:       not started ({}: an earlier rollout is still active)",
+            rollout.status()
+        );
+    }
     let prefix = format!("demo{}", std::process::id());
     let mut sim = Simulator::new(args.seed, model, &prefix);
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -179,6 +219,7 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
                     });
                 }
                 SimEvent::RegionDown { region } => {
+                    report_health(&client, &url, &admin, &region, "failure");
                     tally
                         .down
                         .lock()
@@ -186,6 +227,7 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
                         .insert(region, true);
                 }
                 SimEvent::RegionUp { region } => {
+                    report_health(&client, &url, &admin, &region, "recovery");
                     tally
                         .down
                         .lock()
@@ -222,6 +264,36 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// The demo compresses the Trust Kernel's clock by 3600 (one hour of the
+/// defaults per second) so the simulator's outages move MTBF and trust, and
+/// the rollout's phases soak, within a short run. Every figure is still
+/// measured; only the window, targets and soak are scaled.
+fn compress_trust_time(config: &mut qunimbus_server::config::Config) {
+    let t = &mut config.trust;
+    t.window_hours /= 3600.0;
+    t.mtbf_target_hours /= 3600.0;
+    t.pause_mtbf_hours /= 3600.0;
+    t.soak_secs = 15.0;
+    t.controller_interval_ms = 500;
+    t.compliance_interval_secs = 2.0;
+}
+
+/// Records a simulated outage or recovery as a health event on the node.
+fn report_health(client: &reqwest::Client, url: &str, admin: &str, region: &str, kind: &str) {
+    let request = client
+        .post(format!("{url}/v1/regions/{region}/events"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({ "kind": kind }));
+    let region = region.to_string();
+    tokio::spawn(async move {
+        match request.send().await {
+            Ok(r) if r.status().is_success() => {}
+            Ok(r) => tracing::warn!(%region, status = %r.status(), "health event refused"),
+            Err(e) => tracing::warn!(%region, error = %e, "health event not delivered"),
+        }
+    });
+}
+
 /// Reads the ledger length and newest checkpoint size from the node's API.
 async fn refresh_ledger(client: &reqwest::Client, url: &str, tally: &Tally) {
     let Ok(response) = client.get(format!("{url}/v1/ledger")).send().await else {
@@ -240,12 +312,58 @@ async fn refresh_ledger(client: &reqwest::Client, url: &str, tally: &Tally) {
     let Ok(status) = response.json::<serde_json::Value>().await else {
         return;
     };
+    refresh_trust(client, url, tally).await;
     let latency = &status["latency"]["p99_ms"];
     *tally.feed.lock().unwrap_or_else(PoisonError::into_inner) = Some((
         status["partners_connected"].as_u64().unwrap_or(0),
         latency["value"].as_f64(),
         latency["target"].as_f64().unwrap_or(0.0),
     ));
+}
+
+/// Reads the newest rollout and the lowest-trust region for the summary.
+async fn refresh_trust(client: &reqwest::Client, url: &str, tally: &Tally) {
+    let get = |path: &str| client.get(format!("{url}{path}")).send();
+    let (Ok(rollouts), Ok(regions)) = (get("/v1/rollouts").await, get("/v1/regions").await) else {
+        return;
+    };
+    let (Ok(rollouts), Ok(regions)) = (
+        rollouts.json::<serde_json::Value>().await,
+        regions.json::<serde_json::Value>().await,
+    ) else {
+        return;
+    };
+    let mut line = String::new();
+    if let Some(r) = rollouts["rollouts"].get(0) {
+        let phase = r["phase"].as_u64().unwrap_or(0) as usize;
+        line.push_str(&format!(
+            " | rollout {} {} %",
+            r["state"].as_str().unwrap_or("?"),
+            r["phases"][phase]["percent"]
+        ));
+    }
+    let lowest = regions["regions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .min_by(|a, b| {
+            let t = |v: &serde_json::Value| v["trust_score"].as_f64().unwrap_or(1.0);
+            t(a).total_cmp(&t(b))
+        });
+    if let Some(r) = lowest {
+        line.push_str(&format!(
+            " | lowest trust {} {:.3}, {} failures",
+            r["name"].as_str().unwrap_or("?"),
+            r["trust_score"].as_f64().unwrap_or(f64::NAN),
+            regions["regions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| r["failures"].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        ));
+    }
+    *tally.trust.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
 }
 
 /// The demo's liquidity partners: name and home region.

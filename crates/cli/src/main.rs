@@ -9,6 +9,7 @@ mod feed_client;
 mod ledger;
 mod logging;
 mod partner;
+mod trust;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -51,6 +52,26 @@ enum Command {
     /// Register, list and disable market partners (through a running node).
     #[command(subcommand)]
     Partner(partner::PartnerCommand),
+    /// Regions: status, trust overrides, health events (through a running node).
+    #[command(subcommand)]
+    Region(trust::RegionCommand),
+    /// Staged rollouts: start, list, show, advance/pause/resume/rollback.
+    #[command(subcommand)]
+    Rollout(trust::RolloutCommand),
+    /// Compliance per framework, evaluated by the node from evidence.
+    #[command(after_help = "Examples:
+  qunimbus compliance
+  qunimbus compliance --attest   # verify the ledger and write an attestation block")]
+    Compliance {
+        #[command(flatten)]
+        target: partner::AdminTarget,
+        /// Verify the ledger now and record the result as an attestation block.
+        #[arg(long)]
+        attest: bool,
+    },
+    /// Check a compliance policy file offline, or reload a node's.
+    #[command(subcommand)]
+    Policy(trust::PolicyCommand),
     /// The built-in RFC 3161 time-stamping authority.
     #[command(subcommand)]
     Tsa(TsaCommand),
@@ -182,6 +203,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(command) => bench::run(command).await,
         Command::Ledger(command) => ledger::run(command).await,
         Command::Partner(command) => partner::run(command).await,
+        Command::Region(command) => trust::region(command).await,
+        Command::Rollout(command) => trust::rollout(command).await,
+        Command::Compliance { target, attest } => trust::compliance(target, attest).await,
+        Command::Policy(command) => trust::policy(command).await,
         Command::Tsa(TsaCommand::Init { data_dir, name }) => {
             let files = qunimbus_server::tsa::init_files(&data_dir, &name)?;
             println!("TSA key:   {} (mode 0600)", files.key.display());

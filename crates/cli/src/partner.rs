@@ -37,15 +37,23 @@ impl AdminTarget {
             .with_context(|| format!("{} has no admin_token", path.display()))
     }
 
-    async fn call(
+    /// Calls the node's API; reads go without a token when none is found
+    /// (they are open unless `auth.protect_reads`).
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value> {
-        let mut request = reqwest::Client::new()
-            .request(method, format!("{}{path}", self.url.trim_end_matches('/')))
-            .bearer_auth(self.token()?);
+        let mut request = reqwest::Client::new().request(
+            method.clone(),
+            format!("{}{path}", self.url.trim_end_matches('/')),
+        );
+        match self.token() {
+            Ok(token) => request = request.bearer_auth(token),
+            Err(e) if method != reqwest::Method::GET => return Err(e),
+            Err(_) => {}
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
