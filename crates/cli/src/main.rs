@@ -247,3 +247,37 @@ pub async fn shutdown_signal() -> Result<()> {
         .context("waiting for Ctrl-C")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every runnable command's `--help` shows at least one example.
+    #[test]
+    fn every_command_help_has_an_example() {
+        fn walk(cmd: &mut clap::Command, path: String, missing: &mut Vec<String>) {
+            let names: Vec<String> = cmd
+                .get_subcommands()
+                .map(|s| s.get_name().to_string())
+                .filter(|n| n != "help")
+                .collect();
+            if names.is_empty() {
+                let help = cmd.render_long_help().to_string();
+                if !help.contains("Example") {
+                    missing.push(path);
+                }
+                return;
+            }
+            for name in names {
+                if let Some(sub) = cmd.find_subcommand_mut(&name) {
+                    walk(sub, format!("{path} {name}"), missing);
+                }
+            }
+        }
+        let mut cli = super::Cli::command();
+        cli.build();
+        let mut missing = Vec::new();
+        walk(&mut cli, "qunimbus".into(), &mut missing);
+        assert!(missing.is_empty(), "no example in --help of: {missing:?}");
+    }
+}

@@ -278,3 +278,89 @@ fn demo_serves_simulated_runs_and_stops_cleanly() {
     assert!(accepted > 50, "{last}");
     assert!(last.contains("failed 0"), "{last}");
 }
+
+/// Runs `qunimbus args…` against `served`'s node; returns (success, stdout, stderr).
+fn against(served: &Served, data_dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = qunimbus()
+        .args(args)
+        .args(["--url", &served.url, "--data-dir"])
+        .arg(data_dir)
+        .output()
+        .expect("run qunimbus");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn trust_commands_drive_a_running_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve(dir.path());
+    let (ok, out, err) = against(&served, dir.path(), &["region", "list"]);
+    assert!(ok, "{err}");
+    for region in ["Americas", "EU", "MENA", "APAC", "Polar", "Orbit"] {
+        assert!(out.contains(region), "{out}");
+    }
+    assert!(out.contains("mesh: 6/6 active"), "{out}");
+    let (ok, out, err) = against(
+        &served,
+        dir.path(),
+        &["region", "event", "eu", "--kind", "failure"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("recorded in block"), "{out}");
+    let (ok, _, err) = against(
+        &served,
+        dir.path(),
+        &[
+            "region", "set", "apac", "--status", "degraded", "--trust", "0.9",
+        ],
+    );
+    assert!(!ok, "a trust override without a reason is refused");
+    assert!(err.contains("reason"), "{err}");
+    let (ok, out, err) = against(
+        &served,
+        dir.path(),
+        &["rollout", "start", "--version", "9.9.9"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("version 9.9.9  running at phase 0"), "{out}");
+    let (ok, out, _) = against(&served, dir.path(), &["rollout", "list"]);
+    assert!(ok && out.contains("9.9.9"), "{out}");
+    let (ok, out, err) = against(&served, dir.path(), &["compliance", "--attest"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ITAR         compliant"), "{out}");
+    assert!(out.contains("attestation recorded in block"), "{out}");
+
+    let policy = dir.path().join("policy.cedar");
+    let output = qunimbus()
+        .args(["policy", "check"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("5 rules"));
+    let broken = dir.path().join("broken.cedar");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(&policy)
+            .unwrap()
+            .replace("resource.region", "resource.regoin"),
+    )
+    .unwrap();
+    let output = qunimbus()
+        .args(["policy", "check"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("regoin"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+}
