@@ -22,6 +22,15 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000_000)]
         runs: u64,
     },
+    /// Compliance policy: loading the default Cedar policy (every decision of
+    /// the six regions evaluated), the data path's table lookups, and direct
+    /// Cedar evaluations (the path for regions outside the table).
+    #[command(after_help = "Example:\n  cargo run --release -- bench policy --decisions 10000000")]
+    Policy {
+        /// Table lookups to time.
+        #[arg(long, default_value_t = 10_000_000)]
+        decisions: u64,
+    },
     /// Durable HTTP ingest: a node on a fresh SQLite database, many concurrent
     /// clients each posting one run at a time over keep-alive connections.
     #[command(
@@ -90,6 +99,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             Ok(())
         }
         BenchCommand::Ingest { clients, runs } => bench_ingest(clients, runs).await,
+        BenchCommand::Policy { decisions } => bench_policy(decisions),
         BenchCommand::Feed {
             seconds,
             max_rate,
@@ -248,4 +258,56 @@ fn metric_value(text: &str, name: &str) -> Option<f64> {
             .parse()
             .ok()
     })
+}
+
+/// Times policy loading, table decisions and direct Cedar evaluations.
+fn bench_policy(decisions: u64) -> Result<()> {
+    use qunimbus_core::DataClass;
+    use qunimbus_trust::policy::{PolicyEngine, DEFAULT_POLICY};
+    let regions: Vec<String> = qunimbus_core::DEFAULT_REGIONS
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    let loads = 20;
+    let started = Instant::now();
+    let mut engine = None;
+    for _ in 0..loads {
+        engine = Some(PolicyEngine::load(DEFAULT_POLICY, &regions).context("default policy")?);
+    }
+    let load_ms = started.elapsed().as_secs_f64() * 1e3 / f64::from(loads);
+    let engine = engine.context("no load ran")?;
+    let classes = [DataClass::Public, DataClass::Personal, DataClass::Itar];
+    let started = Instant::now();
+    let mut allowed = 0u64;
+    for i in 0..decisions {
+        let class = classes[(i % 3) as usize];
+        let region = &regions[(i / 3 % 6) as usize];
+        let partner = &regions[(i / 18 % 6) as usize];
+        allowed += u64::from(engine.allows_distribution(black_box(class), region, partner));
+        allowed += u64::from(engine.accept(black_box(class), region).allowed);
+    }
+    let table = started.elapsed();
+    let direct_runs = 20_000u64;
+    let started = Instant::now();
+    for i in 0..direct_runs {
+        let class = classes[(i % 3) as usize];
+        allowed += u64::from(engine.accept(black_box(class), "Atlantis").allowed);
+    }
+    let direct = started.elapsed();
+    black_box(allowed);
+    println!(
+        "policy load (parse, validate, {} table decisions): {load_ms:.2} ms",
+        3 * 6 + 3 * 6 * 6
+    );
+    println!(
+        "table decisions: {:.1} M/s ({:.1} ns per accept + distribution pair)",
+        (2 * decisions) as f64 / table.as_secs_f64() / 1e6,
+        table.as_nanos() as f64 / decisions as f64
+    );
+    println!(
+        "direct Cedar evaluations (unlisted region): {:.0}/s ({:.1} µs each)",
+        direct_runs as f64 / direct.as_secs_f64(),
+        direct.as_micros() as f64 / direct_runs as f64
+    );
+    Ok(())
 }

@@ -24,7 +24,12 @@ function el(tag, attrs = {}, ...children) {
 const fmtNumMs = (v) => (Number.isFinite(v) ? v.toFixed(v < 10 ? 2 : 1) : '—');
 const fmtMs = (v) => (Number.isFinite(v) ? `${fmtNumMs(v)} ms` : '—');
 const fmtUsd = (v) => (Number.isFinite(v) ? `$${v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}` : '—');
-const fmtHours = (v) => `${v.toLocaleString('en-US', { maximumFractionDigits: 1 })} h`;
+// Hours as h, or as min / s below an hour (the demo compresses its clock).
+const fmtHours = (v) => {
+  if (v >= 1) return `${v.toLocaleString('en-US', { maximumFractionDigits: 1 })} h`;
+  if (v * 60 >= 1) return `${(v * 60).toLocaleString('en-US', { maximumFractionDigits: 1 })} min`;
+  return `${(v * 3600).toLocaleString('en-US', { maximumFractionDigits: 0 })} s`;
+};
 
 // ---- server clock --------------------------------------------------------------------------
 

@@ -136,7 +136,11 @@ impl RunningNode {
         )?);
         let regions = config.region_set()?;
         let trust_settings = config.trust.settings(&config.data_dir, &regions);
-        let policy = Arc::new(trust::PolicyHolder::load(&trust_settings, &regions)?);
+        let policy = Arc::new(trust::PolicyHolder::load(
+            &trust_settings,
+            &regions,
+            &config.ledger.frameworks,
+        )?);
         let market = Arc::new(market::MarketHub::new(
             signer.name().to_string(),
             true,

@@ -98,7 +98,8 @@ pub struct TrustSettings {
 
 /// The compliance policy in force, shared with the market hub.
 pub struct PolicyHolder {
-    engine: RwLock<Arc<PolicyEngine>>,
+    engine: RwLock<(Arc<PolicyEngine>, Arc<[String]>)>,
+    frameworks: Vec<String>,
     status: Mutex<PolicyStatus>,
     path: PathBuf,
     regions: Vec<String>,
@@ -127,6 +128,16 @@ fn sha256_hex(bytes: &[u8]) -> String {
     qunimbus_ledger::hex::encode(&Sha256::digest(bytes))
 }
 
+/// The ledger frameworks (of `frameworks`) that a rule of `engine` evidences.
+fn enforced_frameworks(engine: &PolicyEngine, frameworks: &[String]) -> Arc<[String]> {
+    let enforced = engine.frameworks();
+    frameworks
+        .iter()
+        .filter(|f| enforced.iter().any(|e| e.eq_ignore_ascii_case(f)))
+        .cloned()
+        .collect()
+}
+
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -134,7 +145,11 @@ fn modified(path: &Path) -> Option<SystemTime> {
 impl PolicyHolder {
     /// Loads the policy file (writing the built-in default first when
     /// allowed and missing). A file that does not validate stops the node.
-    pub fn load(settings: &TrustSettings, regions: &RegionSet) -> Result<Self, TrustError> {
+    pub fn load(
+        settings: &TrustSettings,
+        regions: &RegionSet,
+        frameworks: &[String],
+    ) -> Result<Self, TrustError> {
         let path = settings.policy_path.clone();
         if settings.create_default_policy && !path.exists() {
             std::fs::write(&path, DEFAULT_POLICY).map_err(|source| TrustError::PolicyFile {
@@ -145,12 +160,23 @@ impl PolicyHolder {
         }
         let regions = regions.names().to_vec();
         let (engine, status) = Self::read(&path, &regions)?;
+        let enforced = enforced_frameworks(&engine, frameworks);
         Ok(Self {
-            engine: RwLock::new(Arc::new(engine)),
+            engine: RwLock::new((Arc::new(engine), enforced)),
+            frameworks: frameworks.to_vec(),
             status: Mutex::new(status),
             path,
             regions,
         })
+    }
+
+    /// Puts `engine` in force.
+    fn install(&self, engine: PolicyEngine) {
+        let enforced = enforced_frameworks(&engine, &self.frameworks);
+        *self
+            .engine
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (Arc::new(engine), enforced);
     }
 
     fn read(path: &Path, regions: &[String]) -> Result<(PolicyEngine, PolicyStatus), TrustError> {
@@ -177,6 +203,11 @@ impl PolicyHolder {
 
     /// The policy in force.
     pub fn engine(&self) -> Arc<PolicyEngine> {
+        self.engine_and_frameworks().0
+    }
+
+    /// The policy in force and the ledger frameworks it evidences.
+    pub fn engine_and_frameworks(&self) -> (Arc<PolicyEngine>, Arc<[String]>) {
         self.engine
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -199,6 +230,7 @@ impl qunimbus_market::DistributionPolicy for PolicyHolder {
         self.engine
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
             .allows_distribution(class, region, partner_region)
     }
 }
@@ -491,11 +523,7 @@ impl TrustKernel {
                 );
                 let blocks = self.store.append_blocks(vec![draft]).await?;
                 status.block_index = blocks.first().map(|b| b.index);
-                *self
-                    .policy
-                    .engine
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(engine);
+                self.policy.install(engine);
                 *lock(&self.policy.status) = status.clone();
                 tracing::info!(sha256 = %status.sha256, "compliance policy reloaded");
                 Ok(status)
@@ -513,7 +541,16 @@ impl TrustKernel {
     /// Enforces the policy on a run about to be accepted: the decision, and
     /// on denial the rule is counted.
     pub fn check_accept(&self, class: DataClass, region: &str) -> Decision {
-        let decision = self.policy.engine().accept(class, region);
+        let engine = self.policy.engine();
+        if engine.accepts(class, region) {
+            return Decision {
+                allowed: true,
+                rules: Vec::new(),
+                frameworks: Vec::new(),
+                errors: Vec::new(),
+            };
+        }
+        let decision = engine.accept(class, region);
         if !decision.allowed {
             let rule = decision
                 .rules
@@ -527,14 +564,8 @@ impl TrustKernel {
     }
 
     /// Frameworks the policy evidences (a run that passed is `verified` for them).
-    pub fn enforced_frameworks(&self) -> Vec<String> {
-        let engine = self.policy.engine();
-        let enforced = engine.frameworks();
-        self.frameworks
-            .iter()
-            .filter(|f| enforced.iter().any(|e| e.eq_ignore_ascii_case(f)))
-            .cloned()
-            .collect()
+    pub fn enforced_frameworks(&self) -> Arc<[String]> {
+        self.policy.engine_and_frameworks().1
     }
 
     /// The canonical name of a configured region.
@@ -543,6 +574,11 @@ impl TrustKernel {
             .canonical(name)
             .map(str::to_string)
             .ok_or_else(|| TrustError::UnknownRegion(name.to_string()))
+    }
+
+    /// One region, assessed now.
+    pub fn region_view(&self, name: &str) -> Option<RegionView> {
+        self.region_views().into_iter().find(|v| v.name == name)
     }
 
     /// Every configured region, assessed now.
@@ -797,26 +833,12 @@ impl TrustKernel {
             "operator",
             &[],
         );
-        let state =
-            serde_json::to_string(&rollout).map_err(|e| TrustError::Corrupt(e.to_string()))?;
-        let blocks = self
-            .store
-            .append_blocks_with(
-                vec![draft],
-                vec![Statement {
-                    sql: "INSERT INTO rollouts (id, created_at, active, state) VALUES ($1, $2, $3, $4)",
-                    binds: vec![
-                        text(rollout.id.clone()),
-                        text(rfc3339_micros(now)),
-                        SqlValue::Int(Some(1)),
-                        text(state),
-                    ],
-                }],
-            )
-            .await?;
-        if let (Some(t), Some(b)) = (rollout.history.last_mut(), blocks.first()) {
-            t.block_index = Some(b.index);
-        }
+        let (id, created) = (rollout.id.clone(), rfc3339_micros(now));
+        self.record_transition(&mut rollout, draft, |state| Statement {
+            sql: "INSERT INTO rollouts (id, created_at, active, state) VALUES ($1, $2, $3, $4)",
+            binds: vec![text(id), text(created), SqlValue::Int(Some(1)), text(state)],
+        })
+        .await?;
         lock(&self.state).rollouts.push(rollout.clone());
         self.metrics.rollout_started();
         Ok(rollout)
@@ -848,6 +870,27 @@ impl TrustKernel {
         )
     }
 
+    /// Writes the block of `rollout`'s newest transition together with
+    /// `statement` (given the rollout's JSON), then notes the block's index
+    /// in the history.
+    async fn record_transition(
+        &self,
+        rollout: &mut Rollout,
+        draft: BlockDraft,
+        statement: impl FnOnce(String) -> Statement,
+    ) -> Result<(), TrustError> {
+        let state =
+            serde_json::to_string(&*rollout).map_err(|e| TrustError::Corrupt(e.to_string()))?;
+        let blocks = self
+            .store
+            .append_blocks_with(vec![draft], vec![statement(state)])
+            .await?;
+        if let (Some(t), Some(b)) = (rollout.history.last_mut(), blocks.first()) {
+            t.block_index = Some(b.index);
+        }
+        Ok(())
+    }
+
     /// Applies a step to rollout `id` and records it (state + block).
     async fn apply_step(&self, id: &str, step: &Step) -> Result<Rollout, TrustError> {
         let mut rollout = self
@@ -862,25 +905,16 @@ impl TrustKernel {
             step.actor,
             &step.gates,
         );
-        let state =
-            serde_json::to_string(&rollout).map_err(|e| TrustError::Corrupt(e.to_string()))?;
-        let blocks = self
-            .store
-            .append_blocks_with(
-                vec![draft],
-                vec![Statement {
-                    sql: "UPDATE rollouts SET state = $1, active = $2 WHERE id = $3",
-                    binds: vec![
-                        text(state),
-                        SqlValue::Int(Some(i64::from(rollout.state.is_active()))),
-                        text(rollout.id.clone()),
-                    ],
-                }],
-            )
-            .await?;
-        if let (Some(t), Some(b)) = (rollout.history.last_mut(), blocks.first()) {
-            t.block_index = Some(b.index);
-        }
+        let (id, active) = (rollout.id.clone(), rollout.state.is_active());
+        self.record_transition(&mut rollout, draft, |state| Statement {
+            sql: "UPDATE rollouts SET state = $1, active = $2 WHERE id = $3",
+            binds: vec![
+                text(state),
+                SqlValue::Int(Some(i64::from(active))),
+                text(id),
+            ],
+        })
+        .await?;
         tracing::info!(rollout = %rollout.id, from = %transition.from, to = %transition.to, reason = %step.reason, "rollout transition");
         self.metrics.rollout_transition(rollout.state.as_str());
         let mut state = lock(&self.state);
@@ -955,7 +989,7 @@ impl TrustKernel {
     ) -> Result<ComplianceSnapshot, TrustError> {
         let reader = self.store.reader();
         let mut stored_runs = Vec::new();
-        for row in reader.stored_run_counts().await? {
+        for row in reader.restricted_run_counts().await? {
             let data_class = DataClass::parse(&row.data_class)
                 .ok_or_else(|| TrustError::Corrupt(format!("data class {:?}", row.data_class)))?;
             stored_runs.push(StoredRuns {

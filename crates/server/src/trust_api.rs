@@ -92,9 +92,7 @@ async fn get_region(
     let name = state.trust.region_name(&region)?;
     let view = state
         .trust
-        .region_views()
-        .into_iter()
-        .find(|v| v.name == name)
+        .region_view(&name)
         .ok_or(TrustError::UnknownRegion(region))?;
     Ok(Json(view).into_response())
 }
@@ -158,11 +156,7 @@ async fn put_region(
         .trust
         .set_region(&name, &status, trust, reason)
         .await?;
-    let view = state
-        .trust
-        .region_views()
-        .into_iter()
-        .find(|v| v.name == record.name);
+    let view = state.trust.region_view(&record.name);
     Ok(Json(json!({ "region": view, "block_index": block_index })).into_response())
 }
 
@@ -232,11 +226,7 @@ async fn post_event(
         ));
     }
     let block_index = state.trust.record_event(&name, kind, at).await?;
-    let view = state
-        .trust
-        .region_views()
-        .into_iter()
-        .find(|v| v.name == name);
+    let view = state.trust.region_view(&name);
     Ok((
         StatusCode::CREATED,
         Json(json!({

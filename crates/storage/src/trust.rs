@@ -87,10 +87,11 @@ impl Reader {
         rows.into_iter().map(Block::try_from).collect()
     }
 
-    /// Stored runs per data class and region.
-    pub async fn stored_run_counts(&self) -> Result<Vec<StoredRunCount>, StorageError> {
+    /// Stored runs of the restricted classes (`personal`, `itar`) per class
+    /// and region (a partial index serves it).
+    pub async fn restricted_run_counts(&self) -> Result<Vec<StoredRunCount>, StorageError> {
         Ok(dispatch!(&self.pool, pool => {
-            sqlx::query_as("SELECT data_class, region, COUNT(*) AS count FROM runs GROUP BY data_class, region ORDER BY data_class, region")
+            sqlx::query_as("SELECT data_class, region, COUNT(*) AS count FROM runs WHERE data_class <> 'public' GROUP BY data_class, region ORDER BY data_class, region")
                 .fetch_all(pool)
                 .await
         })?)

@@ -210,6 +210,15 @@ impl PolicyEngine {
         }
     }
 
+    /// Whether a run of `class` in `region` may be accepted (the ingest
+    /// fast path: no allocation for configured regions).
+    pub fn accepts(&self, class: DataClass, region: &str) -> bool {
+        match self.region_index(region) {
+            Some(r) => self.accept[Self::class_index(class) * self.regions.len() + r].allowed,
+            None => self.accept(class, region).allowed,
+        }
+    }
+
     /// May this node accept a run of `class` in `region`?
     pub fn accept(&self, class: DataClass, region: &str) -> Decision {
         match self.region_index(region) {

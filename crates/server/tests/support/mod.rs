@@ -245,20 +245,7 @@ impl TestNode {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (StatusCode, Value) {
-        let mut request = self
-            .http
-            .post(self.url(path))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        let value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("POST {path} ({status}) is not JSON ({e}): {text}"));
-        (status, value)
+        self.send(reqwest::Method::POST, path, token, body).await
     }
 
     /// Posts one run; returns the status and the valuation.

@@ -33,5 +33,6 @@ CREATE TABLE rollouts (
     state       TEXT    NOT NULL
 );
 
--- Compliance evidence counts stored runs per class and region.
-CREATE INDEX runs_class_region ON runs (data_class, region);
+-- Compliance evidence counts stored restricted-class runs per class and
+-- region; partial, so public runs (most of them) cost no index insert.
+CREATE INDEX runs_restricted_class_region ON runs (data_class, region) WHERE data_class <> 'public';
