@@ -6,6 +6,7 @@ mod bench_feed;
 mod bench_ledger;
 mod demo;
 mod feed_client;
+mod import;
 mod ledger;
 mod logging;
 mod partner;
@@ -52,6 +53,11 @@ enum Command {
     /// Register, list and disable market partners (through a running node).
     #[command(subcommand)]
     Partner(partner::PartnerCommand),
+    /// Post telemetry from a JSON-lines file to a running node, in batches.
+    #[command(
+        after_help = "Example:\n  qunimbus import runs.jsonl --url http://127.0.0.1:8080 --batch 1000"
+    )]
+    Import(import::ImportArgs),
     /// Regions: status, trust overrides, health events (through a running node).
     #[command(subcommand)]
     Region(trust::RegionCommand),
@@ -203,6 +209,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(command) => bench::run(command).await,
         Command::Ledger(command) => ledger::run(command).await,
         Command::Partner(command) => partner::run(command).await,
+        Command::Import(args) => import::run(args).await,
         Command::Region(command) => trust::region(command).await,
         Command::Rollout(command) => trust::rollout(command).await,
         Command::Compliance { target, attest } => trust::compliance(target, attest).await,

@@ -5,6 +5,21 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
+/// Reads `key` (`admin_token` or `ingest_token`) from `DATA_DIR/credentials.toml`.
+pub(crate) fn credential(data_dir: &std::path::Path, key: &str) -> Result<String> {
+    let path = data_dir.join("credentials.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no --token given and {} is not readable", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("{} is not valid TOML", path.display()))?;
+    table
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .with_context(|| format!("{} has no {key}", path.display()))
+}
+
 /// How to reach the node's admin API.
 #[derive(Args)]
 pub struct AdminTarget {
@@ -21,20 +36,10 @@ pub struct AdminTarget {
 
 impl AdminTarget {
     fn token(&self) -> Result<String> {
-        if let Some(token) = &self.token {
-            return Ok(token.clone());
+        match &self.token {
+            Some(token) => Ok(token.clone()),
+            None => credential(&self.data_dir, "admin_token"),
         }
-        let path = self.data_dir.join("credentials.toml");
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("no --token given and {} is not readable", path.display()))?;
-        let table: toml::Table = text
-            .parse()
-            .with_context(|| format!("{} is not valid TOML", path.display()))?;
-        table
-            .get("admin_token")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .with_context(|| format!("{} has no admin_token", path.display()))
     }
 
     /// Calls the node's API; reads go without a token when none is found

@@ -364,3 +364,65 @@ fn trust_commands_drive_a_running_node() {
     served.child.kill().unwrap();
     served.child.wait().unwrap();
 }
+
+#[test]
+fn import_posts_batches_and_names_the_bad_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = serve(dir.path());
+    let file = dir.path().join("runs.jsonl");
+    let good: Vec<String> = (0..5).map(|i| body(&format!("imp-{i}"))).collect();
+    std::fs::write(
+        &file,
+        format!("{}\n\n{}\n", good[..3].join("\n"), good[3..].join("\n")),
+    )
+    .unwrap();
+    let import = |file: &Path| {
+        qunimbus()
+            .args(["import", "--batch", "2", "--url", &served.url, "--data-dir"])
+            .arg(dir.path())
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let output = import(&file);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        out.contains("imported 5 runs") && out.contains("5 accepted, 0 duplicates"),
+        "{out}"
+    );
+    let again = import(&file);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 accepted, 5 duplicates"));
+
+    // An invalid run: its batch is refused, the line is named.
+    let bad = dir.path().join("bad.jsonl");
+    let invalid = body("imp-bad").replace("0.96", "1.5");
+    std::fs::write(
+        &bad,
+        format!("{}\n{}\n{invalid}\n", body("imp-5"), body("imp-6")),
+    )
+    .unwrap();
+    let output = import(&bad);
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("line 3") && err.contains("eta_ent"), "{err}");
+    assert!(err.contains("2 runs accepted"), "{err}");
+
+    // A line that is not JSON stops the import before anything is sent.
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(&broken, format!("{}\n{{oops\n", body("imp-never"))).unwrap();
+    let output = import(&broken);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("broken.jsonl:2: not a JSON value"));
+    let url = format!("{}/v1/valuations/imp-never", served.url);
+    let status = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { reqwest::get(url).await.unwrap().status() });
+    assert_eq!(status, 404, "nothing was sent");
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+}
