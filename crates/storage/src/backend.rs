@@ -88,25 +88,103 @@ fn pg_options(url: &str) -> Result<PgConnectOptions, StorageError> {
     Ok(PgConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace))
 }
 
-/// Opens the writer connection (creating the database if needed) and applies migrations.
-pub(crate) async fn open_writer(target: &DbTarget) -> Result<WriteConn, StorageError> {
-    Ok(match target {
+/// How long opening waits for another writer's lock to go (a node that was
+/// just killed releases it when the OS or PostgreSQL notices).
+const WRITER_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Proof that this process is the database's only writer: for SQLite an
+/// exclusive lock on `<file>.writer-lock`, for PostgreSQL a session advisory
+/// lock held by the writer connection itself.
+pub(crate) struct WriterLock {
+    _file: Option<std::fs::File>,
+}
+
+/// The writer's connection with its single-writer lock.
+pub(crate) struct LockedWriter {
+    /// The connection.
+    pub conn: WriteConn,
+    /// Released when dropped (PostgreSQL: when the connection closes).
+    pub lock: WriterLock,
+}
+
+fn in_use(what: &str) -> StorageError {
+    StorageError::InUse(format!(
+        "another QuNimbus node is writing to {what}; every node needs its own database \
+         (its ledger, tree edge and signing key are its own)"
+    ))
+}
+
+/// Takes the exclusive lock file beside a SQLite database.
+async fn lock_sqlite(path: &std::path::Path) -> Result<WriterLock, StorageError> {
+    let lock_path = std::path::PathBuf::from(format!("{}.writer-lock", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StorageError::InUse(format!("cannot open {}: {e}", lock_path.display())))?;
+    let deadline = tokio::time::Instant::now() + WRITER_LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(WriterLock { _file: Some(file) }),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(in_use(&path.display().to_string()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(StorageError::InUse(format!(
+                    "cannot lock {}: {e}",
+                    lock_path.display()
+                )))
+            }
+        }
+    }
+}
+
+/// Takes the advisory lock of the connection's schema.
+async fn lock_postgres(conn: &mut PgConnection) -> Result<WriterLock, StorageError> {
+    let deadline = tokio::time::Instant::now() + WRITER_LOCK_WAIT;
+    loop {
+        let (locked, schema): (bool, String) = sqlx::query_as(
+            "SELECT pg_try_advisory_lock(hashtext('qunimbus-writer:' || current_schema())::bigint), current_schema()::text",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if locked {
+            return Ok(WriterLock { _file: None });
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(in_use(&format!("PostgreSQL schema {schema:?}")));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Opens the writer connection (creating the database if needed), takes the
+/// single-writer lock, and applies migrations.
+pub(crate) async fn open_writer(target: &DbTarget) -> Result<LockedWriter, StorageError> {
+    let (conn, lock) = match target {
         DbTarget::Sqlite(path) => {
+            let lock = lock_sqlite(path).await?;
             let mut conn = sqlite_options(path)
                 .create_if_missing(true)
                 .connect()
                 .await?;
             sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
-            Either::Sqlite(conn)
+            (Either::Sqlite(conn), lock)
         }
         DbTarget::Postgres(url) => {
             let mut conn = pg_options(url)?.connect().await?;
+            let lock = lock_postgres(&mut conn).await?;
             sqlx::migrate!("./migrations/postgres")
                 .run(&mut conn)
                 .await?;
-            Either::Postgres(conn)
+            (Either::Postgres(conn), lock)
         }
-    })
+    };
+    Ok(LockedWriter { conn, lock })
 }
 
 /// Opens a read pool. `read_only` SQLite pools refuse writes.

@@ -75,6 +75,9 @@ pub enum StorageError {
     /// The group transaction this write belonged to failed and was rolled back.
     #[error("commit failed, nothing was stored: {0}")]
     CommitFailed(String),
+    /// Another process holds the database's single-writer lock.
+    #[error("{0}")]
+    InUse(String),
     /// The writer queue is full; the caller should retry later.
     #[error("the write queue is full; retry shortly")]
     Busy,
@@ -144,8 +147,8 @@ impl Store {
         options: StoreOptions,
         genesis: Block,
     ) -> Result<Self, StorageError> {
-        let mut conn = backend::open_writer(target).await?;
-        let (head, checkpoint_size) = load_head(&mut conn, genesis).await?;
+        let mut writer_conn = backend::open_writer(target).await?;
+        let (head, checkpoint_size) = load_head(&mut writer_conn.conn, genesis).await?;
         let tree = TreeHead {
             size: head.edge.size(),
             root: head.edge.root(),
@@ -154,7 +157,7 @@ impl Store {
         let (published, head_rx) = watch::channel(tree);
         let cache = if tree.size <= options.node_cache_max_leaves {
             let cache = NodeCache::new(options.node_cache_max_leaves);
-            load_cache(&mut conn, &cache).await?;
+            load_cache(&mut writer_conn.conn, &cache).await?;
             Arc::new(cache)
         } else {
             Arc::new(NodeCache::disabled())
@@ -164,7 +167,7 @@ impl Store {
         let (jobs, rx) = mpsc::channel(options.queue_depth.max(1));
         let shutdown = Arc::new(Notify::new());
         let writer = Writer::new(
-            conn,
+            writer_conn,
             head,
             options.max_group_rows,
             options.on_commit,

@@ -160,6 +160,8 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 pub(crate) struct Writer {
     conn: WriteConn,
+    /// Held (and released) with the writer.
+    _lock: crate::backend::WriterLock,
     head: ChainHead,
     max_group_rows: usize,
     on_commit: Option<CommitObserver>,
@@ -170,7 +172,7 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub fn new(
-        conn: WriteConn,
+        writer: crate::backend::LockedWriter,
         head: ChainHead,
         max_group_rows: usize,
         on_commit: Option<CommitObserver>,
@@ -179,7 +181,8 @@ impl Writer {
         on_runs: Option<RunsObserver>,
     ) -> Self {
         Self {
-            conn,
+            conn: writer.conn,
+            _lock: writer.lock,
             head,
             max_group_rows: max_group_rows.max(1),
             on_commit,

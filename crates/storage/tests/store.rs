@@ -425,3 +425,23 @@ async fn closed_store_refuses_writes() {
         .is_err());
     assert!(store.ready().await.is_err());
 }
+
+/// One writer per database: a second store on the same database is refused
+/// (two writers would fork the chain), and the lock goes with the first.
+#[tokio::test]
+async fn a_second_writer_on_the_same_database_is_refused() {
+    for db in TestDb::both().await {
+        let first = open(&db).await;
+        let refused = Store::open(&db.target, StoreOptions::default(), genesis()).await;
+        match refused {
+            Err(StorageError::InUse(message)) => {
+                assert!(message.contains("another QuNimbus node"), "{message}")
+            }
+            Err(other) => panic!("{}: expected InUse, got {other}", db.name),
+            Ok(_) => panic!("{}: a second writer was allowed", db.name),
+        }
+        first.close().await;
+        let again = open(&db).await;
+        again.close().await;
+    }
+}
