@@ -66,11 +66,13 @@ pub enum BlockKind {
     Health,
     /// A configuration change (e.g. a compliance policy loaded).
     Config,
+    /// A personal-class run's link to its data subject was erased off-ledger.
+    Erasure,
 }
 
 impl BlockKind {
     /// Every kind, in declaration order.
-    pub const ALL: [BlockKind; 8] = [
+    pub const ALL: [BlockKind; 9] = [
         BlockKind::Genesis,
         BlockKind::Valuation,
         BlockKind::Attestation,
@@ -79,6 +81,7 @@ impl BlockKind {
         BlockKind::Trade,
         BlockKind::Health,
         BlockKind::Config,
+        BlockKind::Erasure,
     ];
 
     /// The JSON (lowercase) name.
@@ -92,6 +95,7 @@ impl BlockKind {
             BlockKind::Trade => "trade",
             BlockKind::Health => "health",
             BlockKind::Config => "config",
+            BlockKind::Erasure => "erasure",
         }
     }
 

@@ -51,6 +51,12 @@ pub enum TrustError {
     /// No such region.
     #[error("unknown region {0:?}")]
     UnknownRegion(String),
+    /// No such run.
+    #[error("no run with run_id {0:?}")]
+    UnknownRun(String),
+    /// The run is not personal-class data.
+    #[error("run {0:?} is {1}-class; only personal-class runs hold personal data to erase")]
+    NotPersonal(String, &'static str),
     /// No such rollout.
     #[error("unknown rollout {0:?}")]
     UnknownRollout(String),
@@ -778,6 +784,47 @@ impl TrustKernel {
             r.status = status;
         }
         Ok(blocks.first().map_or(0, |b| b.index))
+    }
+
+    /// Erases a personal-class run's link to its data subject (GDPR): the
+    /// stored run keeps its figures and feed seq but its `run_id` becomes
+    /// `erased:<run_ref prefix>` and the salt is dropped, so the ledger's
+    /// `run_ref` can no longer be tied to the id. The chain is untouched; an
+    /// `erasure` block records that it happened (by reference only).
+    pub async fn erase_personal_run(&self, run_id: &str) -> Result<(String, u64), TrustError> {
+        let _guard = self.changes.lock().await;
+        let run = self
+            .store
+            .reader()
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| TrustError::UnknownRun(run_id.to_string()))?;
+        let class = run.telemetry.data_class;
+        let Some(salt) = run
+            .erasure_salt
+            .as_deref()
+            .filter(|_| class == DataClass::Personal)
+        else {
+            return Err(TrustError::NotPersonal(run_id.to_string(), class.as_str()));
+        };
+        let run_ref = crate::ledger::run_reference(salt, run_id);
+        let tombstone = format!("erased:{}", &run_ref[..32]);
+        let draft = self.draft(
+            BlockKind::Erasure,
+            Some(run.telemetry.region.clone()),
+            json!({ "run_ref": run_ref, "valuation_block": run.block_index }),
+        );
+        let blocks = self
+            .store
+            .append_blocks_with(
+                vec![draft],
+                vec![Statement {
+                    sql: "UPDATE runs SET run_id = $1, erasure_salt = NULL WHERE run_id = $2 AND data_class = 'personal'",
+                    binds: vec![text(tombstone), text(run_id)],
+                }],
+            )
+            .await?;
+        Ok((run_ref, blocks.first().map_or(0, |b| b.index)))
     }
 
     /// Every rollout, newest first.

@@ -42,6 +42,10 @@ pub(crate) fn admin_routes() -> Router<Arc<AppState>> {
         .route("/v1/regions/{region}/events", post(post_event))
         .route("/v1/rollouts/{id}/{command}", post(rollout_command))
         .route("/v1/policy/reload", post(reload_policy))
+        .route(
+            "/v1/valuations/{run_id}",
+            axum::routing::delete(erase_personal_run),
+        )
         .route("/v1/compliance/attest", post(attest))
 }
 
@@ -51,6 +55,10 @@ impl From<TrustError> for ApiError {
         match e {
             TrustError::UnknownRegion(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_region", message)
+            }
+            TrustError::UnknownRun(_) => ApiError::not_found(message).with_field("run_id"),
+            TrustError::NotPersonal(..) => {
+                ApiError::new(StatusCode::CONFLICT, "not_personal_data", message)
             }
             TrustError::UnknownRollout(_) => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_rollout", message)
@@ -373,4 +381,15 @@ async fn policy(State(state): State<Arc<AppState>>) -> Response {
 async fn reload_policy(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let status = state.trust.reload_policy().await?;
     Ok(Json(status).into_response())
+}
+
+async fn erase_personal_run(
+    State(state): State<Arc<AppState>>,
+    Path(run_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let (run_ref, block_index) = state.trust.erase_personal_run(&run_id).await?;
+    Ok(
+        Json(json!({ "erased": true, "run_ref": run_ref, "block_index": block_index }))
+            .into_response(),
+    )
 }

@@ -452,6 +452,53 @@ async fn personal_data_never_in_clear_on_the_ledger(backend: Backend) {
         json!(true),
         "{compliance}"
     );
+
+    // Erasure: the run id goes, the chain stays and records it by reference.
+    let admin = Some(t.admin_token());
+    let erase = |id: &str| {
+        let path = format!("/v1/valuations/{id}");
+        let t = &t;
+        async move { t.send(Method::DELETE, &path, admin, "").await }
+    };
+    let length = t.chain_length().await;
+    let (status, erased) = erase("patient-4711-mri").await;
+    assert_eq!(status, StatusCode::OK, "{erased}");
+    assert_eq!(erased["run_ref"], block["payload"]["run_ref"]);
+    let record = t
+        .get_ok(&format!("/v1/ledger/blocks/{}", erased["block_index"]))
+        .await;
+    assert_eq!(record["kind"], json!("erasure"));
+    assert_eq!(record["payload"]["run_ref"], block["payload"]["run_ref"]);
+    assert_eq!(t.chain_length().await, length + 1);
+    let (status, _) = t.get("/v1/valuations/patient-4711-mri").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "the id no longer resolves");
+    assert_eq!(
+        t.get_ok(&format!("/v1/ledger/blocks/{}", accepted["block_index"]))
+            .await,
+        block,
+        "the valuation block is untouched"
+    );
+    assert_eq!(t.get_ok("/v1/ledger/verify").await["ok"], json!(true));
+    let (status, err) = erase("patient-4711-mri").await;
+    assert_eq!(
+        (status, &err["error"]["field"]),
+        (StatusCode::NOT_FOUND, &json!("run_id"))
+    );
+    t.ingest_new(&reference_run("public-1")).await;
+    let (status, err) = erase("public-1").await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("not_personal_data"))
+    );
+    let (status, _) = t
+        .send(
+            Method::DELETE,
+            "/v1/valuations/patient-4711-ct",
+            Some(t.ingest_token()),
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     t.stop().await;
 }
 on_both_backends!(personal_data_never_in_clear_on_the_ledger);
