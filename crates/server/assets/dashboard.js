@@ -218,6 +218,8 @@ function connectStream() {
     $('log-origin').textContent = hello.origin;
     trend.windowMs = hello.window_seconds * 1000;
     for (const r of hello.regions) regionIndex(r);
+    // The last minutes from the database first (seq order), then the newest per region.
+    for (const p of hello.recent ?? []) addPoint(p);
     for (const p of hello.latest) addPoint(p);
     setActive(hello.market_active);
   });

@@ -46,6 +46,9 @@ pub const MAX_STREAMS: usize = 32;
 const WINDOW: Duration = Duration::from_secs(300);
 
 /// How often an idle stream sends a keep-alive comment.
+/// Most stored runs read to backfill the trend when a stream opens.
+const BACKFILL_RUNS: u32 = 4000;
+
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// What a browser waits before reconnecting after the stream ended.
@@ -181,6 +184,37 @@ impl TrendPoint {
     }
 }
 
+/// The trend's recent past from the database: the newest
+/// [`BACKFILL_RUNS`] runs inside [`WINDOW`], folded to at most one point per
+/// region per second (the second's newest run), in seq order.
+async fn backfill(state: &AppState, origin: &str) -> Result<Vec<TrendPoint>, ApiError> {
+    let reader = state.store.reader();
+    let newest = reader.max_feed_seq().await?;
+    if newest == 0 {
+        return Ok(Vec::new());
+    }
+    let from = newest.saturating_sub(u64::from(BACKFILL_RUNS) - 1).max(1);
+    let cutoff = now_micros() - chrono::Duration::seconds(WINDOW.as_secs() as i64);
+    let mut buckets: BTreeMap<(String, i64), TrendPoint> = BTreeMap::new();
+    for record in reader.runs_from_feed_seq(from, BACKFILL_RUNS).await? {
+        if record.accepted_at < cutoff {
+            continue;
+        }
+        let Some(v) = feed_valuation(origin, &record) else {
+            continue;
+        };
+        let key = (v.region.clone(), record.accepted_at.timestamp());
+        let mut point = TrendPoint::of(&v);
+        if let Some(earlier) = buckets.get(&key) {
+            point.runs += earlier.runs;
+        }
+        buckets.insert(key, point);
+    }
+    let mut points: Vec<TrendPoint> = buckets.into_values().collect();
+    points.sort_by_key(|p| p.seq);
+    Ok(points)
+}
+
 /// Folds live valuations into at most one pending point per region.
 #[derive(Debug, Default)]
 pub struct Throttle {
@@ -303,6 +337,7 @@ async fn stream(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
             latest.push(TrendPoint::of(&v));
         }
     }
+    let recent = backfill(&state, &hub.origin).await?;
     let active = hub.is_active();
     let regions = state.regions.names();
     let hello = json_event(
@@ -315,6 +350,7 @@ async fn stream(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
             "throttle_ms": THROTTLE.as_millis() as u64,
             "window_seconds": WINDOW.as_secs(),
             "latest": latest,
+            "recent": recent,
         }),
     )
     .retry(RETRY);

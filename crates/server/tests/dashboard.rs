@@ -169,6 +169,11 @@ async fn stream_shows_posted_runs_throttled_without_run_ids() {
     assert_eq!(latest[0]["region"], older["region"]);
     assert_eq!(latest[0]["phi_qevf"], older["phi_qevf"]);
     assert!(!hello.raw.contains("dash-older-run"), "{}", hello.raw);
+    // The trend's backfill holds the stored run too, without its id.
+    let recent = hello.data["recent"].as_array().unwrap();
+    assert_eq!(recent.len(), 1, "{}", hello.raw);
+    assert_eq!(recent[0]["seq"], latest[0]["seq"]);
+    assert_eq!(recent[0]["runs"], 1);
 
     // A posted run shows up with its region and phi_qevf and without its run_id.
     let secret = "dash-secret-run-id-42";
