@@ -824,7 +824,18 @@ mod tests {
 
     #[test]
     fn errors_name_the_key() {
-        let cases: [(&str, &str); 7] = [
+        let cases: [(&str, &str); 12] = [
+            ("[trust]\nrollback_trust = 1.5", "trust.rollback_trust"),
+            ("[trust]\nsoak_secs = 0", "trust.soak_secs"),
+            ("[trust]\nwindow_hours = \"long\"", "trust.window_hours"),
+            (
+                "[[trust.phases]]\npercent = 100\nregions = [\"Atlantis\"]",
+                "trust.phases",
+            ),
+            (
+                "[[trust.phases]]\npercent = 50\nregions = [\"EU\"]",
+                "trust.phases",
+            ),
             ("[valuation]\neta_baseline = 0.0", "valuation.eta_baseline"),
             (
                 "[valuation]\ncoherence_variance_threshold = -1",
