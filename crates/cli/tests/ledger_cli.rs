@@ -4,8 +4,11 @@
 //! append load keeps every acknowledged run's block and a verifiable chain.
 //! A missing PostgreSQL fails these tests with a message; nothing is skipped.
 
+mod common;
+
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
+use common::{credential, qunimbus, spawn_serve};
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::merkle::{verify_inclusion, Hash};
 use serde_json::{json, Value};
@@ -13,26 +16,15 @@ use sha2::{Digest, Sha256};
 use sqlx::Connection;
 use std::collections::HashSet;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_qunimbus");
-
 /// How long any wait in these tests may take before it fails.
 const DEADLINE: Duration = Duration::from_secs(30);
-
-/// The binary, with no `QUNIMBUS_*` variables inherited from the caller.
-fn qunimbus() -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("QUNIMBUS_")) {
-        command.env_remove(name);
-    }
-    command
-}
 
 // ---- databases ------------------------------------------------------------------
 
@@ -215,56 +207,16 @@ struct Served {
 
 /// Starts `qunimbus serve` on `db` with 50 ms checkpoints.
 fn serve(db: &TestDb) -> Served {
-    let mut command = qunimbus();
-    command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(db.data_dir());
-    if let Some((url, _)) = &db.pg {
-        command.args(["--database-url", url]);
-    }
-    let mut child = command
-        .env("QUNIMBUS_LEDGER__CHECKPOINT_INTERVAL_MS", "50")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn qunimbus serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + DEADLINE;
-    let addr = loop {
-        assert!(Instant::now() < deadline, "node did not report its address");
-        let line = lines
-            .next()
-            .expect("node exited before listening")
-            .expect("read stderr");
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if event["message"] == "QuNimbus node listening" {
-            break event["addr"].as_str().expect("addr field").to_string();
+    let (child, url) = spawn_serve(db.data_dir(), |command| {
+        if let Some((url, _)) = &db.pg {
+            command.args(["--database-url", url]);
         }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let credentials =
-        std::fs::read_to_string(db.data_dir().join("credentials.toml")).expect("credentials file");
-    let ingest = credentials
-        .lines()
-        .find_map(|l| l.strip_prefix("ingest_token = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .expect("ingest token")
-        .to_string();
+        command.env("QUNIMBUS_LEDGER__CHECKPOINT_INTERVAL_MS", "50");
+    });
     Served {
         child,
-        url: format!("http://{addr}"),
-        ingest,
+        url,
+        ingest: credential(db.data_dir(), "ingest_token"),
     }
 }
 

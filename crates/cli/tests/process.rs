@@ -2,23 +2,16 @@
 //! SIGTERM, configuration errors, and the demo.
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_qunimbus");
+mod common;
 
-/// The binary, with no `QUNIMBUS_*` variables inherited from the caller.
-fn qunimbus() -> Command {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("QUNIMBUS_")) {
-        command.env_remove(name);
-    }
-    command
-}
+use common::{credential, qunimbus, spawn_serve};
 
 /// A `qunimbus serve` child process and the address it reported.
 struct Served {
@@ -28,50 +21,11 @@ struct Served {
 }
 
 fn serve(data_dir: &Path) -> Served {
-    let mut child = qunimbus()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn qunimbus serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "node did not report its address");
-        let line = lines
-            .next()
-            .expect("node exited before listening")
-            .expect("read stderr");
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if event["message"] == "QuNimbus node listening" {
-            break event["addr"].as_str().expect("addr field").to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let credentials =
-        std::fs::read_to_string(data_dir.join("credentials.toml")).expect("credentials file");
-    let token = credentials
-        .lines()
-        .find_map(|l| l.strip_prefix("ingest_token = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .expect("ingest token")
-        .to_string();
+    let (child, url) = spawn_serve(data_dir, |_| {});
     Served {
         child,
-        url: format!("http://{addr}"),
-        token,
+        url,
+        token: credential(data_dir, "ingest_token"),
     }
 }
 

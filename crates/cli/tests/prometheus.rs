@@ -8,13 +8,15 @@
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
-const BIN: &str = env!("CARGO_BIN_EXE_qunimbus");
+mod common;
+
+use common::{credential, spawn_serve};
 
 /// The repository's deploy/ directory.
 fn deploy_dir() -> PathBuf {
@@ -61,61 +63,15 @@ struct Node {
 }
 
 fn start_node(data_dir: &Path) -> Node {
-    let mut command = Command::new(BIN);
-    for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("QUNIMBUS_")) {
-        command.env_remove(name);
-    }
-    let child = command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn qunimbus serve");
-    let mut process = Killed {
-        name: "qunimbus",
-        child,
-    };
-    let stderr = process.child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "node did not report its address");
-        let line = lines
-            .next()
-            .expect("node exited before listening")
-            .expect("read node stderr");
-        let Ok(event) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if event["message"] == "QuNimbus node listening" {
-            break event["addr"].as_str().expect("addr field").to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let credentials =
-        std::fs::read_to_string(data_dir.join("credentials.toml")).expect("credentials file");
-    let token = |key: &str| {
-        credentials
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
-            .and_then(|l| l.strip_suffix('"'))
-            .unwrap_or_else(|| panic!("{key} in credentials.toml"))
-            .to_string()
-    };
+    let (child, url) = spawn_serve(data_dir, |_| {});
     Node {
-        _process: process,
-        addr,
-        ingest_token: token("ingest_token"),
-        admin_token: token("admin_token"),
+        _process: Killed {
+            name: "qunimbus",
+            child,
+        },
+        addr: url.trim_start_matches("http://").to_string(),
+        ingest_token: credential(data_dir, "ingest_token"),
+        admin_token: credential(data_dir, "admin_token"),
     }
 }
 
