@@ -183,10 +183,10 @@ pub async fn region(command: RegionCommand) -> Result<()> {
                     hours(&mesh["mtbf_hours"])
                 },
                 mesh["mtbf_target_hours"],
-                if mesh["mtbf_compliant"] == json!(true) {
-                    "met"
-                } else {
-                    "NOT met"
+                match mesh["mtbf_compliant"].as_bool() {
+                    Some(true) => "met",
+                    Some(false) => "NOT met",
+                    None => "not yet known",
                 }
             );
         }

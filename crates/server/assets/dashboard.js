@@ -482,7 +482,9 @@ async function pollMesh() {
   const mtbf = mesh.mtbf_hours === null ? 'no failures observed' : `MTBF ${fmtHours(mesh.mtbf_hours)}`;
   summary.replaceChildren(
     `${mesh.active_regions} of ${mesh.total_regions} regions active · average trust ${mesh.average_trust.toFixed(2)} · ${mtbf} (target ≥ ${fmtHours(mesh.mtbf_target_hours)}): `,
-    el('span', { class: mesh.mtbf_compliant ? 'ok' : 'bad' }, mesh.mtbf_compliant ? 'compliant' : 'not compliant'),
+    mesh.mtbf_compliant === null
+      ? el('span', {}, 'not yet known (too little up time observed)')
+      : el('span', { class: mesh.mtbf_compliant ? 'ok' : 'bad' }, mesh.mtbf_compliant ? 'compliant' : 'not compliant'),
   );
 }
 

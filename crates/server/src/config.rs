@@ -335,7 +335,7 @@ impl TrustConfig {
                 .clone()
                 .unwrap_or_else(|| data_dir.join("policy.cedar")),
             create_default_policy: self.policy_file.is_none(),
-            window_micros: (self.window_hours * 3.6e9) as i64,
+            window_micros: (self.window_hours * qunimbus_trust::health::MICROS_PER_HOUR) as i64,
             mtbf_target_hours: self.mtbf_target_hours,
             thresholds: qunimbus_trust::rollout::GateThresholds {
                 rollback_trust: self.rollback_trust,

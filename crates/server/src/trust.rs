@@ -16,6 +16,7 @@ use qunimbus_storage::{RegionRecord, SqlValue, Statement, StorageError, Store};
 use qunimbus_trust::compliance::{self, ComplianceReport, Evidence, RolloutEvidence, StoredRuns};
 use qunimbus_trust::health::{
     assess, combined_mtbf, trust_score, HealthEvent, HealthEventKind, Mtbf, RegionHealth,
+    MICROS_PER_HOUR,
 };
 use qunimbus_trust::policy::{Decision, PolicyEngine, PolicyError, Rule, DEFAULT_POLICY};
 use qunimbus_trust::rollout::{
@@ -23,7 +24,6 @@ use qunimbus_trust::rollout::{
 };
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::metrics::Metrics;
@@ -102,6 +102,13 @@ pub struct TrustSettings {
     pub attestation_interval: Duration,
 }
 
+impl TrustSettings {
+    /// The availability/MTBF window in hours.
+    pub fn window_hours(&self) -> f64 {
+        self.window_micros as f64 / MICROS_PER_HOUR
+    }
+}
+
 /// The compliance policy in force, shared with the market hub.
 pub struct PolicyHolder {
     engine: RwLock<(Arc<PolicyEngine>, Arc<[String]>)>,
@@ -131,7 +138,7 @@ pub struct PolicyStatus {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    qunimbus_ledger::hex::encode(&Sha256::digest(bytes))
+    qunimbus_ledger::hex::encode(&qunimbus_ledger::merkle::sha256(bytes))
 }
 
 /// The ledger frameworks (of `frameworks`) that a rule of `engine` evidences.
@@ -288,8 +295,8 @@ pub struct RegionView {
     pub mtbf_at_least_hours: Option<f64>,
     /// Observed hours in the window.
     pub observed_hours: f64,
-    /// Whether MTBF meets the target.
-    pub mtbf_compliant: bool,
+    /// Whether MTBF meets the target (`null` until the evidence can tell).
+    pub mtbf_compliant: Option<bool>,
     #[serde(skip)]
     health: RegionHealth,
 }
@@ -628,7 +635,7 @@ impl TrustKernel {
                         Mtbf::Hours(_) => None,
                     },
                     observed_hours: health.observed_hours(),
-                    mtbf_compliant: !mtbf.below(self.settings.mtbf_target_hours),
+                    mtbf_compliant: mtbf.meets(self.settings.mtbf_target_hours),
                     health,
                 })
             })
@@ -652,8 +659,8 @@ impl TrustKernel {
             "mtbf_at_least_hours": match mtbf { Mtbf::NoFailures { at_least_hours } => Some(at_least_hours), Mtbf::Hours(_) => None },
             "failures": views.iter().map(|v| v.failures).sum::<u32>(),
             "mtbf_target_hours": self.settings.mtbf_target_hours,
-            "mtbf_compliant": !mtbf.below(self.settings.mtbf_target_hours),
-            "window_hours": self.settings.window_micros as f64 / 3.6e9,
+            "mtbf_compliant": mtbf.meets(self.settings.mtbf_target_hours),
+            "window_hours": self.settings.window_hours(),
             "regions": views.iter().map(|v| json!({
                 "name": v.name,
                 "mtbf_hours": v.mtbf_hours,

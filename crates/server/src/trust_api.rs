@@ -73,11 +73,13 @@ impl From<TrustError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_region", message)
                     .with_field("canary_region")
             }
-            TrustError::Rollout(RolloutError::InvalidPlan(_)) | TrustError::Policy { .. } => {
+            TrustError::Policy { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy_invalid", message)
             }
             TrustError::Storage(s) => s.into(),
-            TrustError::PolicyFile { .. } | TrustError::Corrupt(_) => {
+            TrustError::Rollout(RolloutError::InvalidPlan(_))
+            | TrustError::PolicyFile { .. }
+            | TrustError::Corrupt(_) => {
                 tracing::error!(error = %message, "trust kernel failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "trust_error", message)
             }
@@ -87,7 +89,7 @@ impl From<TrustError> for ApiError {
 
 async fn list_regions(State(state): State<Arc<AppState>>) -> Response {
     Json(json!({
-        "window_hours": state.trust.settings.window_micros as f64 / 3.6e9,
+        "window_hours": state.trust.settings.window_hours(),
         "regions": state.trust.region_views(),
     }))
     .into_response()
@@ -228,7 +230,7 @@ async fn post_event(
                 FieldErrorCode::OutOfRange,
                 format!(
                     "at is before the trust window ({} h); it would not count",
-                    state.trust.settings.window_micros as f64 / 3.6e9
+                    state.trust.settings.window_hours()
                 ),
             ),
         ));

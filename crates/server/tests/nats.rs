@@ -68,15 +68,7 @@ async fn a_partner_on_node_b_receives_node_a_runs_in_order() {
     // B's relay consumer delivers what is published after it attaches.
     let started = Instant::now();
     loop {
-        let metrics = b
-            .http
-            .get(b.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = b.get_text("/metrics").await.1;
         if metrics.contains("qunimbus_feed_relay_connected 1") {
             break;
         }
@@ -142,28 +134,12 @@ async fn a_partner_on_node_b_receives_node_a_runs_in_order() {
     let expected_b: Vec<(u64, String)> = (0..5).map(|i| (i as u64 + 1, format!("b-{i}"))).collect();
     assert_eq!(from_b, expected_b);
 
-    let metrics = a
-        .http
-        .get(a.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.get_text("/metrics").await.1;
     assert!(
         metrics.contains("qunimbus_feed_published_nats_total 20"),
         "{metrics}"
     );
-    let metrics = b
-        .http
-        .get(b.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = b.get_text("/metrics").await.1;
     assert!(
         metrics.contains("qunimbus_feed_relayed_nats_total 20"),
         "{metrics}"

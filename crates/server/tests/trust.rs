@@ -71,6 +71,12 @@ async fn regions_events_and_overrides(backend: Backend) {
         (&json!("active"), &json!(1.0), &json!(0))
     );
     assert_eq!(eu["mtbf_hours"], Value::Null);
+    assert_eq!(
+        eu["mtbf_compliant"],
+        Value::Null,
+        "minutes without a failure do not show a 120 h MTBF"
+    );
+    assert_eq!(t.get_ok("/v1/mesh").await["mtbf_compliant"], Value::Null);
 
     let (status, err) = t.get("/v1/regions/Atlantis").await;
     assert_eq!(status, StatusCode::NOT_FOUND);

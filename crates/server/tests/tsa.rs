@@ -277,15 +277,7 @@ async fn a_tsa_that_is_down_never_blocks_appends_and_tokens_follow_when_it_retur
     let note = t.wait_for_checkpoint(11).await;
     let started = Instant::now();
     loop {
-        let metrics = t
-            .http
-            .get(t.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = t.get_text("/metrics").await.1;
         let failures = metrics
             .lines()
             .find_map(|l| l.strip_prefix("qunimbus_tsa_failures_total "))

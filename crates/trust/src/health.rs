@@ -104,6 +104,16 @@ impl Mtbf {
         }
     }
 
+    /// Whether the MTBF meets a target of `hours`: a measured MTBF at or
+    /// above it, or no failure over at least that much up time. `None`
+    /// while the evidence cannot tell (no failure yet, less up time).
+    pub fn meets(self, hours: f64) -> Option<bool> {
+        match self {
+            Self::Hours(h) => Some(h >= hours),
+            Self::NoFailures { at_least_hours } => (at_least_hours >= hours).then_some(true),
+        }
+    }
+
     /// Whether the MTBF is below `hours` (never true without failures).
     pub fn below(self, hours: f64) -> bool {
         self.hours().is_some_and(|h| h < hours)

@@ -129,6 +129,22 @@ fn combined_mtbf_pools_up_time_and_failures() {
         }
     );
     assert!(Mtbf::Hours(99.9).below(100.0));
+    assert_eq!(Mtbf::Hours(99.9).meets(100.0), Some(false));
+    assert_eq!(Mtbf::Hours(120.0).meets(120.0), Some(true));
+    assert_eq!(
+        Mtbf::NoFailures {
+            at_least_hours: 5.0
+        }
+        .meets(120.0),
+        None
+    );
+    assert_eq!(
+        Mtbf::NoFailures {
+            at_least_hours: 130.0
+        }
+        .meets(120.0),
+        Some(true)
+    );
 }
 
 proptest::proptest! {
