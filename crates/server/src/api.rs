@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use qunimbus_core::region::metric_label;
 use qunimbus_core::telemetry::{parse_region, QuoteRequest};
 use qunimbus_core::time::{now_micros, rfc3339_micros};
+use qunimbus_core::validation::RawObject;
 use qunimbus_core::{FieldError, FieldErrorCode, Telemetry};
 use qunimbus_storage::{RunEntry, RunRecord, Stored};
 use qunimbus_valuation::{PhiStats, Valuation};
@@ -211,6 +212,20 @@ pub(crate) async fn read_text(
             "request body is not UTF-8",
         )
     })
+}
+
+/// Parses a JSON object body that may hold only the `allowed` fields; a
+/// refusal is counted and answered like any rejected input.
+pub(crate) fn parse_object<'a>(
+    state: &AppState,
+    text: &'a str,
+    allowed: &[&str],
+) -> Result<RawObject<'a>, ApiError> {
+    let object = RawObject::parse(text).map_err(|e| rejected(state, e))?;
+    object
+        .deny_unknown(allowed)
+        .map_err(|e| rejected(state, e))?;
+    Ok(object)
 }
 
 pub(crate) fn rejected(state: &AppState, e: FieldError) -> ApiError {

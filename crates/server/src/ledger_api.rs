@@ -1,7 +1,7 @@
 //! Ledger endpoints: summary, blocks, checkpoints, proofs, verification,
 //! attestations, the Grafana export and the C2SP tlog-tiles read API.
 
-use crate::api::{query_params, read_text, rejected};
+use crate::api::{parse_object, query_params, read_text, rejected};
 use crate::error::ApiError;
 use crate::ledger::{grafana_row, verify_ledger, verify_timestamps, VerifyReport};
 use crate::state::{lock, AppState};
@@ -14,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use qunimbus_core::validation::RawObject;
 use qunimbus_core::{time::now_micros, time::rfc3339_micros, FieldError, FieldErrorCode};
 use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind};
 use qunimbus_ledger::tiles::{self, TileRequest};
@@ -358,11 +357,8 @@ async fn post_attestation(
     body: Body,
 ) -> Result<Response, ApiError> {
     let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
-    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
     let names: Vec<&str> = state.frameworks.iter().map(String::as_str).collect();
-    object
-        .deny_unknown(&names)
-        .map_err(|e| rejected(&state, e))?;
+    let object = parse_object(&state, &text, &names)?;
     let mut statuses = BTreeMap::new();
     for name in &names {
         if object.contains(name) && object.get(name).is_none() {

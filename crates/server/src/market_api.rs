@@ -1,7 +1,7 @@
 //! QMP endpoints: partner administration, the feed over WebSocket and SSE,
 //! acknowledgements, activation and measured status.
 
-use crate::api::{query_params, read_text, rejected};
+use crate::api::{parse_object, query_params, read_text, rejected};
 use crate::error::ApiError;
 use crate::market::{run_session, ACTIVE_KEY};
 use crate::state::AppState;
@@ -17,7 +17,6 @@ use axum::{Json, Router};
 use futures_util::SinkExt;
 use qunimbus_core::telemetry::parse_region;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
-use qunimbus_core::validation::RawObject;
 use qunimbus_core::{FieldError, FieldErrorCode};
 use qunimbus_market::{latency_status, parse_client_message, throughput_status, ServerMessage};
 use qunimbus_storage::{PartnerRecord, StorageError};
@@ -73,10 +72,7 @@ async fn create_partner(
     body: Body,
 ) -> Result<Response, ApiError> {
     let text = read_text(&state, &headers, body, 64 * 1024).await?;
-    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
-    object
-        .deny_unknown(&["name", "region"])
-        .map_err(|e| rejected(&state, e))?;
+    let object = parse_object(&state, &text, &["name", "region"])?;
     let name = object.string("name").map_err(|e| rejected(&state, e))?;
     let valid_name = !name.is_empty()
         && name.len() <= 64

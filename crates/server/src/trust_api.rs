@@ -11,13 +11,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::DateTime;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
-use qunimbus_core::validation::RawObject;
 use qunimbus_core::{FieldError, FieldErrorCode};
 use qunimbus_trust::health::HealthEventKind;
 use qunimbus_trust::rollout::{Command, Rollout, RolloutError};
 use serde_json::json;
 
-use crate::api::{read_text, rejected};
+use crate::api::{parse_object, read_text, rejected};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::trust::{evaluate_now, TrustError, STATUSES};
@@ -119,10 +118,7 @@ async fn put_region(
 ) -> Result<Response, ApiError> {
     let name = state.trust.region_name(&region)?;
     let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
-    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
-    object
-        .deny_unknown(&["status", "trust_score", "reason"])
-        .map_err(|e| rejected(&state, e))?;
+    let object = parse_object(&state, &text, &["status", "trust_score", "reason"])?;
     let status = object.string("status").map_err(|e| rejected(&state, e))?;
     if !STATUSES.contains(&status.as_str()) {
         return Err(rejected(
@@ -178,10 +174,7 @@ async fn post_event(
 ) -> Result<Response, ApiError> {
     let name = state.trust.region_name(&region)?;
     let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
-    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
-    object
-        .deny_unknown(&["kind", "at"])
-        .map_err(|e| rejected(&state, e))?;
+    let object = parse_object(&state, &text, &["kind", "at"])?;
     let kind_text = object.string("kind").map_err(|e| rejected(&state, e))?;
     let kind = HealthEventKind::parse(&kind_text).ok_or_else(|| {
         rejected(
@@ -298,10 +291,7 @@ async fn post_rollout(
     body: Body,
 ) -> Result<Response, ApiError> {
     let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
-    let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
-    object
-        .deny_unknown(&["version", "canary_region"])
-        .map_err(|e| rejected(&state, e))?;
+    let object = parse_object(&state, &text, &["version", "canary_region"])?;
     let version = object.string("version").map_err(|e| rejected(&state, e))?;
     let well_formed = !version.is_empty()
         && version.len() <= 64
@@ -340,10 +330,7 @@ async fn rollout_command(
     let reason = if text.trim().is_empty() {
         String::new()
     } else {
-        let object = RawObject::parse(&text).map_err(|e| rejected(&state, e))?;
-        object
-            .deny_unknown(&["reason"])
-            .map_err(|e| rejected(&state, e))?;
+        let object = parse_object(&state, &text, &["reason"])?;
         object
             .optional_string("reason")
             .map_err(|e| rejected(&state, e))?
