@@ -257,10 +257,10 @@ impl Refusal {
 /// Checks a run against the compliance policy, prices it and drafts its
 /// ledger block (personal-class runs get a fresh salt for their reference).
 fn value_run(state: &AppState, telemetry: Telemetry) -> Result<RunEntry, Refusal> {
-    let decision = state
+    let checked = state
         .trust
         .check_accept(telemetry.data_class, &telemetry.region);
-    if !decision.allowed {
+    let verified = checked.map_err(|decision| {
         let rule = if decision.errors.is_empty() {
             format!("rule {}", decision.rules.join(", "))
         } else {
@@ -271,12 +271,12 @@ fn value_run(state: &AppState, telemetry: Telemetry) -> Result<RunEntry, Refusal
         } else {
             format!(" ({})", decision.frameworks.join(", "))
         };
-        return Err(Refusal::Policy(format!(
+        Refusal::Policy(format!(
             "{rule}{frameworks} forbids accepting {} runs in region {}; nothing was stored",
             telemetry.data_class.as_str(),
             telemetry.region
-        )));
-    }
+        ))
+    })?;
     let valuation = finite_value(state, &telemetry.metrics).map_err(Refusal::Invalid)?;
     let erasure_salt = (telemetry.data_class == qunimbus_core::DataClass::Personal).then(|| {
         let salt: [u8; 16] = rand::random();
@@ -290,11 +290,7 @@ fn value_run(state: &AppState, telemetry: Telemetry) -> Result<RunEntry, Refusal
         feed_seq: None,
         erasure_salt,
     };
-    let draft = valuation_draft(
-        &record,
-        &state.frameworks,
-        &state.trust.enforced_frameworks(),
-    );
+    let draft = valuation_draft(&record, &state.frameworks, &verified);
     Ok((record, draft))
 }
 

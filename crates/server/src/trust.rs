@@ -551,34 +551,23 @@ impl TrustKernel {
         }
     }
 
-    /// Enforces the policy on a run about to be accepted: the decision, and
-    /// on denial the rule is counted.
-    pub fn check_accept(&self, class: DataClass, region: &str) -> Decision {
-        let engine = self.policy.engine();
+    /// Enforces the policy on a run about to be accepted. Accepted: the
+    /// ledger frameworks the policy evidences (the run is `verified` for
+    /// them). Refused: the decision naming the rule, and the rule is counted.
+    pub fn check_accept(&self, class: DataClass, region: &str) -> Result<Arc<[String]>, Decision> {
+        let (engine, enforced) = self.policy.engine_and_frameworks();
         if engine.accepts(class, region) {
-            return Decision {
-                allowed: true,
-                rules: Vec::new(),
-                frameworks: Vec::new(),
-                errors: Vec::new(),
-            };
+            return Ok(enforced);
         }
         let decision = engine.accept(class, region);
-        if !decision.allowed {
-            let rule = decision
-                .rules
-                .first()
-                .cloned()
-                .unwrap_or_else(|| "evaluation-error".into());
-            *lock(&self.violations).entry(rule.clone()).or_default() += 1;
-            self.metrics.compliance_violation(&rule);
-        }
-        decision
-    }
-
-    /// Frameworks the policy evidences (a run that passed is `verified` for them).
-    pub fn enforced_frameworks(&self) -> Arc<[String]> {
-        self.policy.engine_and_frameworks().1
+        let rule = decision
+            .rules
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "evaluation-error".into());
+        *lock(&self.violations).entry(rule.clone()).or_default() += 1;
+        self.metrics.compliance_violation(&rule);
+        Err(decision)
     }
 
     /// The canonical name of a configured region.
