@@ -429,8 +429,23 @@ async fn personal_data_never_in_clear_on_the_ledger(backend: Backend) {
         .await;
     assert!(block.get("run_id").is_none(), "{block}");
     let reference = block["payload"]["run_ref"].as_str().unwrap();
-    assert_eq!(reference.len(), 64);
-    assert!(reference.chars().all(|c| c.is_ascii_hexdigit()));
+    // run_ref = hex(SHA-256(salt ‖ ":" ‖ run_id)), recomputed by Python's
+    // hashlib from the salt stored off-ledger.
+    let salt = t
+        .stored_salt("patient-4711-mri")
+        .await
+        .expect("the salt is stored with the run");
+    let python = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.sha256((sys.argv[1]+':'+sys.argv[2]).encode()).hexdigest())",
+            &salt,
+            "patient-4711-mri",
+        ])
+        .output()
+        .expect("python3 is required (scripts/test checks it)");
+    assert!(python.status.success());
+    assert_eq!(String::from_utf8_lossy(&python.stdout).trim(), reference);
     for path in ["/v1/ledger/blocks?limit=1000", "/v1/ledger/export/grafana"] {
         let (_, text) = t.get_text(path).await;
         assert!(
@@ -478,6 +493,17 @@ async fn personal_data_never_in_clear_on_the_ledger(backend: Backend) {
     assert_eq!(t.chain_length().await, length + 1);
     let (status, _) = t.get("/v1/valuations/patient-4711-mri").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the id no longer resolves");
+    let tombstone = format!("erased:{}", &reference[..32]);
+    let kept = t.get_ok(&format!("/v1/valuations/{tombstone}")).await;
+    assert_eq!(
+        kept["phi_qevf"], accepted["phi_qevf"],
+        "the run's figures stay"
+    );
+    assert_eq!(t.stored_salt(&tombstone).await, None, "the salt is gone");
+    assert!(
+        t.stored_salt("patient-4711-ct").await.is_some(),
+        "other personal runs keep theirs"
+    );
     assert_eq!(
         t.get_ok(&format!("/v1/ledger/blocks/{}", accepted["block_index"]))
             .await,

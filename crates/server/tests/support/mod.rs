@@ -199,6 +199,33 @@ impl TestNode {
         (status, value)
     }
 
+    /// The stored `runs.erasure_salt` of the run stored as `run_id`, read
+    /// from the database directly (`None` if the run or salt is absent).
+    pub async fn stored_salt(&self, run_id: &str) -> Option<String> {
+        const SQL: &str = "SELECT erasure_salt FROM runs WHERE run_id = $1";
+        match &self.pg {
+            Some(pg) => {
+                let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+                sqlx::query_scalar::<_, Option<String>>(SQL)
+                    .bind(run_id)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .unwrap()
+                    .flatten()
+            }
+            None => {
+                let url = format!("sqlite:{}", self.dir.path().join("qunimbus.db").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar::<_, Option<String>>(SQL)
+                    .bind(run_id)
+                    .fetch_optional(&mut conn)
+                    .await
+                    .unwrap()
+                    .flatten()
+            }
+        }
+    }
+
     /// The node's data directory.
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()
