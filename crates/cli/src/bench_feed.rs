@@ -3,6 +3,7 @@
 
 use crate::feed_client::{run_partner, PartnerStats};
 use anyhow::{bail, Context, Result};
+use hdrhistogram::Histogram;
 use qunimbus_server::config::Config;
 use qunimbus_server::RunningNode;
 use std::sync::atomic::Ordering;
@@ -28,6 +29,8 @@ struct Outcome {
     max_ms: f64,
     delivered: u64,
     disconnects: u64,
+    /// Ingest request to its 201 answer (durable commit included), µs.
+    ingest: Histogram<u64>,
 }
 
 /// Runs the benchmark: the issue's fixed scenarios, then a rate sweep with
@@ -123,6 +126,12 @@ fn report(phase: &Phase, o: &Outcome) {
         o.max_ms,
         o.delivered,
         o.disconnects
+    );
+    println!(
+        "      of which ingest request -> 201 (validation + durable commit, seen by the sender): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        o.ingest.value_at_quantile(0.5) as f64 / 1000.0,
+        o.ingest.value_at_quantile(0.99) as f64 / 1000.0,
+        o.ingest.max() as f64 / 1000.0
     );
 }
 
@@ -220,8 +229,10 @@ async fn measure(phase: &Phase) -> Result<Outcome> {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut sent = 0u64;
+            let mut took = latency_histogram()?;
             for i in (s..total).step_by(senders as usize) {
                 ticker.tick().await;
+                let started = Instant::now();
                 let body = format!(
                     r#"{{"run_id":"feed-{i}","region":"Americas","eta_ent":0.96,"coherence_variance":0.01,"runtime_hours":10,"eph_delivered":100}}"#
                 );
@@ -229,14 +240,18 @@ async fn measure(phase: &Phase) -> Result<Outcome> {
                 if response.status().as_u16() != 201 {
                     bail!("ingest answered {}", response.status());
                 }
+                took.saturating_record(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
                 sent += 1;
             }
-            Ok::<_, anyhow::Error>(sent)
+            Ok::<_, anyhow::Error>((sent, took))
         }));
     }
     let mut sent = 0;
+    let mut ingest = latency_histogram()?;
     for task in tasks {
-        sent += task.await??;
+        let (count, took) = task.await??;
+        sent += count;
+        ingest.add(&took)?;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status: serde_json::Value = http
@@ -265,5 +280,11 @@ async fn measure(phase: &Phase) -> Result<Outcome> {
             .iter()
             .map(|s| s.disconnects.load(Ordering::Relaxed))
             .sum(),
+        ingest,
     })
+}
+
+/// 1 µs .. 60 s, 3 significant digits.
+fn latency_histogram() -> Result<Histogram<u64>> {
+    Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
 }

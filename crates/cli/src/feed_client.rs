@@ -3,7 +3,7 @@
 //! `?from_seq=` after a disconnect. Used by the demo's simulated partners
 //! and by `qunimbus bench feed`.
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,51 +55,131 @@ pub async fn run_partner(
     }
 }
 
+/// Read buffer per connection: feed messages are well under 1 KiB.
+const READ_BUFFER: usize = 8 * 1024;
+
+/// The fields of a feed message this client acts on; the rest is skipped
+/// without being built into a value.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    seq: Option<u64>,
+    #[serde(borrow)]
+    origin: Option<&'a str>,
+}
+
+/// The newest valuation received and not yet acknowledged.
+struct PendingAck {
+    origin: String,
+    seq: u64,
+}
+
+impl PendingAck {
+    fn message(&self) -> Message {
+        let ack = serde_json::json!({ "type": "ack", "seq": self.seq, "origin": self.origin });
+        Message::Text(ack.to_string().into())
+    }
+}
+
 async fn session(url: &str, api_key: &str, stats: &PartnerStats) -> Result<(), String> {
     let mut request = url.into_client_request().map_err(|e| e.to_string())?;
     let bearer = format!("Bearer {api_key}")
         .parse()
         .map_err(|_| "bad API key".to_string())?;
     request.headers_mut().insert("authorization", bearer);
-    // Nagle off and no write buffering: each ack leaves at once.
-    let config = WebSocketConfig::default().write_buffer_size(0);
+    // Nagle off and no write buffering: each ack leaves at once. A small read
+    // buffer: tungstenite zero-fills its free part before every read.
+    let config = WebSocketConfig::default()
+        .write_buffer_size(0)
+        .read_buffer_size(READ_BUFFER);
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| e.to_string())?;
+    let mut feed = FeedState::default();
     while let Some(message) = socket.next().await {
-        let text = match message.map_err(|e| e.to_string())? {
-            Message::Text(text) => text,
-            Message::Close(_) => break,
-            _ => continue,
-        };
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
-            continue;
-        };
-        let seq = value["seq"].as_u64();
-        match value["type"].as_str() {
-            Some("valuation") => {
-                if let Some(seq) = seq {
-                    let ack = format!(r#"{{"type":"ack","seq":{seq}}}"#);
-                    socket
-                        .send(Message::Text(ack.into()))
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    stats.valuations.fetch_add(1, Ordering::Relaxed);
-                    stats.last_seq.fetch_max(seq, Ordering::Relaxed);
-                }
+        let mut next = Some(message);
+        // Everything that has already arrived is read before acking: acks
+        // are cumulative, so one ack answers a burst.
+        while let Some(message) = next {
+            let message = message.map_err(|e| e.to_string())?;
+            let step = feed.handle(&message, stats);
+            if let Some(ack) = step.flush {
+                socket
+                    .send(ack.message())
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
-            Some("withheld") => {
-                stats.withheld.fetch_add(1, Ordering::Relaxed);
-                if let Some(seq) = seq {
-                    stats.last_seq.fetch_max(seq, Ordering::Relaxed);
-                }
+            if step.end {
+                return Ok(());
             }
-            Some("disconnect") => {
-                stats.disconnects.fetch_add(1, Ordering::Relaxed);
-                break;
-            }
-            _ => {}
+            next = socket.next().now_or_never().flatten();
+        }
+        if let Some(ack) = feed.pending.take() {
+            socket
+                .send(ack.message())
+                .await
+                .map_err(|e| e.to_string())?;
         }
     }
     Ok(())
+}
+
+/// What one connection has learned from the node.
+#[derive(Default)]
+struct FeedState {
+    /// The node's own seq space (from the snapshot); resumption follows it.
+    origin: Option<String>,
+    pending: Option<PendingAck>,
+}
+
+/// What to do after one message.
+struct Step {
+    /// An ack to send now (the pending one of another origin's seq space).
+    flush: Option<PendingAck>,
+    /// The node closed or is closing the connection.
+    end: bool,
+}
+
+impl FeedState {
+    fn handle(&mut self, message: &Message, stats: &PartnerStats) -> Step {
+        let mut step = Step {
+            flush: None,
+            end: matches!(message, Message::Close(_)),
+        };
+        let Message::Text(text) = message else {
+            return step;
+        };
+        let Ok(Head { kind, seq, origin }) = serde_json::from_str::<Head>(text) else {
+            return step;
+        };
+        let own = origin.is_some() && origin == self.origin.as_deref();
+        match (kind, seq) {
+            ("snapshot", _) => self.origin = origin.map(str::to_string),
+            ("valuation", Some(seq)) => {
+                stats.valuations.fetch_add(1, Ordering::Relaxed);
+                if own {
+                    stats.last_seq.fetch_max(seq, Ordering::Relaxed);
+                }
+                let origin = origin.unwrap_or_default();
+                step.flush = self.pending.take().filter(|p| p.origin != origin);
+                self.pending = Some(PendingAck {
+                    origin: origin.to_string(),
+                    seq,
+                });
+            }
+            ("withheld", Some(seq)) => {
+                stats.withheld.fetch_add(1, Ordering::Relaxed);
+                if own {
+                    stats.last_seq.fetch_max(seq, Ordering::Relaxed);
+                }
+            }
+            ("disconnect", _) => {
+                stats.disconnects.fetch_add(1, Ordering::Relaxed);
+                step.end = true;
+            }
+            _ => {}
+        }
+        step
+    }
 }

@@ -115,6 +115,18 @@ impl ServerMessage {
         serde_json::to_string(self).unwrap_or_else(|_| SERIALIZE_FAILED.to_owned())
     }
 
+    /// The message's `"type"` tag (the SSE event name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Valuation(_) => "valuation",
+            Self::Snapshot { .. } => "snapshot",
+            Self::Replayed { .. } => "replayed",
+            Self::Withheld { .. } => "withheld",
+            Self::Disconnect { .. } => "disconnect",
+            Self::Error { .. } => "error",
+        }
+    }
+
     /// Parses a message as a partner would.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
@@ -512,6 +524,42 @@ mod tests {
                 message: "unknown message type \"nack\"; expected \"ack\"".into(),
             }
         );
+    }
+
+    #[test]
+    fn kind_is_the_serialized_type_tag() {
+        let messages = [
+            ServerMessage::Valuation(valuation(1, "EU")),
+            ServerMessage::Replayed {
+                origin: "o".into(),
+                from_seq: 1,
+                to_seq: 2,
+            },
+            ServerMessage::Withheld {
+                origin: "o".into(),
+                seq: 3,
+                reason: "r".into(),
+            },
+            ServerMessage::Disconnect {
+                reason: "r".into(),
+                resume_from_seq: 4,
+            },
+            ServerMessage::Error {
+                code: "c".into(),
+                message: "m".into(),
+            },
+            ServerMessage::Snapshot {
+                origin: "o".into(),
+                server_time: "t".into(),
+                active: true,
+                next_seq: 1,
+                latest: vec![],
+            },
+        ];
+        for message in messages {
+            let value: serde_json::Value = serde_json::from_str(&message.to_json()).unwrap();
+            assert_eq!(value["type"], message.kind());
+        }
     }
 
     #[test]

@@ -4,10 +4,11 @@
 
 use crate::metrics::{Metrics, PartnerLabel};
 use crate::state::{lock, AppState};
+use axum::extract::ws::Utf8Bytes;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_core::DataClass;
 use qunimbus_market::{
-    DistributionPolicy, FeedValuation, LatencyRecorder, LatencyReport, Offer, SeqCursor,
+    ClientAck, DistributionPolicy, FeedValuation, LatencyRecorder, LatencyReport, Offer, SeqCursor,
     ServerMessage, Targets, ThroughputWindow,
 };
 use qunimbus_storage::{CommittedRun, PartnerRecord, RunRecord, StorageError};
@@ -20,13 +21,33 @@ use tokio::sync::{broadcast, mpsc, watch};
 /// `node_state` key of the persisted activation flag.
 pub const ACTIVE_KEY: &str = "market_active";
 
+/// One message queued for a partner connection: its `"type"` (the SSE event
+/// name) and its JSON text, which partners share without copying.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The message's type tag.
+    pub kind: &'static str,
+    /// The message as one JSON text.
+    pub text: Utf8Bytes,
+}
+
+impl Outgoing {
+    /// Serializes a message once.
+    pub fn new(message: &ServerMessage) -> Self {
+        Self {
+            kind: message.kind(),
+            text: message.to_json().into(),
+        }
+    }
+}
+
 /// A committed run on its way to partners.
 #[derive(Debug)]
 pub struct Live {
     /// The message (with `server_time` = when the hub published it).
     pub valuation: FeedValuation,
     /// The same message serialized once for every partner.
-    pub json: Arc<str>,
+    pub message: Outgoing,
     /// When this node received the run's request.
     pub received: Option<Instant>,
 }
@@ -133,11 +154,11 @@ impl MarketHub {
         for run in runs {
             if let Some(mut valuation) = feed_valuation(&self.origin, &run.record) {
                 valuation.server_time = server_time.clone();
-                let json: Arc<str> = ServerMessage::Valuation(valuation.clone()).to_json().into();
+                let message = Outgoing::new(&ServerMessage::Valuation(valuation.clone()));
                 // No receiver is fine: nobody is connected.
                 let _ = self.sender.send(Arc::new(Live {
                     valuation,
-                    json,
+                    message,
                     received: run.received,
                 }));
             }
@@ -152,10 +173,10 @@ impl MarketHub {
             return;
         }
         let valuation = crate::relay::remote_valuation(valuation);
-        let json: Arc<str> = ServerMessage::Valuation(valuation.clone()).to_json().into();
+        let message = Outgoing::new(&ServerMessage::Valuation(valuation.clone()));
         let _ = self.sender.send(Arc::new(Live {
             valuation,
-            json,
+            message,
             received: None,
         }));
         self.metrics.relayed_in.inc();
@@ -252,17 +273,46 @@ impl MarketHub {
         }
     }
 
-    /// Records a partner's ack: the latency from telemetry receipt to now,
-    /// for a live message this partner was sent and has not acked yet.
-    pub fn ack(&self, partner_id: &str, seq: u64) -> Option<Duration> {
+    /// Records a partner's ack. An ack is cumulative, like a TCP ack or a
+    /// consumer offset: `seq` N acknowledges every live message up to N this
+    /// partner was sent and had not acked yet, and each of them is measured
+    /// from its telemetry receipt to now. A partner that has several messages
+    /// waiting may answer them with one ack. Returns how many messages the
+    /// ack covered and the latency of the newest of them. An ack naming
+    /// another node's origin is not measured here (its receipt time belongs
+    /// to that node's clock).
+    pub fn ack(&self, partner_id: &str, ack: &ClientAck) -> Acked {
         let now = Instant::now();
+        if ack.origin_or(&self.origin) != self.origin {
+            return Acked::default();
+        }
+        let seq = ack.seq;
         let mut partners = lock(&self.partners);
-        let p = partners.get_mut(partner_id)?;
-        let latency = now.saturating_duration_since(p.unacked.remove(&seq)?);
-        p.histogram.observe(latency.as_secs_f64());
-        lock(&self.latency).record(&p.name, latency);
-        Some(latency)
+        let Some(p) = partners.get_mut(partner_id) else {
+            return Acked::default();
+        };
+        let newer = p.unacked.split_off(&seq.saturating_add(1));
+        let covered = std::mem::replace(&mut p.unacked, newer);
+        let mut latency = lock(&self.latency);
+        let mut acked = Acked::default();
+        for received in covered.into_values() {
+            let took = now.saturating_duration_since(received);
+            p.histogram.observe(took.as_secs_f64());
+            latency.record(&p.name, took);
+            acked.messages += 1;
+            acked.newest = Some(took);
+        }
+        acked
     }
+}
+
+/// What one ack covered.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Acked {
+    /// Live messages it acknowledged (0 for a repeated or unknown seq).
+    pub messages: u64,
+    /// Latency of the newest of them.
+    pub newest: Option<Duration>,
 }
 
 /// Unregisters a session when dropped.
@@ -330,7 +380,7 @@ pub async fn run_session(
     state: Arc<AppState>,
     partner: PartnerRecord,
     from_seq: Option<u64>,
-    out: mpsc::Sender<Arc<str>>,
+    out: mpsc::Sender<Outgoing>,
     mut stop: watch::Receiver<bool>,
 ) -> SessionEnd {
     let hub = state.market.clone();
@@ -380,7 +430,7 @@ pub async fn run_session(
 struct Session {
     state: Arc<AppState>,
     partner: PartnerRecord,
-    out: mpsc::Sender<Arc<str>>,
+    out: mpsc::Sender<Outgoing>,
     cursor: SeqCursor,
     /// Last seq sent per other origin (relayed through NATS, in stream order).
     remote: HashMap<String, u64>,
@@ -401,17 +451,17 @@ impl Session {
     /// Queues a message; a full queue cuts the partner off, telling it to
     /// resume from `resume_from` (the first seq it has not been sent).
     fn push(&self, message: &ServerMessage, resume_from: u64) -> Result<(), SessionEnd> {
-        self.push_text(message.to_json().into(), resume_from)
+        self.push_out(Outgoing::new(message), resume_from)
     }
 
-    fn push_text(&self, text: Arc<str>, resume_from: u64) -> Result<(), SessionEnd> {
+    fn push_out(&self, message: Outgoing, resume_from: u64) -> Result<(), SessionEnd> {
         if self.out.capacity() <= 1 {
             return Err(self.drop_with(
                 &format!("send queue full ({} messages)", self.hub().queue_capacity),
                 resume_from,
             ));
         }
-        self.out.try_send(text).map_err(|_| SessionEnd::Closed)
+        self.out.try_send(message).map_err(|_| SessionEnd::Closed)
     }
 
     /// Replay is read from the ledger at the partner's pace: waits until the
@@ -437,7 +487,7 @@ impl Session {
             reason: reason.to_string(),
             resume_from_seq: resume_from,
         };
-        let _ = self.out.try_send(message.to_json().into());
+        let _ = self.out.try_send(Outgoing::new(&message));
         SessionEnd::Dropped
     }
 
@@ -447,11 +497,7 @@ impl Session {
         let mut latest = Vec::new();
         for record in reader.latest_run_per_region().await? {
             if let Some(mut v) = feed_valuation(&self.hub().origin, &record) {
-                if self
-                    .hub()
-                    .policy
-                    .allows(v.data_class, &v.region, &self.partner.region)
-                {
+                if self.allows(&v) {
                     v.server_time = rfc3339_micros(now_micros());
                     latest.push(v);
                 }
@@ -509,49 +555,59 @@ impl Session {
                 }
                 next = v.seq + 1;
                 self.wait_for_room(v.seq).await?;
-                self.send_valuation(v, None)?;
+                self.send_stored(v)?;
             }
         }
         Ok(())
     }
 
-    /// Sends one valuation (or, where policy withholds it, a `withheld`
-    /// notice keeping seq gap-free) and advances the cursor.
-    fn send_valuation(
-        &mut self,
-        mut v: FeedValuation,
-        live: Option<&Live>,
-    ) -> Result<(), SessionEnd> {
-        let seq = v.seq;
-        if self
-            .hub()
+    fn allows(&self, v: &FeedValuation) -> bool {
+        self.hub()
             .policy
             .allows(v.data_class, &v.region, &self.partner.region)
-        {
-            match live {
-                Some(live) => {
-                    if let Some(received) = live.received {
-                        self.hub().note_sent(&self.partner.id, seq, received);
-                    }
-                    self.push_text(live.json.clone(), seq)?;
-                }
-                None => {
-                    v.server_time = rfc3339_micros(now_micros());
-                    self.push(&ServerMessage::Valuation(v), seq)?;
-                }
-            }
+    }
+
+    /// Queues the `withheld` notice that keeps a seq space gap-free where
+    /// policy keeps a valuation from this partner.
+    fn push_withheld(&self, v: &FeedValuation, resume_from: u64) -> Result<(), SessionEnd> {
+        self.state.metrics.withheld_messages.inc();
+        self.push(
+            &ServerMessage::Withheld {
+                origin: v.origin.clone(),
+                seq: v.seq,
+                reason: withheld_reason(v.data_class),
+            },
+            resume_from,
+        )
+    }
+
+    /// Sends one stored valuation (replay or gap repair), or its `withheld`
+    /// notice, and advances the cursor.
+    fn send_stored(&mut self, mut v: FeedValuation) -> Result<(), SessionEnd> {
+        let seq = v.seq;
+        if self.allows(&v) {
+            v.server_time = rfc3339_micros(now_micros());
+            self.push(&ServerMessage::Valuation(v), seq)?;
         } else {
-            self.state.metrics.withheld_messages.inc();
-            self.push(
-                &ServerMessage::Withheld {
-                    origin: v.origin,
-                    seq,
-                    reason: withheld_reason(v.data_class),
-                },
-                seq,
-            )?;
+            self.push_withheld(&v, seq)?;
         }
         self.cursor.advance_to(seq);
+        Ok(())
+    }
+
+    /// Sends one live valuation as the hub serialized it (shared by every
+    /// partner), or its `withheld` notice, and advances the cursor.
+    fn send_live(&mut self, live: &Live) -> Result<(), SessionEnd> {
+        let v = &live.valuation;
+        if self.allows(v) {
+            if let Some(received) = live.received {
+                self.hub().note_sent(&self.partner.id, v.seq, received);
+            }
+            self.push_out(live.message.clone(), v.seq)?;
+        } else {
+            self.push_withheld(v, v.seq)?;
+        }
+        self.cursor.advance_to(v.seq);
         Ok(())
     }
 
@@ -561,10 +617,10 @@ impl Session {
         }
         match self.cursor.offer(live.valuation.seq) {
             Offer::Skip => Ok(()),
-            Offer::Send => self.send_valuation(live.valuation.clone(), Some(live)),
+            Offer::Send => self.send_live(live),
             Offer::Gap { from, to } => {
                 self.replay(from, to).await?;
-                self.send_valuation(live.valuation.clone(), Some(live))
+                self.send_live(live)
             }
         }
     }
@@ -581,22 +637,10 @@ impl Session {
         }
         self.remote.insert(v.origin.clone(), v.seq);
         let resume = self.cursor.next();
-        if self
-            .hub()
-            .policy
-            .allows(v.data_class, &v.region, &self.partner.region)
-        {
-            self.push_text(live.json.clone(), resume)
+        if self.allows(v) {
+            self.push_out(live.message.clone(), resume)
         } else {
-            self.state.metrics.withheld_messages.inc();
-            self.push(
-                &ServerMessage::Withheld {
-                    origin: v.origin.clone(),
-                    seq: v.seq,
-                    reason: withheld_reason(v.data_class),
-                },
-                resume,
-            )
+            self.push_withheld(v, resume)
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::api::{parse_object, query_params, read_text, rejected};
 use crate::error::ApiError;
-use crate::market::{run_session, ACTIVE_KEY};
+use crate::market::{run_session, Outgoing, ACTIVE_KEY};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -300,6 +300,15 @@ fn from_seq(state: &AppState, params: &HashMap<String, String>) -> Result<Option
 /// Messages written to a socket before one flush.
 const WRITE_BATCH: usize = 64;
 
+/// Read buffer of a partner connection. Partners only send acks of a few
+/// dozen bytes; tungstenite zero-fills the free part of this buffer before
+/// every read, so its 128 KiB default cost more CPU than anything else on
+/// the feed path.
+const PARTNER_READ_BUFFER: usize = 4096;
+
+/// Largest message a partner may send (an ack is under 100 bytes).
+const PARTNER_MAX_MESSAGE: usize = 64 * 1024;
+
 /// How long a send to one partner may take before it is treated as stalled.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -312,7 +321,11 @@ async fn feed_ws(
     let params = query_params(&state, query, &["from_seq", "api_key"])?;
     let partner = authenticate_partner(&state, &headers, &params).await?;
     let from = from_seq(&state, &params)?;
-    Ok(upgrade.on_upgrade(move |socket| serve_ws(state, partner, from, socket)))
+    Ok(upgrade
+        .read_buffer_size(PARTNER_READ_BUFFER)
+        .max_message_size(PARTNER_MAX_MESSAGE)
+        .max_frame_size(PARTNER_MAX_MESSAGE)
+        .on_upgrade(move |socket| serve_ws(state, partner, from, socket)))
 }
 
 async fn serve_ws(
@@ -321,7 +334,7 @@ async fn serve_ws(
     from: Option<u64>,
     mut socket: WebSocket,
 ) {
-    let (out, mut queue) = mpsc::channel::<Arc<str>>(state.market.queue_capacity);
+    let (out, mut queue) = mpsc::channel::<Outgoing>(state.market.queue_capacity);
     let mut session = tokio::spawn(run_session(
         state.clone(),
         partner.clone(),
@@ -338,10 +351,10 @@ async fn serve_ws(
                 let Some(first) = next else { break };
                 // Everything already queued goes out with one flush.
                 let batch = async {
-                    socket.feed(Message::Text(first.as_ref().into())).await?;
+                    socket.feed(Message::Text(first.text)).await?;
                     for _ in 0..WRITE_BATCH {
                         match queue.try_recv() {
-                            Ok(text) => socket.feed(Message::Text(text.as_ref().into())).await?,
+                            Ok(next) => socket.feed(Message::Text(next.text)).await?,
                             Err(_) => break,
                         }
                     }
@@ -354,10 +367,10 @@ async fn serve_ws(
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(text))) => match parse_client_message(&text) {
                     Ok(ack) => {
-                        state.market.ack(&partner.id, ack.seq);
+                        state.market.ack(&partner.id, &ack);
                     }
                     Err(e) => {
-                        let _ = out.try_send(ServerMessage::client_error(&e).to_json().into());
+                        let _ = out.try_send(Outgoing::new(&ServerMessage::client_error(&e)));
                     }
                 },
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -385,7 +398,7 @@ async fn feed_sse(
     let params = query_params(&state, query, &["from_seq", "api_key"])?;
     let partner = authenticate_partner(&state, &headers, &params).await?;
     let from = from_seq(&state, &params)?;
-    let (out, queue) = mpsc::channel::<Arc<str>>(state.market.queue_capacity);
+    let (out, queue) = mpsc::channel::<Outgoing>(state.market.queue_capacity);
     tokio::spawn(run_session(
         state.clone(),
         partner,
@@ -394,14 +407,13 @@ async fn feed_sse(
         state.stop.clone(),
     ));
     let events = futures_util::stream::unfold(queue, |mut queue| async move {
-        let text = queue.recv().await?;
-        let text = text.as_ref();
-        let kind = serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .and_then(|v| v["type"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "message".into());
+        let message = queue.recv().await?;
         Some((
-            Ok::<Event, Infallible>(Event::default().event(kind).data(text)),
+            Ok::<Event, Infallible>(
+                Event::default()
+                    .event(message.kind)
+                    .data(message.text.as_str()),
+            ),
             queue,
         ))
     });
@@ -432,11 +444,11 @@ async fn ack(
         error.field = e.field().map(str::to_string);
         error
     })?;
-    let latency = state.market.ack(&partner.id, message.seq);
-    Ok(
-        Json(
-            json!({ "seq": message.seq, "latency_ms": latency.map(|d| d.as_secs_f64() * 1000.0) }),
-        )
-        .into_response(),
-    )
+    let acked = state.market.ack(&partner.id, &message);
+    Ok(Json(json!({
+        "seq": message.seq,
+        "acked": acked.messages,
+        "latency_ms": acked.newest.map(|d| d.as_secs_f64() * 1000.0),
+    }))
+    .into_response())
 }

@@ -726,15 +726,40 @@ async fn live_feed_and_ack_latency() {
         assert_eq!(reply["code"], code, "{text}: {reply}");
         assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    let later = api.ingest(&varied_run("live-7", 7)).await;
-    let message = &feed.valuations(first + acks, 1).await[0];
-    assert_same_run(message, &later);
-    feed.ack(first + acks).await;
+    // Acks are cumulative: one ack of the newest seq measures all three
+    // messages; an ack naming another node's origin measures nothing here.
+    let later: Vec<Value> = (7..10)
+        .map(|i| varied_run(&format!("live-{i}"), i))
+        .collect();
+    let later = api.ingest_batch(&later).await;
+    let messages = feed.valuations(first + acks, 3).await;
+    for (message, run) in messages.iter().zip(&later) {
+        assert_same_run(message, run);
+    }
+    let newest = first + acks + 2;
+    feed.send_text(&json!({"type": "ack", "seq": newest, "origin": "another/node"}).to_string())
+        .await;
+    // The connection handles its messages in order: once this error is
+    // back, the foreign ack has been handled.
+    feed.send_text("not json").await;
+    assert_eq!(feed.recv().await["type"], "error");
+    let status = api.status().await;
+    assert_eq!(
+        status["latency"]["overall"]["count"].as_u64(),
+        Some(acks),
+        "{status}"
+    );
+    feed.ack(newest).await;
     let status = api
-        .wait_status("the last ack measured", |s| {
-            s["latency"]["overall"]["count"].as_u64() == Some(acks + 1)
+        .wait_status("the cumulative ack measured", |s| {
+            s["latency"]["overall"]["count"].as_u64() >= Some(acks + 3)
         })
         .await;
+    assert_eq!(
+        status["latency"]["overall"]["count"].as_u64(),
+        Some(acks + 3),
+        "{status}"
+    );
     assert_eq!(status["partners_connected"], 1, "{status}");
 
     let scrape = api.metrics().await;
@@ -747,7 +772,7 @@ async fn live_feed_and_ack_latency() {
             &scrape,
             "qunimbus_market_latency_seconds_count{partner=\"live-eu\"}"
         ),
-        Some((acks + 1) as f64),
+        Some((acks + 3) as f64),
         "{scrape}"
     );
 
@@ -916,6 +941,7 @@ async fn sse_stream_and_ack() {
         let (status, acked) = api.post("/v1/market/ack", Some(&partner.key), &body).await;
         assert_eq!(status, StatusCode::OK, "{acked}");
         assert_eq!(acked["seq"].as_u64(), Some(next));
+        assert_eq!(acked["acked"], 1, "{acked}");
         let latency = acked["latency_ms"]
             .as_f64()
             .unwrap_or_else(|| panic!("no latency for a live message: {acked}"));
@@ -924,6 +950,7 @@ async fn sse_stream_and_ack() {
         let (status, again) = api.post("/v1/market/ack", Some(&partner.key), &body).await;
         assert_eq!(status, StatusCode::OK, "{again}");
         assert_eq!(again["latency_ms"], Value::Null, "{again}");
+        assert_eq!(again["acked"], 0, "{again}");
     }
     let status = api.status().await;
     assert_eq!(status["latency"]["overall"]["count"], 2, "{status}");

@@ -1,13 +1,13 @@
 //! The single writer task: group commits of runs and ledger blocks, and
 //! checkpoint records.
 
-use crate::backend::{dispatch, BeginWrite, WriteConn};
+use crate::backend::{dispatch, WriteConn};
 use crate::cache::NodeCache;
 use crate::record::{block_json_columns, RunRecord, RunRow, RUN_COLUMNS};
 use crate::{StorageError, Stored, TreeHead};
 use qunimbus_ledger::block::{Block, BlockDraft};
 use qunimbus_ledger::merkle::{self, Hash, NodeId, RightEdge};
-use sqlx::{Connection, QueryBuilder};
+use sqlx::{Connection, Executor, QueryBuilder};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -557,6 +557,20 @@ pub(crate) fn fold_plan(
 
 /// Writes one group in one transaction. `head` advances only in the copy the
 /// caller keeps on success.
+/// Ends one statement of a group commit's script: PostgreSQL runs it now
+/// (its extended protocol takes one statement per query); SQLite keeps
+/// appending, so the whole script costs one round trip to its worker thread.
+macro_rules! end_statement {
+    ($script:ident, $conn:ident, $combine:expr) => {
+        if $combine {
+            $script.push("; ");
+        } else {
+            $script.build().execute(&mut *$conn).await?;
+            $script.reset();
+        }
+    };
+}
+
 async fn write_group(
     conn: &mut WriteConn,
     head: &mut ChainHead,
@@ -572,151 +586,215 @@ async fn write_group(
         })
         .flatten()
         .collect();
+    let combine = matches!(conn, crate::backend::Either::Sqlite(_));
     dispatch!(conn, conn => {
-        let mut tx = conn.begin_write().await?;
-        let mut existing: HashMap<String, RunRecord> = HashMap::new();
-        for chunk in run_ids.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id IN ("));
-            let mut list = qb.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
+        // The transaction is begun and ended by statements in the script;
+        // every failure after BEGIN rolls it back before returning.
+        let written = async {
+            let mut script = QueryBuilder::new("");
+            if combine {
+                script.push("BEGIN IMMEDIATE; ");
+            } else {
+                (&mut *conn).execute("BEGIN").await?;
             }
-            qb.push(")");
-            for row in qb.build_query_as::<RunRow>().fetch_all(&mut *tx).await? {
-                let record = RunRecord::try_from(row)?;
-                existing.insert(record.telemetry.run_id.as_str().to_string(), record);
+            let mut existing: HashMap<String, RunRecord> = HashMap::new();
+            for chunk in run_ids.chunks(ROWS_PER_STATEMENT) {
+                script.push(format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id IN ("));
+                let mut list = script.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                script.push(")");
+                if !combine {
+                    for row in script.build_query_as::<RunRow>().fetch_all(&mut *conn).await? {
+                        let record = RunRecord::try_from(row)?;
+                        existing.insert(record.telemetry.run_id.as_str().to_string(), record);
+                    }
+                    script.reset();
+                } else {
+                    script.push("; ");
+                }
             }
-        }
+            if combine && !run_ids.is_empty() {
+                for row in script.build_query_as::<RunRow>().fetch_all(&mut *conn).await? {
+                    let record = RunRecord::try_from(row)?;
+                    existing.insert(record.telemetry.run_id.as_str().to_string(), record);
+                }
+                script.reset();
+            }
+            let plan = plan_group(head, group, existing)?;
 
-        let mut blocks: Vec<Block> = Vec::new();
-        let mut nodes: Vec<(NodeId, Hash)> = Vec::new();
-        let mut new_runs: Vec<RunRecord> = Vec::new();
-        let mut outcomes = Vec::with_capacity(group.len());
-        let mut extra: Vec<(&'static str, Vec<SqlValue>)> = Vec::new();
-        for job in group {
-            match job {
-                WriteJob::Runs { entries, .. } => {
-                    let mut stored = Vec::with_capacity(entries.len());
-                    for (record, draft) in entries {
-                        let id = record.telemetry.run_id.as_str();
-                        if let Some(original) = existing.get(id) {
-                            stored.push(Stored::Existing(original.clone()));
-                            continue;
+            for chunk in plan.new_runs.chunks(ROWS_PER_STATEMENT) {
+                let mut rows = Vec::with_capacity(chunk.len());
+                for record in chunk {
+                    let block_index = record.block_index.ok_or_else(|| StorageError::Corrupt("run without block".into()))?;
+                    let feed_seq = record.feed_seq.ok_or_else(|| StorageError::Corrupt("run without feed seq".into()))?;
+                    rows.push((record, to_i64(block_index)?, to_i64(feed_seq)?));
+                }
+                script.push(format!("INSERT INTO runs ({RUN_COLUMNS}) "));
+                script.push_values(rows, |mut b, (r, block_index, feed_seq)| {
+                    let (t, v) = (&r.telemetry, &r.valuation);
+                    b.push_bind(t.run_id.as_str().to_string())
+                        .push_bind(t.region.clone())
+                        .push_bind(t.data_class.as_str())
+                        .push_bind(t.metrics.eta_ent)
+                        .push_bind(t.metrics.coherence_variance)
+                        .push_bind(t.metrics.runtime_hours)
+                        .push_bind(t.metrics.eph_delivered)
+                        .push_bind(v.efficiency_multiplier)
+                        .push_bind(v.coherence_penalty)
+                        .push_bind(v.runtime_factor)
+                        .push_bind(v.phi_qevf)
+                        .push_bind(v.price_multiplier)
+                        .push_bind(v.market_value)
+                        .push_bind(v.eph_price)
+                        .push_bind(v.coherence_within_threshold)
+                        .push_bind(r.accepted_at_text())
+                        .push_bind(block_index)
+                        .push_bind(feed_seq)
+                        .push_bind(r.erasure_salt.clone());
+                });
+                end_statement!(script, conn, combine);
+            }
+            for chunk in plan.blocks.chunks(ROWS_PER_STATEMENT) {
+                let mut columns = Vec::with_capacity(chunk.len());
+                for block in chunk {
+                    columns.push((to_i64(block.index)?, block_json_columns(block)?));
+                }
+                script.push(format!("INSERT INTO blocks ({}) ", crate::record::BLOCK_COLUMNS));
+                script.push_values(chunk.iter().zip(columns), |mut b, (block, (idx, (attestations, payload)))| {
+                    b.push_bind(idx)
+                        .push_bind(block.timestamp.clone())
+                        .push_bind(block.kind.as_str())
+                        .push_bind(block.phi_qevf)
+                        .push_bind(block.eta_ent)
+                        .push_bind(block.region.clone())
+                        .push_bind(block.run_id.clone())
+                        .push_bind(attestations)
+                        .push_bind(payload)
+                        .push_bind(block.previous_hash.clone())
+                        .push_bind(block.hash.clone());
+                });
+                end_statement!(script, conn, combine);
+            }
+            for chunk in plan.nodes.chunks(ROWS_PER_STATEMENT) {
+                let mut rows = Vec::with_capacity(chunk.len());
+                for (id, hash) in chunk {
+                    rows.push((node_key(*id)?, hash.to_vec()));
+                }
+                script.push("INSERT INTO merkle_nodes (node, hash) ");
+                script.push_values(rows, |mut b, (node, hash)| {
+                    b.push_bind(node).push_bind(hash);
+                });
+                end_statement!(script, conn, combine);
+            }
+            if combine && !plan.extra.is_empty() && !script.sql().trim().is_empty() {
+                // Statements with their own `$N` placeholders run on their own.
+                script.build().execute(&mut *conn).await?;
+                script.reset();
+            }
+            for (sql, binds) in plan.extra.iter().cloned() {
+                let mut query = sqlx::query(sql);
+                for value in binds {
+                    query = match value {
+                        SqlValue::Text(v) => query.bind(v),
+                        SqlValue::Int(v) => query.bind(v),
+                        SqlValue::Real(v) => query.bind(v),
+                        SqlValue::BlockIndex(_) => {
+                            return Err(StorageError::Corrupt("internal: unresolved block index".into()))
                         }
-                        let block = seal(head, draft.clone(), &mut nodes)?;
-                        let mut record = record.clone();
-                        record.block_index = Some(block.index);
-                        record.feed_seq = Some(head.next_feed_seq);
-                        head.next_feed_seq += 1;
-                        blocks.push(block);
-                        existing.insert(id.to_string(), record.clone());
-                        new_runs.push(record.clone());
-                        stored.push(Stored::Created(record));
-                    }
-                    outcomes.push(JobOutcome::Runs(stored));
+                    };
                 }
-                WriteJob::Blocks { drafts, statements, .. } => {
-                    let mut sealed = Vec::with_capacity(drafts.len());
-                    for draft in drafts {
-                        let block = seal(head, draft.clone(), &mut nodes)?;
-                        sealed.push(block.clone());
-                        blocks.push(block);
+                query.execute(&mut *conn).await.map_err(|e| match e {
+                    sqlx::Error::Database(db) if db.is_unique_violation() => {
+                        StorageError::Conflict(db.message().to_string())
                     }
-                    for statement in statements {
-                        extra.push(bind_statement(statement, &sealed)?);
-                    }
-                    outcomes.push(JobOutcome::Blocks(sealed));
-                }
-                WriteJob::Checkpoint { .. } | WriteJob::Timestamp { .. } | WriteJob::Statement { .. } => {}
+                    other => other.into(),
+                })?;
             }
-        }
-
-        for chunk in new_runs.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Vec::with_capacity(chunk.len());
-            for record in chunk {
-                let block_index = record.block_index.ok_or_else(|| StorageError::Corrupt("run without block".into()))?;
-                let feed_seq = record.feed_seq.ok_or_else(|| StorageError::Corrupt("run without feed seq".into()))?;
-                rows.push((record, to_i64(block_index)?, to_i64(feed_seq)?));
+            if combine {
+                script.push("COMMIT");
+                script.build().execute(&mut *conn).await?;
+            } else {
+                (&mut *conn).execute("COMMIT").await?;
             }
-            let mut qb = QueryBuilder::new(format!("INSERT INTO runs ({RUN_COLUMNS}) "));
-            qb.push_values(rows, |mut b, (r, block_index, feed_seq)| {
-                let (t, v) = (&r.telemetry, &r.valuation);
-                b.push_bind(t.run_id.as_str().to_string())
-                    .push_bind(t.region.clone())
-                    .push_bind(t.data_class.as_str())
-                    .push_bind(t.metrics.eta_ent)
-                    .push_bind(t.metrics.coherence_variance)
-                    .push_bind(t.metrics.runtime_hours)
-                    .push_bind(t.metrics.eph_delivered)
-                    .push_bind(v.efficiency_multiplier)
-                    .push_bind(v.coherence_penalty)
-                    .push_bind(v.runtime_factor)
-                    .push_bind(v.phi_qevf)
-                    .push_bind(v.price_multiplier)
-                    .push_bind(v.market_value)
-                    .push_bind(v.eph_price)
-                    .push_bind(v.coherence_within_threshold)
-                    .push_bind(r.accepted_at_text())
-                    .push_bind(block_index)
-                    .push_bind(feed_seq)
-                    .push_bind(r.erasure_salt.clone());
-            });
-            qb.build().execute(&mut *tx).await?;
+            Ok::<_, StorageError>((plan.outcomes, plan.nodes))
         }
-        for chunk in blocks.chunks(ROWS_PER_STATEMENT) {
-            let mut columns = Vec::with_capacity(chunk.len());
-            for block in chunk {
-                columns.push((to_i64(block.index)?, block_json_columns(block)?));
-            }
-            let mut qb = QueryBuilder::new(format!("INSERT INTO blocks ({}) ", crate::record::BLOCK_COLUMNS));
-            qb.push_values(chunk.iter().zip(columns), |mut b, (block, (idx, (attestations, payload)))| {
-                b.push_bind(idx)
-                    .push_bind(block.timestamp.clone())
-                    .push_bind(block.kind.as_str())
-                    .push_bind(block.phi_qevf)
-                    .push_bind(block.eta_ent)
-                    .push_bind(block.region.clone())
-                    .push_bind(block.run_id.clone())
-                    .push_bind(attestations)
-                    .push_bind(payload)
-                    .push_bind(block.previous_hash.clone())
-                    .push_bind(block.hash.clone());
-            });
-            qb.build().execute(&mut *tx).await?;
+        .await;
+        if written.is_err() {
+            // Nothing of the group may stay; a failed rollback (no transaction
+            // left after a failed COMMIT) changes nothing.
+            let _ = (&mut *conn).execute("ROLLBACK").await;
         }
-        for chunk in nodes.chunks(ROWS_PER_STATEMENT) {
-            let mut rows = Vec::with_capacity(chunk.len());
-            for (id, hash) in chunk {
-                rows.push((node_key(*id)?, hash.to_vec()));
-            }
-            let mut qb = QueryBuilder::new("INSERT INTO merkle_nodes (node, hash) ");
-            qb.push_values(rows, |mut b, (node, hash)| {
-                b.push_bind(node).push_bind(hash);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        for (sql, binds) in extra {
-            let mut query = sqlx::query(sql);
-            for value in binds {
-                query = match value {
-                    SqlValue::Text(v) => query.bind(v),
-                    SqlValue::Int(v) => query.bind(v),
-                    SqlValue::Real(v) => query.bind(v),
-                    SqlValue::BlockIndex(_) => {
-                        return Err(StorageError::Corrupt("internal: unresolved block index".into()))
-                    }
-                };
-            }
-            query.execute(&mut *tx).await.map_err(|e| match e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => {
-                    StorageError::Conflict(db.message().to_string())
-                }
-                other => other.into(),
-            })?;
-        }
-        tx.commit().await?;
-        Ok((outcomes, nodes))
+        written
     })
+}
+
+/// What a group commit writes, decided before the first insert.
+struct GroupPlan {
+    outcomes: Vec<JobOutcome>,
+    new_runs: Vec<RunRecord>,
+    blocks: Vec<Block>,
+    nodes: Vec<(NodeId, Hash)>,
+    extra: Vec<(&'static str, Vec<SqlValue>)>,
+}
+
+/// Seals the group's blocks on `head` and assigns feed seqs; runs already
+/// stored (`existing`) are answered with the stored record and get no block.
+fn plan_group(
+    head: &mut ChainHead,
+    group: &[WriteJob],
+    mut existing: HashMap<String, RunRecord>,
+) -> Result<GroupPlan, StorageError> {
+    let mut plan = GroupPlan {
+        outcomes: Vec::with_capacity(group.len()),
+        new_runs: Vec::new(),
+        blocks: Vec::new(),
+        nodes: Vec::new(),
+        extra: Vec::new(),
+    };
+    for job in group {
+        match job {
+            WriteJob::Runs { entries, .. } => {
+                let mut stored = Vec::with_capacity(entries.len());
+                for (record, draft) in entries {
+                    let id = record.telemetry.run_id.as_str();
+                    if let Some(original) = existing.get(id) {
+                        stored.push(Stored::Existing(original.clone()));
+                        continue;
+                    }
+                    let block = seal(head, draft.clone(), &mut plan.nodes)?;
+                    let mut record = record.clone();
+                    record.block_index = Some(block.index);
+                    record.feed_seq = Some(head.next_feed_seq);
+                    head.next_feed_seq += 1;
+                    plan.blocks.push(block);
+                    existing.insert(id.to_string(), record.clone());
+                    plan.new_runs.push(record.clone());
+                    stored.push(Stored::Created(record));
+                }
+                plan.outcomes.push(JobOutcome::Runs(stored));
+            }
+            WriteJob::Blocks {
+                drafts, statements, ..
+            } => {
+                let mut sealed = Vec::with_capacity(drafts.len());
+                for draft in drafts {
+                    let block = seal(head, draft.clone(), &mut plan.nodes)?;
+                    sealed.push(block.clone());
+                    plan.blocks.push(block);
+                }
+                for statement in statements {
+                    plan.extra.push(bind_statement(statement, &sealed)?);
+                }
+                plan.outcomes.push(JobOutcome::Blocks(sealed));
+            }
+            WriteJob::Checkpoint { .. }
+            | WriteJob::Timestamp { .. }
+            | WriteJob::Statement { .. } => {}
+        }
+    }
+    Ok(plan)
 }
 
 /// Resolves a statement's block-index placeholders against its job's sealed blocks.

@@ -7,7 +7,9 @@ use qunimbus_core::{time::now_micros, DataClass, RunId, RunMetrics, Telemetry};
 use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind};
 use qunimbus_ledger::merkle;
 use qunimbus_ledger::verify::ChainVerifier;
-use qunimbus_storage::{RunEntry, RunRecord, StorageError, Store, StoreOptions, Stored};
+use qunimbus_storage::{
+    RunEntry, RunRecord, SqlValue, Statement, StorageError, Store, StoreOptions, Stored,
+};
 use qunimbus_valuation::{PhiStats, ValuationEngine};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -443,5 +445,84 @@ async fn a_second_writer_on_the_same_database_is_refused() {
         first.close().await;
         let again = open(&db).await;
         again.close().await;
+    }
+}
+
+/// A group commit that fails part-way stores nothing of it: not its blocks,
+/// not its Merkle nodes, not its statements; the tree does not move and the
+/// next append continues the chain from the last committed block.
+#[tokio::test]
+async fn a_failing_group_rolls_back_and_the_chain_goes_on() {
+    for db in TestDb::both().await {
+        let store = open(&db).await;
+        store
+            .append_runs(vec![entry("before", "EU", 0.9, 1.0)])
+            .await
+            .unwrap();
+        let size = store.tree_head().size;
+        let draft = BlockDraft {
+            timestamp: "2026-11-21T00:00:01.000000Z".into(),
+            kind: BlockKind::Attestation,
+            phi_qevf: None,
+            eta_ent: None,
+            compliance_attestations: BTreeMap::new(),
+            region: None,
+            run_id: None,
+            payload: None,
+        };
+        let insert = || Statement {
+            sql: "INSERT INTO node_state (key, value, updated_at) VALUES ($1, $2, $3)",
+            binds: vec![
+                SqlValue::Text(Some("rollback-probe".into())),
+                SqlValue::Text(Some("x".into())),
+                SqlValue::Text(Some("2026-11-21T00:00:01.000000Z".into())),
+            ],
+        };
+        // The second insert repeats the primary key: the whole job fails.
+        let failed = store
+            .append_blocks_with(vec![draft.clone()], vec![insert(), insert()])
+            .await;
+        assert!(
+            matches!(&failed, Err(StorageError::CommitFailed(m)) if m.contains("conflict")),
+            "{}: {failed:?}",
+            db.name
+        );
+        assert_eq!(store.tree_head().size, size, "{}", db.name);
+        assert_eq!(
+            store.reader().state("rollback-probe").await.unwrap(),
+            None,
+            "{}",
+            db.name
+        );
+        assert_eq!(read_chain(&store).await.size(), size, "{}", db.name);
+
+        let after = store
+            .append_runs(vec![entry("after", "EU", 0.9, 1.0)])
+            .await
+            .unwrap();
+        let Stored::Created(after) = &after[0] else {
+            panic!("{}: not created: {after:?}", db.name)
+        };
+        assert_eq!(after.block_index, Some(size), "{}", db.name);
+        let blocks = store.append_blocks_with(vec![draft], vec![insert()]).await;
+        assert_eq!(blocks.unwrap()[0].index, size + 1, "{}", db.name);
+        assert_eq!(
+            store
+                .reader()
+                .state("rollback-probe")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("x"),
+            "{}",
+            db.name
+        );
+        assert_eq!(read_chain(&store).await.size(), size + 2, "{}", db.name);
+        store.close().await;
+        // The stored tree still matches what the writer had in memory.
+        let reopened = open(&db).await;
+        assert_eq!(reopened.tree_head(), store.tree_head(), "{}", db.name);
+        reopened.close().await;
+        db.cleanup().await;
     }
 }
