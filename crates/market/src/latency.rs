@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// Lowest discernible latency, µs.
@@ -83,7 +83,8 @@ fn us_to_ms(us: u64) -> f64 {
 #[derive(Debug, Clone, Default)]
 pub struct LatencyRecorder {
     overall: Option<Series>,
-    per_partner: BTreeMap<String, Series>,
+    /// Hashed, not ordered: one lookup per ack (the report sorts).
+    per_partner: HashMap<String, Series>,
 }
 
 impl LatencyRecorder {
@@ -104,16 +105,11 @@ impl LatencyRecorder {
         if let Some(series) = self.overall.as_mut() {
             series.record(us);
         }
-        if !self.per_partner.contains_key(partner) {
-            match Series::new() {
-                Some(series) => {
-                    self.per_partner.insert(partner.to_owned(), series);
-                }
-                None => return,
-            }
-        }
         if let Some(series) = self.per_partner.get_mut(partner) {
             series.record(us);
+        } else if let Some(mut series) = Series::new() {
+            series.record(us);
+            self.per_partner.insert(partner.to_owned(), series);
         }
     }
 
