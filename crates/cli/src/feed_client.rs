@@ -4,6 +4,7 @@
 //! and by `qunimbus bench feed`.
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use qunimbus_market::ClientAck;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,17 +70,8 @@ struct Head<'a> {
     origin: Option<&'a str>,
 }
 
-/// The newest valuation received and not yet acknowledged.
-struct PendingAck {
-    origin: String,
-    seq: u64,
-}
-
-impl PendingAck {
-    fn message(&self) -> Message {
-        let ack = serde_json::json!({ "type": "ack", "seq": self.seq, "origin": self.origin });
-        Message::Text(ack.to_string().into())
-    }
+fn ack_message(ack: &ClientAck) -> Message {
+    Message::Text(ack.to_json().into())
 }
 
 async fn session(url: &str, api_key: &str, stats: &PartnerStats) -> Result<(), String> {
@@ -103,23 +95,27 @@ async fn session(url: &str, api_key: &str, stats: &PartnerStats) -> Result<(), S
         // are cumulative, so one ack answers a burst.
         while let Some(message) = next {
             let message = message.map_err(|e| e.to_string())?;
-            let step = feed.handle(&message, stats);
-            if let Some(ack) = step.flush {
+            if let Some(ack) = feed.handle(&message, stats) {
                 socket
-                    .send(ack.message())
+                    .send(ack_message(&ack))
                     .await
                     .map_err(|e| e.to_string())?;
             }
-            if step.end {
-                return Ok(());
+            if feed.ended {
+                break;
             }
             next = socket.next().now_or_never().flatten();
         }
+        // What was received is acknowledged, also before a disconnect.
         if let Some(ack) = feed.pending.take() {
-            socket
-                .send(ack.message())
-                .await
-                .map_err(|e| e.to_string())?;
+            let sent = socket.send(ack_message(&ack)).await;
+            if feed.ended {
+                return Ok(());
+            }
+            sent.map_err(|e| e.to_string())?;
+        }
+        if feed.ended {
+            return Ok(());
         }
     }
     Ok(())
@@ -130,29 +126,25 @@ async fn session(url: &str, api_key: &str, stats: &PartnerStats) -> Result<(), S
 struct FeedState {
     /// The node's own seq space (from the snapshot); resumption follows it.
     origin: Option<String>,
-    pending: Option<PendingAck>,
-}
-
-/// What to do after one message.
-struct Step {
-    /// An ack to send now (the pending one of another origin's seq space).
-    flush: Option<PendingAck>,
+    /// The newest valuation received and not yet acknowledged.
+    pending: Option<ClientAck>,
     /// The node closed or is closing the connection.
-    end: bool,
+    ended: bool,
 }
 
 impl FeedState {
-    fn handle(&mut self, message: &Message, stats: &PartnerStats) -> Step {
-        let mut step = Step {
-            flush: None,
-            end: matches!(message, Message::Close(_)),
-        };
+    /// Counts one message and keeps the newest valuation as the pending ack.
+    /// Returns an ack to send first: the pending one of another origin's seq
+    /// space.
+    fn handle(&mut self, message: &Message, stats: &PartnerStats) -> Option<ClientAck> {
         let Message::Text(text) = message else {
-            return step;
+            self.ended |= matches!(message, Message::Close(_));
+            return None;
         };
         let Ok(Head { kind, seq, origin }) = serde_json::from_str::<Head>(text) else {
-            return step;
+            return None;
         };
+        let mut flush = None;
         let own = origin.is_some() && origin == self.origin.as_deref();
         match (kind, seq) {
             ("snapshot", _) => self.origin = origin.map(str::to_string),
@@ -161,12 +153,9 @@ impl FeedState {
                 if own {
                     stats.last_seq.fetch_max(seq, Ordering::Relaxed);
                 }
-                let origin = origin.unwrap_or_default();
-                step.flush = self.pending.take().filter(|p| p.origin != origin);
-                self.pending = Some(PendingAck {
-                    origin: origin.to_string(),
-                    seq,
-                });
+                let origin = origin.map(str::to_string);
+                flush = self.pending.take().filter(|p| p.origin != origin);
+                self.pending = Some(ClientAck { seq, origin });
             }
             ("withheld", Some(seq)) => {
                 stats.withheld.fetch_add(1, Ordering::Relaxed);
@@ -176,10 +165,10 @@ impl FeedState {
             }
             ("disconnect", _) => {
                 stats.disconnects.fetch_add(1, Ordering::Relaxed);
-                step.end = true;
+                self.ended = true;
             }
             _ => {}
         }
-        step
+        flush
     }
 }

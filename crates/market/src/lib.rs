@@ -20,8 +20,8 @@ mod throughput;
 
 pub use latency::{LatencyRecorder, LatencyReport, Quantiles};
 pub use message::{
-    parse_client_message, ClientAck, ClientMessage, ClientMessageError, FeedValuation,
-    LatestPerRegion, ServerMessage, MAX_ORIGIN_LEN,
+    parse_client_message, ClientAck, ClientMessageError, FeedValuation, LatestPerRegion,
+    ServerMessage, MAX_ORIGIN_LEN,
 };
 pub use policy::DistributionPolicy;
 pub use seq::{Offer, SeqCursor};

@@ -141,20 +141,10 @@ impl ServerMessage {
     }
 }
 
-/// What partners send, tagged by `"type"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClientMessage {
-    /// `{"type":"ack","seq":N}`: the partner received message `seq`.
-    Ack {
-        /// The acknowledged seq.
-        seq: u64,
-    },
-}
-
-/// A parsed acknowledgement: `{"type":"ack","seq":N}` with an optional
-/// `"origin"` (absent means the node's own origin).
+/// What partners send: an acknowledgement, `{"type":"ack","seq":N}` with
+/// an optional `"origin"` (absent means the node's own origin).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename = "ack")]
 pub struct ClientAck {
     /// The acknowledged seq (≥ 1).
     pub seq: u64,
@@ -169,9 +159,10 @@ impl ClientAck {
         self.origin.as_deref().unwrap_or(own_origin)
     }
 
-    /// The message without the origin.
-    pub fn message(&self) -> ClientMessage {
-        ClientMessage::Ack { seq: self.seq }
+    /// The ack as a partner sends it (one WebSocket text frame).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| format!(r#"{{"type":"ack","seq":{}}}"#, self.seq))
     }
 }
 
@@ -564,10 +555,21 @@ mod tests {
 
     #[test]
     fn client_message_shape() {
-        let json = serde_json::to_string(&ClientMessage::Ack { seq: 5 }).unwrap();
-        assert_eq!(json, r#"{"type":"ack","seq":5}"#);
-        let ack = parse_client_message(&json).unwrap();
-        assert_eq!(ack.message(), ClientMessage::Ack { seq: 5 });
+        let ack = ClientAck {
+            seq: 5,
+            origin: None,
+        };
+        assert_eq!(ack.to_json(), r#"{"type":"ack","seq":5}"#);
+        assert_eq!(parse_client_message(&ack.to_json()), Ok(ack));
+        let ack = ClientAck {
+            seq: 6,
+            origin: Some("other/log".into()),
+        };
+        assert_eq!(
+            ack.to_json(),
+            r#"{"type":"ack","seq":6,"origin":"other/log"}"#
+        );
+        assert_eq!(parse_client_message(&ack.to_json()), Ok(ack));
     }
 
     #[test]
