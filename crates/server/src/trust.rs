@@ -414,29 +414,46 @@ impl TrustKernel {
         let by_rollout = self.rollout_blocks().await?;
         let mut state = lock(&self.state);
         for rollout in &mut state.rollouts {
-            if let Some(indices) = by_rollout.get(&rollout.id) {
-                for (t, index) in rollout.history.iter_mut().zip(indices) {
-                    t.block_index = Some(*index);
+            if let Some(blocks) = by_rollout.get(&rollout.id) {
+                for (t, block) in rollout.history.iter_mut().zip(blocks) {
+                    t.block_index = Some(block.index);
                 }
             }
         }
         Ok(())
     }
 
-    /// Rollout id → indices of its `rollout` blocks, in order.
-    async fn rollout_blocks(&self) -> Result<BTreeMap<String, Vec<u64>>, TrustError> {
-        let mut map: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    /// Rollout id → its `rollout` blocks on the ledger, in order.
+    async fn rollout_blocks(&self) -> Result<BTreeMap<String, Vec<RolloutBlock>>, TrustError> {
+        let mut map: BTreeMap<String, Vec<RolloutBlock>> = BTreeMap::new();
         for block in self.store.reader().blocks_of_kind("rollout").await? {
-            if let Some(id) = block
-                .payload
-                .as_ref()
-                .and_then(|p| p.get("rollout_id"))
-                .and_then(Value::as_str)
-            {
-                map.entry(id.to_string()).or_default().push(block.index);
+            let Some(payload) = block.payload.as_ref() else {
+                continue;
+            };
+            let text = |key: &str| payload.get(key).and_then(Value::as_str).map(str::to_string);
+            if let Some(id) = text("rollout_id") {
+                map.entry(id).or_default().push(RolloutBlock {
+                    index: block.index,
+                    from: text("from"),
+                    to: text("to"),
+                });
             }
         }
         Ok(map)
+    }
+
+    /// The newest `config` block, if it records the policy in force.
+    async fn policy_block(&self, sha256: &str) -> Result<Option<u64>, TrustError> {
+        let latest = self
+            .store
+            .reader()
+            .latest_blocks_of_kind("config", 1)
+            .await?
+            .pop();
+        Ok(latest.and_then(|b| {
+            let p = b.payload.as_ref()?;
+            (p.get("policy_sha256")?.as_str()? == sha256).then_some(b.index)
+        }))
     }
 
     /// Writes a `config` block for the policy in force unless the newest
@@ -447,16 +464,7 @@ impl TrustKernel {
         statements: Vec<Statement>,
     ) -> Result<(), TrustError> {
         let status = self.policy.status();
-        let latest = self
-            .store
-            .reader()
-            .latest_blocks_of_kind("config", 1)
-            .await?
-            .pop();
-        let recorded = latest.as_ref().and_then(|b| {
-            let p = b.payload.as_ref()?;
-            (p.get("policy_sha256")?.as_str()? == status.sha256).then_some(b.index)
-        });
+        let recorded = self.policy_block(&status.sha256).await?;
         if let (Some(index), true) = (recorded, regions_added.is_empty()) {
             lock(&self.policy.status).block_index = Some(index);
             return Ok(());
@@ -1046,14 +1054,17 @@ impl TrustKernel {
         let rollouts = lock(&self.state)
             .rollouts
             .iter()
-            .map(|r| RolloutEvidence {
-                id: r.id.clone(),
-                transitions: r.history.len(),
-                blocks: blocks.get(&r.id).map_or(0, Vec::len),
-                started_at_canary: r
-                    .history
-                    .first()
-                    .is_some_and(|t| t.from == "created" && t.to == "running@0"),
+            .map(|r| {
+                let on_ledger = blocks.get(&r.id).map_or(&[][..], Vec::as_slice);
+                RolloutEvidence {
+                    id: r.id.clone(),
+                    transitions: r.history.len(),
+                    blocks: on_ledger.len(),
+                    // As the ledger tells it, not the in-memory history.
+                    started_at_canary: on_ledger.first().is_some_and(|b| {
+                        b.from.as_deref() == Some("created") && b.to.as_deref() == Some("running@0")
+                    }),
+                }
             })
             .collect();
         let policy_status = self.policy.status();
@@ -1061,9 +1072,13 @@ impl TrustKernel {
             ledger,
             stored_runs,
             personal_in_clear,
-            policy_recorded: match policy_status.block_index {
+            // The newest config block on the ledger must name the policy in force.
+            policy_recorded: match self.policy_block(&policy_status.sha256).await? {
                 Some(_) => Ok(()),
-                None => Err("the policy in force has no config block on the ledger".into()),
+                None => Err(format!(
+                    "the newest config block on the ledger does not record the policy in force (sha256 {})",
+                    policy_status.sha256
+                )),
             },
             rollouts,
             violations: lock(&self.violations).clone(),
@@ -1086,13 +1101,18 @@ impl TrustKernel {
         lock(&self.compliance).clone()
     }
 
-    /// Writes the scheduled attestation block from `snapshot`.
-    pub async fn attest(&self, snapshot: &ComplianceSnapshot) -> Result<u64, TrustError> {
+    /// Writes an attestation block from `snapshot`; `scheduled` tells the
+    /// controller's periodic one from one an operator asked for.
+    pub async fn attest(
+        &self,
+        snapshot: &ComplianceSnapshot,
+        scheduled: bool,
+    ) -> Result<u64, TrustError> {
         let draft = self.draft(
             BlockKind::Attestation,
             None,
             json!({
-                "scheduled": true,
+                "scheduled": scheduled,
                 "evaluated_at": snapshot.evaluated_at,
                 "frameworks": snapshot.report.frameworks,
                 "violations": snapshot.report.violations,
@@ -1225,7 +1245,7 @@ pub async fn run_controller(
                 tracing::warn!(error = %e, "ledger verification for the attestation failed to run");
             }
             match evaluate_now(&state).await {
-                Ok(snapshot) => match kernel.attest(&snapshot).await {
+                Ok(snapshot) => match kernel.attest(&snapshot, true).await {
                     Ok(index) => {
                         tracing::info!(block = index, "scheduled compliance attestation written");
                         last_attestation = Some(now);
@@ -1250,4 +1270,11 @@ pub async fn run_controller(
             _ = stop.changed() => break,
         }
     }
+}
+
+/// One `rollout` block as the ledger holds it.
+struct RolloutBlock {
+    index: u64,
+    from: Option<String>,
+    to: Option<String>,
 }

@@ -355,7 +355,7 @@ async fn compliance(State(state): State<Arc<AppState>>) -> Result<Response, ApiE
 async fn attest(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     crate::ledger_api::verify_and_record(&state).await?;
     let snapshot = evaluate_now(&state).await?;
-    let block_index = state.trust.attest(&snapshot).await?;
+    let block_index = state.trust.attest(&snapshot, false).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "block_index": block_index, "compliance": snapshot })),
