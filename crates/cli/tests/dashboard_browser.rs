@@ -9,13 +9,15 @@
 //! node, the npm package and Chromium are required: this test fails, never
 //! skips, when one is missing (`scripts/test` installs them).
 
+// Shared by the process tests; this one needs only `qunimbus()`.
+#[allow(dead_code)]
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_qunimbus");
 
 /// How long the browser script may run.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
@@ -42,12 +44,8 @@ impl Drop for Demo {
 
 impl Demo {
     fn start(data_dir: &Path) -> Self {
-        let mut command = Command::new(BIN);
         // The node rejects unknown QUNIMBUS_* variables (QUNIMBUS_ARTIFACTS_DIR is ours).
-        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("QUNIMBUS_")) {
-            command.env_remove(name);
-        }
-        let mut child = command
+        let mut child = common::qunimbus()
             .args([
                 "demo",
                 "--listen",

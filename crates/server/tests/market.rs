@@ -732,6 +732,7 @@ async fn live_feed_and_ack_latency() {
         .map(|i| varied_run(&format!("live-{i}"), i))
         .collect();
     let later = api.ingest_batch(&later).await;
+    assert_eq!(later.len(), 3);
     let messages = feed.valuations(first + acks, 3).await;
     for (message, run) in messages.iter().zip(&later) {
         assert_same_run(message, run);

@@ -343,11 +343,21 @@ async fn restart_mid_rollout_resumes_it(backend: Backend) {
     let before = wait_for_rollout(&t, &id, |r| r["phase"].as_u64() >= Some(1)).await;
     t.restart().await;
     let after = t.get_ok(&format!("/v1/rollouts/{id}")).await;
-    assert_eq!(
-        after["history"], before["history"],
-        "history survives the restart"
+    // Every transition made before the restart survives it unchanged (the
+    // soak may already have moved the rollout on after the restart).
+    let (before_history, after_history) = (
+        before["history"].as_array().unwrap(),
+        after["history"].as_array().unwrap(),
     );
-    assert_eq!(after["state"], json!("running"));
+    assert!(
+        after_history.len() >= before_history.len()
+            && after_history[..before_history.len()] == before_history[..],
+        "history survives the restart: {before} then {after}"
+    );
+    assert!(
+        after["state"] == json!("running") || after["state"] == json!("completed"),
+        "{after}"
+    );
     let done = wait_for_rollout(&t, &id, |r| r["state"] == json!("completed")).await;
     assert_eq!(done["history"].as_array().unwrap().len(), 5);
     assert_eq!(rollout_blocks(&t, &id).await.len(), 5);
@@ -446,15 +456,24 @@ async fn personal_data_never_in_clear_on_the_ledger(backend: Backend) {
         .expect("python3 is required (scripts/test checks it)");
     assert!(python.status.success());
     assert_eq!(String::from_utf8_lossy(&python.stdout).trim(), reference);
+    // Every place the block is published carries the reference, never the id.
     for path in ["/v1/ledger/blocks?limit=1000", "/v1/ledger/export/grafana"] {
-        let (_, text) = t.get_text(path).await;
+        let (status, text) = t.get_text(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {text}");
+        assert!(text.contains(reference), "{path} lacks the run_ref: {text}");
         assert!(
             !text.contains("patient-4711"),
             "{path} leaks the run id: {text}"
         );
     }
-    let (_, entries) = t.get_bytes("/tlog/tile/entries/000.p/3").await;
-    assert!(!String::from_utf8_lossy(&entries).contains("patient-4711"));
+    let width = accepted["block_index"].as_u64().unwrap() + 1;
+    let (status, entries) = t
+        .get_bytes(&format!("/tlog/tile/entries/000.p/{width}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = String::from_utf8_lossy(&entries);
+    assert!(entries.contains(reference), "{entries}");
+    assert!(!entries.contains("patient-4711"), "{entries}");
     // A second personal run with the same id elsewhere gets another salt.
     let mut other = reference_run("patient-4711-ct");
     other["region"] = json!("EU");
