@@ -21,11 +21,6 @@ if (!url || !screenshot) {
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const TIMEOUT = 45_000;
 
-// Trust Kernel endpoints the dashboard probes; a node without them answers
-// 404 and the page shows "not available" (Chromium logs the 404 as a console
-// error, which is expected for exactly these paths and nothing else).
-const OPTIONAL = new Set(['/v1/regions', '/v1/mesh', '/v1/rollouts']);
-
 // Responses in the shapes of the Trust Kernel endpoints (for the fixture page only).
 const TRUST_FIXTURES = {
   '/v1/regions': {
@@ -49,7 +44,7 @@ const TRUST_FIXTURES = {
           { percent: 60, regions: ['APAC', 'MENA'] }, { percent: 100, regions: ['Polar', 'Orbit'] },
         ],
         deployed_regions: ['Americas'], phase_started_at: new Date().toISOString(), soak_seconds: 30.0, reason: null,
-        history: [{ at: new Date().toISOString(), from: 'phase 0', to: 'phase 1', reason: 'soak passed', block_index: 12 }],
+        history: [{ at: new Date().toISOString(), from: 'running@0', to: 'running@1', reason: 'soak passed', block_index: 12 }],
       },
       {
         id: 'ro_1', version: '1.4.0', state: 'rolled_back', phase: 1,
@@ -58,7 +53,7 @@ const TRUST_FIXTURES = {
           { percent: 60, regions: ['APAC', 'MENA'] }, { percent: 100, regions: ['Polar', 'Orbit'] },
         ],
         deployed_regions: [], phase_started_at: new Date().toISOString(), soak_seconds: 30.0, reason: 'trust of EU fell to 0.62',
-        history: [{ at: new Date().toISOString(), from: 'running', to: 'rolled_back', reason: 'trust of EU fell to 0.62', block_index: 9 }],
+        history: [{ at: new Date().toISOString(), from: 'running@1', to: 'rolled_back@1', reason: 'trust of EU fell to 0.62', block_index: 9 }],
       },
     ],
   },
@@ -87,16 +82,9 @@ function fail(message) {
 try {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' });
   const page = await context.newPage();
-  const missing = new Set(); // optional paths that answered 404
-  page.on('response', (response) => {
-    const path = new URL(response.url()).pathname;
-    if (OPTIONAL.has(path) && response.status() === 404) missing.add(path);
-  });
   page.on('console', (message) => {
     if (message.type() !== 'error') return;
     const where = message.location()?.url ?? '';
-    const path = where ? new URL(where, url).pathname : '';
-    if (OPTIONAL.has(path) && /status of 404/.test(message.text())) return;
     problems.push(`console error: ${message.text()} ${where}`);
   });
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
@@ -148,12 +136,11 @@ try {
   const verified = await page.$eval('#verify-result', (o) => ({ ok: o.dataset.ok, text: o.textContent }));
   if (verified.ok !== 'true' || !verified.text.startsWith('OK')) fail(`verify: ${JSON.stringify(verified)}`);
 
-  // Trust Kernel panels: rendered, or "not available" where the node has no such endpoint.
-  for (const [panel, path] of [['regions', '/v1/regions'], ['rollouts', '/v1/rollouts']]) {
+  // Trust Kernel panels: the demo node serves them, so both must render.
+  for (const panel of ['regions', 'rollouts']) {
     await page.waitForSelector(`#${panel}:not([data-state="loading"])`, { timeout: TIMEOUT });
     const state = await page.$eval(`#${panel}`, (p) => p.dataset.state);
-    const expected = missing.has(path) ? 'not-available' : 'ok';
-    if (state !== expected) fail(`${panel} panel is ${state}, expected ${expected}`);
+    if (state !== 'ok') fail(`${panel} panel is ${state}, expected ok`);
   }
 
   // For a readable picture, give the trend a few more seconds of live points
@@ -205,7 +192,6 @@ try {
       regions_with_points: legend.filter((l) => l.points > 0).map((l) => `${l.region}:${l.points}`),
       latency: measured,
       verify: verified.text,
-      optional_missing: [...missing],
       screenshots: [screenshot, dark],
     }),
   );
