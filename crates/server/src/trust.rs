@@ -1209,9 +1209,9 @@ async fn last_scheduled_attestation(store: &Store) -> Option<i64> {
 }
 
 /// The Trust Kernel's background task: reloads the policy when its file
-/// changes, re-gathers compliance evidence, drives the rollout controller,
-/// publishes the trust gauges and writes the scheduled attestation (after a
-/// fresh chain verification), until `stop`.
+/// changes, re-gathers compliance evidence, drives the rollout controller
+/// and writes the scheduled attestation (after a fresh chain verification),
+/// until `stop`. The trust gauges are computed when `/metrics` is scraped.
 pub async fn run_controller(
     state: Arc<crate::state::AppState>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -1264,7 +1264,6 @@ pub async fn run_controller(
         if let Err(e) = kernel.tick_rollouts().await {
             tracing::warn!(error = %e, "rollout controller pass failed; retrying next tick");
         }
-        kernel.refresh_metrics();
         tokio::select! {
             _ = tokio::time::sleep(settings.controller_interval) => {}
             _ = stop.changed() => break,
