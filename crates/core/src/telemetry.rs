@@ -164,11 +164,10 @@ pub struct Telemetry {
 impl Telemetry {
     /// Parses and validates one telemetry JSON object.
     pub fn parse_json(text: &str, regions: &RegionSet) -> Result<Self, FieldError> {
-        Self::from_object(&RawObject::parse(text)?, regions)
+        Self::from_object(&RawObject::parse(text, &TELEMETRY_FIELDS)?, regions)
     }
 
     fn from_object(obj: &RawObject<'_>, regions: &RegionSet) -> Result<Self, FieldError> {
-        obj.deny_unknown(&TELEMETRY_FIELDS)?;
         let run_id = RunId::parse(&obj.string("run_id")?)?;
         let region = parse_region(&obj.string("region")?, regions)?;
         let data_class = parse_data_class(obj)?;
@@ -181,17 +180,23 @@ impl Telemetry {
         })
     }
 
-    /// Parses a JSON array of telemetry objects. A document that is not an
-    /// array is an `Err`; otherwise every element is validated and the result
-    /// holds, per element, the run or the error naming its field.
+    /// Parses a JSON array of at most `max_runs` telemetry objects. A
+    /// document that is not an array, or holds more than `max_runs` elements
+    /// ([`FieldErrorCode::TooManyItems`], found while parsing), is an `Err`;
+    /// otherwise every element is validated and the result holds, per
+    /// element, the run or the error naming its field.
     pub fn parse_json_batch(
         text: &str,
         regions: &RegionSet,
+        max_runs: usize,
     ) -> Result<Vec<Result<Self, FieldError>>, FieldError> {
-        let items = parse_raw_array(text)?;
+        let items = parse_raw_array(text, max_runs)?;
         Ok(items
             .into_iter()
-            .map(|raw| RawObject::from_raw(raw).and_then(|obj| Self::from_object(&obj, regions)))
+            .map(|raw| {
+                RawObject::from_raw(raw, &TELEMETRY_FIELDS)
+                    .and_then(|obj| Self::from_object(&obj, regions))
+            })
             .collect())
     }
 }
@@ -209,8 +214,7 @@ pub struct QuoteRequest {
 impl QuoteRequest {
     /// Parses and validates one quote JSON object.
     pub fn parse_json(text: &str, regions: &RegionSet) -> Result<Self, FieldError> {
-        let obj = RawObject::parse(text)?;
-        obj.deny_unknown(&TELEMETRY_FIELDS)?;
+        let obj = RawObject::parse(text, &TELEMETRY_FIELDS)?;
         if let Some(run_id) = obj.optional_string("run_id")? {
             RunId::parse(&run_id)?;
         }
@@ -366,13 +370,16 @@ mod tests {
     #[test]
     fn batch_reports_per_item() {
         let text = format!("[{GOOD},{}]", GOOD.replace("0.97", "2"));
-        let items = Telemetry::parse_json_batch(&text, &RegionSet::default()).unwrap();
+        let items = Telemetry::parse_json_batch(&text, &RegionSet::default(), 2).unwrap();
         assert!(items[0].is_ok());
         assert_eq!(
             items[1].as_ref().unwrap_err().field.as_deref(),
             Some("eta_ent")
         );
-        assert!(Telemetry::parse_json_batch("{}", &RegionSet::default()).is_err());
+        assert!(Telemetry::parse_json_batch("{}", &RegionSet::default(), 2).is_err());
+        let three = format!("[{GOOD},{GOOD},{GOOD}]");
+        let err = Telemetry::parse_json_batch(&three, &RegionSet::default(), 2).unwrap_err();
+        assert_eq!(err.code, FieldErrorCode::TooManyItems);
     }
 
     #[test]

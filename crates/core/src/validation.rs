@@ -1,7 +1,7 @@
 //! Field-level validation errors and a strict JSON object reader that keeps
 //! the raw text of every field so each one can be checked and named.
 
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use std::fmt;
 
@@ -29,6 +29,10 @@ pub enum FieldErrorCode {
     InvalidRunId,
     /// A value that is not one of the allowed choices.
     InvalidChoice,
+    /// A text longer than its documented limit.
+    TooLong,
+    /// An array with more elements than allowed.
+    TooManyItems,
 }
 
 impl FieldErrorCode {
@@ -45,6 +49,8 @@ impl FieldErrorCode {
             Self::UnknownRegion => "unknown_region",
             Self::InvalidRunId => "invalid_run_id",
             Self::InvalidChoice => "invalid_choice",
+            Self::TooLong => "too_long",
+            Self::TooManyItems => "too_many_items",
         }
     }
 }
@@ -91,74 +97,57 @@ impl fmt::Display for FieldError {
 
 impl std::error::Error for FieldError {}
 
-/// A JSON object read field by field, in document order, with each value kept
-/// as raw JSON text. Duplicate keys are reported, not silently merged.
+/// A JSON object whose field names come from a fixed list, read in one
+/// linear pass with each value kept as raw JSON text.
+///
+/// Parsing stops at the first field that is not in the list or that appears
+/// a second time, before its value is read, so no object can cost more than
+/// one scan of its text however many keys it carries: the number of fields
+/// kept is at most the length of the list, and duplicates are found with one
+/// slot per allowed name.
 pub struct RawObject<'a> {
-    fields: Vec<(String, &'a RawValue)>,
+    allowed: &'a [&'a str],
+    /// One slot per allowed name, in the list's order.
+    values: Vec<Option<&'a RawValue>>,
 }
 
 impl<'a> RawObject<'a> {
-    /// Parses `text` as one JSON object.
-    pub fn parse(text: &'a str) -> Result<Self, FieldError> {
+    /// Parses `text` as one JSON object that may hold only the `allowed`
+    /// fields, each at most once.
+    pub fn parse(text: &'a str, allowed: &'a [&'a str]) -> Result<Self, FieldError> {
+        let mut refusal = None;
         let mut de = serde_json::Deserializer::from_str(text);
-        let fields = de
-            .deserialize_map(EntriesVisitor)
-            .and_then(|fields| de.end().map(|()| fields))
-            .map_err(|e| malformed(&e))?;
-        let object = Self { fields };
-        object.reject_duplicates()?;
-        Ok(object)
-    }
-
-    /// Wraps an already-split raw value (an element of a batch array).
-    pub fn from_raw(raw: &'a RawValue) -> Result<Self, FieldError> {
-        Self::parse(raw.get())
-    }
-
-    fn reject_duplicates(&self) -> Result<(), FieldError> {
-        for (i, (name, _)) in self.fields.iter().enumerate() {
-            if self.fields[..i].iter().any(|(n, _)| n == name) {
-                return Err(FieldError::field(
-                    name,
-                    FieldErrorCode::DuplicateField,
-                    format!("field {name:?} appears more than once"),
-                ));
-            }
+        let values = de
+            .deserialize_map(FieldsVisitor {
+                allowed,
+                refusal: &mut refusal,
+            })
+            .and_then(|values| de.end().map(|()| values));
+        match (values, refusal) {
+            (_, Some(refused)) => Err(refused),
+            (Ok(values), None) => Ok(Self { allowed, values }),
+            (Err(e), None) => Err(malformed(&e)),
         }
-        Ok(())
     }
 
-    /// Rejects any field whose name is not in `allowed`.
-    pub fn deny_unknown(&self, allowed: &[&str]) -> Result<(), FieldError> {
-        match self
-            .fields
-            .iter()
-            .find(|(name, _)| !allowed.contains(&name.as_str()))
-        {
-            Some((name, _)) => Err(FieldError::field(
-                name,
-                FieldErrorCode::UnknownField,
-                format!(
-                    "unknown field {name:?}; expected one of {}",
-                    allowed.join(", ")
-                ),
-            )),
-            None => Ok(()),
-        }
+    /// Parses an already-split raw value (an element of a batch array).
+    pub fn from_raw(raw: &'a RawValue, allowed: &'a [&'a str]) -> Result<Self, FieldError> {
+        Self::parse(raw.get(), allowed)
+    }
+
+    fn slot(&self, name: &str) -> Option<&'a RawValue> {
+        let index = self.allowed.iter().position(|n| *n == name)?;
+        self.values.get(index).copied().flatten()
     }
 
     /// Whether `name` is present at all (even as `null`).
     pub fn contains(&self, name: &str) -> bool {
-        self.fields.iter().any(|(n, _)| n == name)
+        self.slot(name).is_some()
     }
 
     /// The raw value of `name`, treating JSON `null` as absent.
     pub fn get(&self, name: &str) -> Option<&'a RawValue> {
-        self.fields
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| *v)
-            .filter(|v| v.get() != "null")
+        self.slot(name).filter(|v| v.get() != "null")
     }
 
     /// A required finite number.
@@ -188,11 +177,45 @@ impl<'a> RawObject<'a> {
             })
             .transpose()
     }
+
+    /// A required string of at most `max_chars` characters (admin text such
+    /// as names and reasons); longer is `too_long`, naming the field.
+    pub fn bounded_string(&self, name: &str, max_chars: usize) -> Result<String, FieldError> {
+        let text = self.string(name)?;
+        check_length(name, &text, max_chars)?;
+        Ok(text)
+    }
 }
 
-/// Splits a JSON array into its raw elements.
-pub fn parse_raw_array(text: &str) -> Result<Vec<&RawValue>, FieldError> {
-    serde_json::from_str::<Vec<&RawValue>>(text).map_err(|e| malformed(&e))
+/// Refuses `text` when it has more than `max_chars` characters.
+pub fn check_length(name: &str, text: &str, max_chars: usize) -> Result<(), FieldError> {
+    if text.chars().nth(max_chars).is_some() {
+        return Err(FieldError::field(
+            name,
+            FieldErrorCode::TooLong,
+            format!("{name} must be at most {max_chars} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Splits a JSON array into its raw elements, refusing (with
+/// [`FieldErrorCode::TooManyItems`]) an array of more than `max_items`
+/// elements as soon as element `max_items + 1` is seen.
+pub fn parse_raw_array(text: &str, max_items: usize) -> Result<Vec<&RawValue>, FieldError> {
+    let mut refusal = None;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let items = de
+        .deserialize_seq(ItemsVisitor {
+            max_items,
+            refusal: &mut refusal,
+        })
+        .and_then(|items| de.end().map(|()| items));
+    match (items, refusal) {
+        (_, Some(refused)) => Err(refused),
+        (Ok(items), None) => Ok(items),
+        (Err(e), None) => Err(malformed(&e)),
+    }
 }
 
 fn parse_number(name: &str, raw: &RawValue) -> Result<f64, FieldError> {
@@ -238,54 +261,220 @@ fn malformed(e: &serde_json::Error) -> FieldError {
     )
 }
 
-struct EntriesVisitor;
+/// An object key, borrowed from the text unless it holds escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
 
-impl<'de> Visitor<'de> for EntriesVisitor {
-    type Value = Vec<(String, &'de RawValue)>;
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+/// Reads an object's fields into one slot per allowed name; an unknown or
+/// repeated name ends the parse at once, its error kept in `refusal`.
+struct FieldsVisitor<'s, 'a> {
+    allowed: &'a [&'a str],
+    refusal: &'s mut Option<FieldError>,
+}
+
+impl<'de, 's, 'a> Visitor<'de> for FieldsVisitor<'s, 'a> {
+    type Value = Vec<Option<&'de RawValue>>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-        while let Some((k, v)) = map.next_entry::<String, &'de RawValue>()? {
-            out.push((k, v));
+        let mut values = vec![None; self.allowed.len()];
+        while let Some(Key(name)) = map.next_key::<Key<'de>>()? {
+            let Some(index) = self.allowed.iter().position(|n| *n == name) else {
+                let refused = FieldError::field(
+                    &truncate(&name),
+                    FieldErrorCode::UnknownField,
+                    format!(
+                        "unknown field {}; expected one of {}",
+                        quoted(&name),
+                        self.allowed.join(", ")
+                    ),
+                );
+                return Err(refuse(self.refusal, refused));
+            };
+            if values[index].is_some() {
+                let refused = FieldError::field(
+                    &truncate(&name),
+                    FieldErrorCode::DuplicateField,
+                    format!("field {} appears more than once", quoted(&name)),
+                );
+                return Err(refuse(self.refusal, refused));
+            }
+            values[index] = Some(map.next_value::<&'de RawValue>()?);
         }
-        Ok(out)
+        Ok(values)
     }
+}
+
+/// Collects an array's raw elements, refusing element `max_items + 1`.
+struct ItemsVisitor<'s> {
+    max_items: usize,
+    refusal: &'s mut Option<FieldError>,
+}
+
+impl<'de, 's> Visitor<'de> for ItemsVisitor<'s> {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.max_items {
+                let refused = FieldError::document(
+                    FieldErrorCode::TooManyItems,
+                    format!("the array holds more than {} items", self.max_items),
+                );
+                return Err(refuse(self.refusal, refused));
+            }
+            items.push(item);
+        }
+        Ok(items)
+    }
+}
+
+/// Keeps `refused` for the caller and stops the parser with a placeholder
+/// error (serde errors cannot carry our own type).
+fn refuse<E: serde::de::Error>(slot: &mut Option<FieldError>, refused: FieldError) -> E {
+    let message = refused.message.clone();
+    *slot = Some(refused);
+    E::custom(message)
+}
+
+/// A field name for a message, quoted and cut short when long.
+fn quoted(name: &str) -> String {
+    format!("{:?}", truncate(name))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const AB: [&str; 2] = ["a", "b"];
+
     #[test]
     fn reports_duplicate_keys() {
-        let err = RawObject::parse(r#"{"a":1,"a":2}"#).err().unwrap();
+        let err = RawObject::parse(r#"{"a":1,"a":2}"#, &AB).err().unwrap();
         assert_eq!(err.code, FieldErrorCode::DuplicateField);
         assert_eq!(err.field.as_deref(), Some("a"));
     }
 
     #[test]
+    fn escaped_names_are_the_names_they_spell() {
+        let err = RawObject::parse(r#"{"a":1,"\u0061":2}"#, &AB)
+            .err()
+            .unwrap();
+        assert_eq!(err.code, FieldErrorCode::DuplicateField);
+        let obj = RawObject::parse(r#"{"\u0062":2}"#, &AB).unwrap();
+        assert_eq!(obj.number("b").unwrap(), 2.0);
+    }
+
+    #[test]
+    fn unknown_field_stops_before_its_value() {
+        // The value after the unknown key is not even valid JSON: the parse
+        // ended at the key.
+        let err = RawObject::parse(r#"{"a":1,"zz":!!!"#, &AB).err().unwrap();
+        assert_eq!(err.code, FieldErrorCode::UnknownField);
+        assert_eq!(err.field.as_deref(), Some("zz"));
+    }
+
+    #[test]
+    fn long_unknown_names_are_cut_short_in_the_error() {
+        let text = format!("{{\"{}\":1}}", "k".repeat(100_000));
+        let err = RawObject::parse(&text, &AB).err().unwrap();
+        assert_eq!(err.code, FieldErrorCode::UnknownField);
+        assert!(err.field.unwrap().len() < 100);
+        assert!(err.message.len() < 200);
+    }
+
+    #[test]
+    fn sixty_thousand_keys_end_at_the_first() {
+        let mut text = String::from("{");
+        for i in 0..60_000 {
+            text.push_str(&format!("\"k{i}\":{i},"));
+        }
+        text.push_str("\"a\":1}");
+        let err = RawObject::parse(&text, &AB).err().unwrap();
+        assert_eq!(err.code, FieldErrorCode::UnknownField);
+        assert_eq!(err.field.as_deref(), Some("k0"));
+    }
+
+    #[test]
+    fn null_counts_as_present_but_absent_for_values() {
+        let obj = RawObject::parse(r#"{"a":null}"#, &AB).unwrap();
+        assert!(obj.contains("a"));
+        assert!(obj.get("a").is_none());
+        assert!(!obj.contains("b"));
+        assert_eq!(
+            obj.number("a").unwrap_err().code,
+            FieldErrorCode::MissingField
+        );
+    }
+
+    #[test]
     fn overflowing_number_is_not_finite_and_named() {
-        let obj = RawObject::parse(r#"{"x":1e400}"#).unwrap();
-        let err = obj.number("x").unwrap_err();
+        let obj = RawObject::parse(r#"{"a":1e400}"#, &AB).unwrap();
+        let err = obj.number("a").unwrap_err();
         assert_eq!(err.code, FieldErrorCode::NotFinite);
-        assert_eq!(err.field.as_deref(), Some("x"));
+        assert_eq!(err.field.as_deref(), Some("a"));
     }
 
     #[test]
     fn strings_are_not_numbers() {
-        let obj = RawObject::parse(r#"{"x":"NaN"}"#).unwrap();
-        assert_eq!(obj.number("x").unwrap_err().code, FieldErrorCode::WrongType);
+        let obj = RawObject::parse(r#"{"a":"NaN"}"#, &AB).unwrap();
+        assert_eq!(obj.number("a").unwrap_err().code, FieldErrorCode::WrongType);
+    }
+
+    #[test]
+    fn bounded_strings_name_the_field_past_the_cap() {
+        let obj = RawObject::parse(r#"{"a":"ééé","b":"abcd"}"#, &AB).unwrap();
+        assert_eq!(obj.bounded_string("a", 3).unwrap(), "ééé");
+        let err = obj.bounded_string("b", 3).unwrap_err();
+        assert_eq!(err.code, FieldErrorCode::TooLong);
+        assert_eq!(err.field.as_deref(), Some("b"));
     }
 
     #[test]
     fn non_objects_and_trailing_garbage_are_malformed() {
-        for text in ["[1]", "{\"a\":1} x", "{", ""] {
-            let err = RawObject::parse(text).err().unwrap();
+        for text in ["[1]", "{\"a\":1} x", "{", "", "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]}"] {
+            let err = RawObject::parse(text, &AB).err().unwrap();
             assert_eq!(err.code, FieldErrorCode::MalformedJson, "{text}");
         }
+    }
+
+    #[test]
+    fn arrays_stop_at_one_past_the_cap() {
+        assert_eq!(parse_raw_array("[1,2,3]", 3).unwrap().len(), 3);
+        let err = parse_raw_array("[1,2,3,4", 3).unwrap_err();
+        assert_eq!(err.code, FieldErrorCode::TooManyItems);
+        // Malformed text after the cap is never read.
+        let err = parse_raw_array("[1,2,3,4,!!!", 3).unwrap_err();
+        assert_eq!(err.code, FieldErrorCode::TooManyItems);
+        assert_eq!(
+            parse_raw_array("{}", 3).unwrap_err().code,
+            FieldErrorCode::MalformedJson
+        );
     }
 }

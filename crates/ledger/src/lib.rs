@@ -34,12 +34,14 @@
 
 #![warn(missing_docs)]
 
+pub mod attestation;
 pub mod block;
 pub mod checkpoint;
 pub mod error;
 pub mod hex;
 pub mod jcs;
 pub mod merkle;
+pub mod personal;
 pub mod tiles;
 pub mod verify;
 

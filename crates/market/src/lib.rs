@@ -13,6 +13,7 @@
 
 mod latency;
 mod message;
+mod partner;
 mod policy;
 mod seq;
 mod targets;
@@ -23,6 +24,7 @@ pub use message::{
     parse_client_message, ClientAck, ClientMessageError, FeedValuation, LatestPerRegion,
     ServerMessage, MAX_ORIGIN_LEN,
 };
+pub use partner::{PartnerRequest, PARTNER_NAME_MAX_CHARS};
 pub use policy::DistributionPolicy;
 pub use seq::{Offer, SeqCursor};
 pub use targets::{

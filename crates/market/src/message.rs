@@ -26,8 +26,13 @@ pub struct FeedValuation {
     pub region: String,
     /// Regulatory class of the run's data.
     pub data_class: DataClass,
-    /// The caller's id of the run.
-    pub run_id: String,
+    /// The caller's id of the run; absent for personal-class runs, which
+    /// are known on the feed only by `run_ref` (SPEC §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// The salted reference of a personal-class run (as on its ledger block).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_ref: Option<String>,
     /// Entanglement efficiency, 0..=1.
     pub eta_ent: f64,
     /// Coherence variance as a fraction.
@@ -366,7 +371,8 @@ mod tests {
             accepted_at: "2025-01-02T03:04:05.000001Z".into(),
             region: region.into(),
             data_class: DataClass::Public,
-            run_id: format!("run-{seq}"),
+            run_id: Some(format!("run-{seq}")),
+            run_ref: None,
             eta_ent: 0.97,
             coherence_variance: 0.015,
             runtime_hours: 100.0,
@@ -433,6 +439,22 @@ mod tests {
         // The bare struct has no tag.
         let bare = serde_json::to_value(valuation(7, "EU")).unwrap();
         assert_eq!(keys(&bare), sorted(&VALUATION_KEYS));
+    }
+
+    #[test]
+    fn personal_runs_carry_their_reference_not_their_id() {
+        let mut v = valuation(3, "EU");
+        v.data_class = DataClass::Personal;
+        v.run_id = None;
+        v.run_ref = Some("ab".repeat(32));
+        let text = ServerMessage::Valuation(v.clone()).to_json();
+        let json: Value = serde_json::from_str(&text).unwrap();
+        assert!(json.get("run_id").is_none(), "{text}");
+        assert_eq!(json["run_ref"], "ab".repeat(32));
+        assert_eq!(
+            ServerMessage::from_json(&text).unwrap(),
+            ServerMessage::Valuation(v)
+        );
     }
 
     #[test]

@@ -3,19 +3,19 @@
 use crate::auth::Role;
 use crate::error::{ApiError, ItemError};
 use crate::ledger::valuation_draft;
+use crate::limits::{self, RateClass};
 use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use qunimbus_core::region::metric_label;
 use qunimbus_core::telemetry::{parse_region, QuoteRequest};
 use qunimbus_core::time::{now_micros, rfc3339_micros};
-use qunimbus_core::validation::RawObject;
 use qunimbus_core::{FieldError, FieldErrorCode, Telemetry};
 use qunimbus_storage::{RunEntry, RunRecord, Stored};
 use qunimbus_valuation::{PhiStats, Valuation};
@@ -40,13 +40,19 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(crate::trust_api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let reads = Router::new()
-        .route("/v1/valuation/quote", post(quote))
+        .route(
+            "/v1/valuation/quote",
+            rate_limited(&state, RateClass::Quote, post(quote)),
+        )
         .route("/v1/valuations", get(list_valuations))
-        .route("/v1/valuations/stats", get(valuation_stats))
+        .route(
+            "/v1/valuations/stats",
+            rate_limited(&state, RateClass::Stats, get(valuation_stats)),
+        )
         .route("/v1/valuations/{run_id}", get(get_valuation))
         .route("/metrics", get(metrics))
-        .merge(crate::ledger_api::read_routes())
-        .merge(crate::tsa_api::routes())
+        .merge(crate::ledger_api::read_routes(&state))
+        .merge(crate::tsa_api::routes(&state))
         .merge(crate::market_api::read_routes())
         .merge(crate::trust_api::read_routes())
         .merge(crate::dashboard::routes())
@@ -63,12 +69,38 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(reads)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::overload,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::linger,
+        ))
         .with_state(state)
+}
+
+/// `route` limited per client as `class` (see [`limits::rate_limited`]).
+pub(crate) fn rate_limited(
+    state: &Arc<AppState>,
+    class: RateClass,
+    route: MethodRouter<Arc<AppState>>,
+) -> MethodRouter<Arc<AppState>> {
+    route.route_layer(middleware::from_fn_with_state(
+        (state.clone(), class),
+        limits::rate_limited,
+    ))
 }
 
 // ---- authentication -------------------------------------------------------
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer` header.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -86,6 +118,12 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError>
         state.metrics.reject("unauthorized");
         ApiError::unauthorized("the bearer token is not valid")
     })
+}
+
+/// Whether the request carries the admin token (reads then show what only
+/// operators may see).
+pub(crate) fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
+    bearer(headers).and_then(|t| state.credentials.role_of(t)) == Some(Role::Admin)
 }
 
 async fn require_ingest(
@@ -135,10 +173,14 @@ async fn require_reader(
 
 // ---- responses ------------------------------------------------------------
 
-/// A valuation as returned by the API.
+/// A valuation as returned by the API. A personal-class run shows its
+/// `run_ref`; its `run_id` only to admin callers (SPEC §11).
 #[derive(Debug, Serialize)]
 pub struct ValuationView<'a> {
-    run_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_ref: Option<String>,
     region: &'a str,
     data_class: &'a str,
     eta_ent: f64,
@@ -151,11 +193,13 @@ pub struct ValuationView<'a> {
     block_index: Option<u64>,
 }
 
-impl<'a> From<&'a RunRecord> for ValuationView<'a> {
-    fn from(r: &'a RunRecord) -> Self {
+impl<'a> ValuationView<'a> {
+    /// The view of `r` for a caller who is (`admin`) or is not an admin.
+    pub fn of(r: &'a RunRecord, admin: bool) -> Self {
         let t = &r.telemetry;
         Self {
-            run_id: t.run_id.as_str(),
+            run_id: (admin || !r.is_personal()).then(|| t.run_id.as_str()),
+            run_ref: r.run_ref(),
             region: &t.region,
             data_class: t.data_class.as_str(),
             eta_ent: t.metrics.eta_ent,
@@ -178,6 +222,26 @@ pub(crate) async fn read_text(
     body: Body,
     limit: usize,
 ) -> Result<String, ApiError> {
+    let bytes = read_body(state, headers, body, limit).await?;
+    String::from_utf8(bytes).map_err(|_| {
+        state.metrics.reject("malformed_json");
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "request body is not UTF-8",
+        )
+    })
+}
+
+/// Reads a whole body of at most `limit` bytes within
+/// `limits.body_read_timeout_ms`: 413 past the size (at once when the
+/// declared length says so), 408 past the time. Holds one copy of the body.
+pub(crate) async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         state.metrics.reject("body_too_large");
         ApiError::too_large(
@@ -192,40 +256,45 @@ pub(crate) async fn read_text(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(e) => {
+    let capacity = declared.map_or(0, |n| n as usize);
+    let read = async move {
+        let mut body = body;
+        let mut bytes = Vec::with_capacity(capacity);
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame?.into_data() else {
+                continue;
+            };
+            if bytes.len() + data.len() > limit {
+                return Ok(None);
+            }
+            bytes.extend_from_slice(&data);
+        }
+        Ok::<_, axum::Error>(Some(bytes))
+    };
+    let timeout = state.limits.config.body_read_timeout();
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(Some(bytes))) => Ok(bytes),
+        Ok(Ok(None)) => Err(too_large()),
+        Ok(Err(e)) => {
             state.metrics.reject("unreadable_body");
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "unreadable_body",
                 format!("could not read the request body: {e}"),
-            ));
+            ))
         }
-    };
-    String::from_utf8(bytes.to_vec()).map_err(|_| {
-        state.metrics.reject("malformed_json");
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "request body is not UTF-8",
-        )
-    })
-}
-
-/// Parses a JSON object body that may hold only the `allowed` fields; a
-/// refusal is counted and answered like any rejected input.
-pub(crate) fn parse_object<'a>(
-    state: &AppState,
-    text: &'a str,
-    allowed: &[&str],
-) -> Result<RawObject<'a>, ApiError> {
-    let object = RawObject::parse(text).map_err(|e| rejected(state, e))?;
-    object
-        .deny_unknown(allowed)
-        .map_err(|e| rejected(state, e))?;
-    Ok(object)
+        Err(_) => {
+            state.metrics.reject("body_timeout");
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the request body did not arrive within {} ms",
+                    timeout.as_millis()
+                ),
+            ))
+        }
+    }
 }
 
 pub(crate) fn rejected(state: &AppState, e: FieldError) -> ApiError {
@@ -322,7 +391,7 @@ async fn post_telemetry(
     body: Body,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
-    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let text = read_text(&state, &headers, body, state.ingest.max_body_bytes).await?;
     // The telemetry is received once its body is: feed latency starts here.
     let telemetry_received = Instant::now();
     let telemetry =
@@ -349,7 +418,8 @@ async fn post_telemetry(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(ValuationView::from(outcome.record()))).into_response())
+    let view = ValuationView::of(outcome.record(), is_admin(&state, &headers));
+    Ok((status, Json(view)).into_response())
 }
 
 #[derive(Serialize)]
@@ -365,27 +435,28 @@ async fn post_telemetry_batch(
     body: Body,
 ) -> Result<Response, ApiError> {
     let received = Instant::now();
-    let text = read_text(&state, &headers, body, state.limits.max_batch_body_bytes).await?;
+    let text = read_text(&state, &headers, body, state.ingest.max_batch_body_bytes).await?;
     let telemetry_received = Instant::now();
-    let items =
-        Telemetry::parse_json_batch(&text, &state.regions).map_err(|e| rejected(&state, e))?;
+    let max_runs = state.ingest.max_batch_runs;
+    let items = Telemetry::parse_json_batch(&text, &state.regions, max_runs).map_err(|e| {
+        if e.code == FieldErrorCode::TooManyItems {
+            state.metrics.reject("batch_too_large");
+            ApiError::too_large(
+                "batch_too_large",
+                format!(
+                    "the batch holds more than {max_runs} runs; at most {max_runs} are allowed"
+                ),
+            )
+        } else {
+            rejected(&state, e)
+        }
+    })?;
     if items.is_empty() {
         state.metrics.reject("empty_batch");
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "empty_batch",
             "the batch holds no runs",
-        ));
-    }
-    if items.len() > state.limits.max_batch_runs {
-        state.metrics.reject("batch_too_large");
-        return Err(ApiError::too_large(
-            "batch_too_large",
-            format!(
-                "the batch holds {} runs; at most {} are allowed",
-                items.len(),
-                state.limits.max_batch_runs
-            ),
         ));
     }
     let mut runs = Vec::with_capacity(items.len());
@@ -450,12 +521,13 @@ async fn post_telemetry_batch(
         .ingest_latency
         .observe(received.elapsed().as_secs_f64());
     let accepted = stored.iter().filter(|s| s.is_created()).count();
+    let admin = is_admin(&state, &headers);
     let response = BatchResponse {
         accepted,
         duplicates: stored.len() - accepted,
         runs: stored
             .iter()
-            .map(|s| ValuationView::from(s.record()))
+            .map(|s| ValuationView::of(s.record(), admin))
             .collect(),
     };
     let status = if accepted > 0 {
@@ -485,7 +557,7 @@ async fn quote(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let text = read_text(&state, &headers, body, state.ingest.max_body_bytes).await?;
     let request =
         QuoteRequest::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
     let m = request.metrics;
@@ -537,6 +609,7 @@ struct ListResponse<'a> {
 
 async fn list_valuations(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let params = query_params(&state, query, &["region", "limit"])?;
@@ -571,17 +644,25 @@ async fn list_valuations(
         .await?;
     Ok(Json(ListResponse {
         count: records.len(),
-        valuations: records.iter().map(ValuationView::from).collect(),
+        valuations: records
+            .iter()
+            .map(|r| ValuationView::of(r, is_admin(&state, &headers)))
+            .collect(),
     })
     .into_response())
 }
 
+/// `GET /v1/valuations/{run_id}`: a personal-class run is found only by
+/// admin callers (to anyone else its id is unknown, SPEC §11).
 async fn get_valuation(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     Path(run_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    match state.store.reader().get_run(&run_id).await? {
-        Some(record) => Ok(Json(ValuationView::from(&record)).into_response()),
+    let admin = is_admin(&state, &headers);
+    let found = state.store.reader().get_run(&run_id).await?;
+    match found.filter(|r| admin || !r.is_personal()) {
+        Some(record) => Ok(Json(ValuationView::of(&record, admin)).into_response()),
         None => {
             Err(ApiError::not_found(format!("no run with run_id {run_id:?}")).with_field("run_id"))
         }
@@ -624,12 +705,24 @@ async fn healthz() -> Response {
     Json(serde_json::json!({ "status": "ok" })).into_response()
 }
 
+/// 200 when the database answers and every background task runs; 503
+/// naming what is not (a task that died is down until its restart).
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match state.store.ready().await {
-        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
-        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
-            .into_response(),
+    if let Err(e) = state.store.ready().await {
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
+            .into_response();
     }
+    let down = state.tasks.down();
+    if !down.is_empty() {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            format!("background task down: {}", down.join(", ")),
+        );
+        e.retry_after = Some(1);
+        return e.into_response();
+    }
+    Json(serde_json::json!({ "status": "ready", "tasks": state.tasks.statuses() })).into_response()
 }
 
 /// OpenMetrics for clients that accept it (Prometheus asks for it first),

@@ -2,6 +2,9 @@
 //! variables, overridden by command-line flags (SPEC §9), validated at start
 //! with errors that name the offending key.
 
+mod limits;
+
+pub use limits::{LimitsConfig, RateLimit};
 use qunimbus_core::RegionSet;
 use qunimbus_storage::DbTarget;
 use qunimbus_valuation::{PhiHistory, ValuationParams};
@@ -398,6 +401,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Ingest limits.
     pub ingest: IngestConfig,
+    /// HTTP limits: timeouts, concurrency, per-client rates, stream caps.
+    pub limits: LimitsConfig,
     /// Verification ledger.
     pub ledger: LedgerConfig,
     /// Trusted time-stamping.
@@ -425,6 +430,7 @@ impl Default for Config {
             valuation: ValuationParams::default(),
             history: HistoryConfig::default(),
             ingest: IngestConfig::default(),
+            limits: LimitsConfig::default(),
             ledger: LedgerConfig::default(),
             tsa: TsaConfig::default(),
             market: MarketConfig::default(),
@@ -648,6 +654,7 @@ impl Config {
                 return Err(ConfigError::invalid(key, "must be at least 1"));
             }
         }
+        self.limits.validate()?;
         for (key, token) in [
             ("auth.admin_token", &self.auth.admin_token),
             ("auth.ingest_token", &self.auth.ingest_token),

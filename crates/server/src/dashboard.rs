@@ -16,10 +16,11 @@
 //! interval and how many runs it stands for. It ends when the node stops.
 
 use crate::error::ApiError;
+use crate::limits::{ClientIp, Slot};
 use crate::market::{feed_valuation, Live, MarketHub};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -30,7 +31,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -38,9 +39,6 @@ use tokio::time::{Interval, MissedTickBehavior};
 
 /// Per region, the stream sends at most one point per this interval.
 pub const THROTTLE: Duration = Duration::from_millis(250);
-
-/// Dashboard streams open at once in this process; more get 503.
-pub const MAX_STREAMS: usize = 32;
 
 /// How long the page's trend window is (the stream tells the page).
 const WINDOW: Duration = Duration::from_secs(300);
@@ -128,28 +126,6 @@ fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
 }
 
 // ---- the stream -------------------------------------------------------------------
-
-/// Counts open dashboard streams; the slot is given back on drop.
-struct StreamSlot;
-
-static OPEN_STREAMS: AtomicUsize = AtomicUsize::new(0);
-
-impl StreamSlot {
-    fn acquire() -> Option<Self> {
-        OPEN_STREAMS
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < MAX_STREAMS).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| Self)
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        OPEN_STREAMS.fetch_sub(1, Ordering::SeqCst);
-    }
-}
 
 /// One point of the phi trend: only non-personal fields of a valuation.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -258,7 +234,7 @@ struct Feed {
     throttle: Throttle,
     active: bool,
     first: Option<Event>,
-    _slot: StreamSlot,
+    _slot: Slot<IpAddr>,
 }
 
 impl Feed {
@@ -317,16 +293,20 @@ fn points_event(points: Vec<TrendPoint>) -> Event {
 /// active, the throttle and window, and the newest stored point per region),
 /// then `points` at most every [`THROTTLE`] while valuations arrive and
 /// `status` when the feed is switched on or off.
-async fn stream(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let slot = StreamSlot::acquire().ok_or_else(|| {
-        let mut e = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too_many_streams",
-            format!("{MAX_STREAMS} dashboard streams are open; try again later"),
-        );
-        e.retry_after = Some(5);
-        e
-    })?;
+/// A client may hold `limits.max_dashboard_streams_per_client` streams (429
+/// past it), the node `limits.max_dashboard_streams` (503 past it).
+async fn stream(
+    State(state): State<Arc<AppState>>,
+    ClientIp(client): ClientIp,
+) -> Result<Response, ApiError> {
+    let slot = state
+        .limits
+        .dashboard_streams
+        .acquire(client)
+        .map_err(|refusal| {
+            state.metrics.reject("too_many_connections");
+            refusal.into_api_error("dashboard streams")
+        })?;
     let hub = state.market.clone();
     // Subscribe before reading the newest stored runs, so nothing committed
     // in between is missed (a run seen twice only updates its point).
@@ -395,7 +375,8 @@ mod tests {
             accepted_at: format!("2026-01-01T00:00:{seq:02}.000000Z"),
             region: region.into(),
             data_class: DataClass::Public,
-            run_id: format!("secret-{seq}"),
+            run_id: Some(format!("secret-{seq}")),
+            run_ref: None,
             eta_ent: 0.9,
             coherence_variance: 0.01,
             runtime_hours: 1.0,

@@ -7,11 +7,11 @@ use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_ledger::block::{AttestationStatus, Block, BlockDigests, BlockDraft, BlockKind};
 use qunimbus_ledger::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use qunimbus_ledger::merkle::Hash;
+use qunimbus_ledger::personal::run_reference;
 use qunimbus_ledger::verify::ChainVerifier;
 use qunimbus_storage::{Reader, RunRecord, StorageError, Store};
 use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -161,17 +161,6 @@ pub fn valuation_draft(
         run_id,
         payload: Some(payload),
     }
-}
-
-/// The ledger's reference to a personal-class run:
-/// `hex(SHA-256(salt ‖ ":" ‖ run_id))`. Without the salt (kept off the
-/// ledger) the reference cannot be linked back to the run.
-pub fn run_reference(salt: &str, run_id: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(salt.as_bytes());
-    hasher.update(b":");
-    hasher.update(run_id.as_bytes());
-    qunimbus_ledger::hex::encode(&hasher.finalize())
 }
 
 /// Signs a checkpoint whenever the tree has grown, at most once per

@@ -1,9 +1,10 @@
 //! Ledger endpoints: summary, blocks, checkpoints, proofs, verification,
 //! attestations, the Grafana export and the C2SP tlog-tiles read API.
 
-use crate::api::{parse_object, query_params, read_text, rejected};
+use crate::api::{query_params, rate_limited, read_text, rejected};
 use crate::error::ApiError;
 use crate::ledger::{grafana_row, verify_ledger, verify_timestamps, VerifyReport};
+use crate::limits::RateClass;
 use crate::state::{lock, AppState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -15,18 +16,19 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use qunimbus_core::{time::now_micros, time::rfc3339_micros, FieldError, FieldErrorCode};
-use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind};
+use qunimbus_ledger::attestation::parse_attestation_request;
+use qunimbus_ledger::block::{BlockDraft, BlockKind};
 use qunimbus_ledger::tiles::{self, TileRequest};
 use qunimbus_storage::StorageError;
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// Read-only ledger routes.
-pub(crate) fn read_routes() -> Router<Arc<AppState>> {
+pub(crate) fn read_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/ledger", get(summary))
         .route("/v1/ledger/blocks", get(list_blocks))
@@ -35,12 +37,18 @@ pub(crate) fn read_routes() -> Router<Arc<AppState>> {
         .route("/v1/ledger/public-key", get(public_key))
         .route("/v1/ledger/proof/inclusion", get(inclusion_proof))
         .route("/v1/ledger/proof/consistency", get(consistency_proof))
-        .route("/v1/ledger/verify", get(verify))
+        .route(
+            "/v1/ledger/verify",
+            rate_limited(state, RateClass::Verify, get(verify)),
+        )
         .route(
             "/v1/ledger/attestations/{framework}",
             get(attestation_history),
         )
-        .route("/v1/ledger/export/grafana", get(export_grafana))
+        .route(
+            "/v1/ledger/export/grafana",
+            rate_limited(state, RateClass::Export, get(export_grafana)),
+        )
         .route("/tlog/checkpoint", get(checkpoint))
         .route("/tlog/tile/{*path}", get(tile))
 }
@@ -337,8 +345,19 @@ async fn verify(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
 }
 
 /// Verifies the whole chain and the newest checkpoint token, counts a
-/// failure and keeps the report as the node's last verification.
+/// failure and keeps the report as the node's last verification. At most one
+/// verification runs at a time; a caller that waited for one that started
+/// after it asked gets that one's report instead of starting another, so a
+/// burst of requests costs at most two passes over the ledger.
 pub(crate) async fn verify_and_record(state: &AppState) -> Result<VerifyReport, StorageError> {
+    let asked = std::time::Instant::now();
+    let mut last_started = state.verification_turn.lock().await;
+    if last_started.is_some_and(|started| started >= asked) {
+        if let Some(report) = lock(&state.last_verification).clone() {
+            return Ok(report);
+        }
+    }
+    let started = std::time::Instant::now();
     let reader = state.store.reader();
     let report = verify_ledger(reader, Some(&state.verifier), |_| {}).await?;
     let timestamps = verify_timestamps(reader, state.stamper.anchors(), true).await?;
@@ -348,6 +367,7 @@ pub(crate) async fn verify_and_record(state: &AppState) -> Result<VerifyReport, 
         tracing::error!(failure = ?report.failure, "ledger verification failed");
     }
     *lock(&state.last_verification) = Some(report.clone());
+    *last_started = Some(started);
     Ok(report)
 }
 
@@ -356,55 +376,9 @@ async fn post_attestation(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
+    let text = read_text(&state, &headers, body, state.ingest.max_body_bytes).await?;
     let names: Vec<&str> = state.frameworks.iter().map(String::as_str).collect();
-    let object = parse_object(&state, &text, &names)?;
-    let mut statuses = BTreeMap::new();
-    for name in &names {
-        if object.contains(name) && object.get(name).is_none() {
-            return Err(rejected(
-                &state,
-                FieldError::field(
-                    name,
-                    FieldErrorCode::InvalidChoice,
-                    format!("{name} must be verified, failed, pending or waived; got null"),
-                ),
-            ));
-        }
-        let Some(value) = object
-            .optional_string(name)
-            .map_err(|e| rejected(&state, e))?
-        else {
-            continue;
-        };
-        let status = AttestationStatus::parse(&value)
-            .filter(|s| *s != AttestationStatus::Genesis)
-            .ok_or_else(|| {
-                rejected(
-                    &state,
-                    FieldError::field(
-                        name,
-                        FieldErrorCode::InvalidChoice,
-                        format!(
-                            "{name} must be verified, failed, pending or waived; got {value:?}"
-                        ),
-                    ),
-                )
-            })?;
-        statuses.insert(name.to_string(), status);
-    }
-    if statuses.is_empty() {
-        return Err(rejected(
-            &state,
-            FieldError::document(
-                FieldErrorCode::MissingField,
-                format!(
-                    "give at least one framework status, e.g. {{\"{}\": \"verified\"}}",
-                    names[0]
-                ),
-            ),
-        ));
-    }
+    let statuses = parse_attestation_request(&text, &names).map_err(|e| rejected(&state, e))?;
     let draft = BlockDraft {
         timestamp: rfc3339_micros(now_micros()),
         kind: BlockKind::Attestation,

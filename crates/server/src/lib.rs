@@ -9,18 +9,21 @@ pub mod dashboard;
 pub mod error;
 pub mod ledger;
 mod ledger_api;
+pub mod limits;
 pub mod market;
 mod market_api;
 pub mod metrics;
 pub mod relay;
+pub mod serve;
 pub mod state;
+pub mod supervise;
+pub mod tickets;
 pub mod trust;
 mod trust_api;
 pub mod tsa;
 mod tsa_api;
 
 use auth::{Credentials, CredentialsError};
-use axum::serve::ListenerExt;
 use config::{Config, ConfigError};
 use metrics::Metrics;
 use qunimbus_storage::{StorageError, Store, StoreOptions};
@@ -86,6 +89,86 @@ pub enum NodeError {
     Serve(std::io::Error),
 }
 
+/// Starts the supervised background tasks: the checkpointer, the
+/// timestamper, the Trust Kernel controller and, with NATS, the relay.
+fn start_background(
+    config: &Config,
+    state: &Arc<AppState>,
+    signer: Arc<qunimbus_ledger::NoteSigner>,
+    stamper: Arc<tsa::Stamper>,
+    stop: &watch::Receiver<bool>,
+) -> Vec<JoinHandle<()>> {
+    let wake_stamper = Arc::new(tokio::sync::Notify::new());
+    let (store, metrics) = (state.store.clone(), state.metrics.clone());
+    let retry = (
+        Duration::from_millis(config.tsa.retry_initial_ms),
+        Duration::from_millis(config.tsa.retry_max_ms),
+    );
+    let wake = wake_stamper.clone();
+    let stop_rx = stop.clone();
+    let timestamper = state.tasks.spawn("timestamper", stop.clone(), move || {
+        let (store, stamper, metrics) = (store.clone(), stamper.clone(), metrics.clone());
+        tsa::run_timestamper(
+            store,
+            stamper,
+            metrics,
+            wake.clone(),
+            stop_rx.clone(),
+            retry.0,
+            retry.1,
+        )
+    });
+    let (store, metrics) = (state.store.clone(), state.metrics.clone());
+    let interval = Duration::from_millis(config.ledger.checkpoint_interval_ms);
+    let stop_rx = stop.clone();
+    let checkpointer = state.tasks.spawn("checkpointer", stop.clone(), move || {
+        let (metrics, wake) = (metrics.clone(), wake_stamper.clone());
+        ledger::run_checkpointer(
+            store.clone(),
+            signer.clone(),
+            interval,
+            stop_rx.clone(),
+            move |result| {
+                metrics.observe_checkpoint(result.is_ok());
+                if result.is_ok() {
+                    wake.notify_one();
+                }
+            },
+        )
+    });
+    let (controller_state, stop_rx) = (state.clone(), stop.clone());
+    let controller = state
+        .tasks
+        .spawn("trust_controller", stop.clone(), move || {
+            trust::run_controller(controller_state.clone(), stop_rx.clone())
+        });
+    let mut background = vec![timestamper, checkpointer, controller];
+    if let Some(url) = config.nats_url.clone().filter(|u| !u.is_empty()) {
+        background.extend(relay::start(
+            url,
+            config.nats.clone(),
+            state.store.clone(),
+            state.market.clone(),
+            state.market.committed.clone(),
+            stop.clone(),
+        ));
+    }
+    background
+}
+
+/// Creates `dir` (and missing parents) accessible by its owner only
+/// (0700): it holds the database with the erasure salts, keys and tokens.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 /// How long a graceful stop waits for in-flight requests.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -103,7 +186,7 @@ impl RunningNode {
     pub async fn start(config: &Config) -> Result<Self, NodeError> {
         config.validate()?;
         let addr = config.listen_addr()?;
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::DataDir {
+        create_private_dir(&config.data_dir).map_err(|source| NodeError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
@@ -118,7 +201,9 @@ impl RunningNode {
             tracing::info!(path = %file.display(), "admin and ingest tokens are in the credentials file");
         }
 
-        let metrics = Arc::new(Metrics::new());
+        let mut registry = Metrics::new();
+        let tasks = Arc::new(supervise::Supervisor::new(registry.registry_mut()));
+        let metrics = Arc::new(registry);
         let observer = metrics.clone();
         let mut options = StoreOptions {
             queue_depth: config.ingest.queue_depth,
@@ -204,10 +289,14 @@ impl RunningNode {
             signer: signer.clone(),
             frameworks: config.ledger.frameworks.clone(),
             last_verification: std::sync::Mutex::new(None),
+            verification_turn: tokio::sync::Mutex::new(None),
             metrics: metrics.clone(),
             credentials,
             protect_reads: config.auth.protect_reads,
-            limits: config.ingest.clone(),
+            ingest: config.ingest.clone(),
+            limits: limits::Limits::new(&config.limits),
+            tickets: tickets::TicketBook::default(),
+            tasks,
             history: std::sync::Mutex::new(history),
         });
 
@@ -217,54 +306,14 @@ impl RunningNode {
         let addr = listener
             .local_addr()
             .map_err(|source| NodeError::Bind { addr, source })?;
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let wake_stamper = Arc::new(tokio::sync::Notify::new());
-        let stamper_task = tokio::spawn(tsa::run_timestamper(
-            store.clone(),
-            stamper,
-            metrics.clone(),
-            wake_stamper.clone(),
-            stop_rx.clone(),
-            Duration::from_millis(config.tsa.retry_initial_ms),
-            Duration::from_millis(config.tsa.retry_max_ms),
-        ));
-        let checkpointer = tokio::spawn(ledger::run_checkpointer(
-            store.clone(),
-            signer,
-            Duration::from_millis(config.ledger.checkpoint_interval_ms),
-            stop_rx.clone(),
-            move |result| {
-                metrics.observe_checkpoint(result.is_ok());
-                if result.is_ok() {
-                    wake_stamper.notify_one();
-                }
-            },
-        ));
-        let controller = tokio::spawn(trust::run_controller(state.clone(), stop_rx.clone()));
-        let mut background = vec![checkpointer, stamper_task, controller];
-        if let Some(url) = config.nats_url.clone().filter(|u| !u.is_empty()) {
-            background.extend(relay::start(
-                url,
-                config.nats.clone(),
-                store.clone(),
-                state.market.clone(),
-                state.market.committed.clone(),
-                stop_rx.clone(),
-            ));
-        }
-        let app = api::router(state.clone()).layer(tower_http::trace::TraceLayer::new_for_http());
-        let mut stopped = stop_rx;
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let background = start_background(config, &state, signer, stamper, &stop_rx);
+        let app = api::router(state.clone());
+        let options = serve::ServeOptions {
+            header_read_timeout: config.limits.header_read_timeout(),
+            send_timeout: config.limits.send_timeout(),
+            max_connections: config.limits.max_connections,
+        };
+        let server = tokio::spawn(serve::serve(listener, app, options, stop_rx));
         tracing::info!(%addr, db = %target.describe(), stored_runs = stored, "QuNimbus node listening");
         Ok(Self {
             addr,

@@ -341,7 +341,8 @@ pub fn feed_valuation(origin: &str, record: &RunRecord) -> Option<FeedValuation>
         accepted_at: rfc3339_micros(record.accepted_at),
         region: t.region.clone(),
         data_class: t.data_class,
-        run_id: t.run_id.as_str().to_string(),
+        run_id: (!record.is_personal()).then(|| t.run_id.as_str().to_string()),
+        run_ref: record.run_ref(),
         eta_ent: t.metrics.eta_ent,
         coherence_variance: t.metrics.coherence_variance,
         runtime_hours: t.metrics.runtime_hours,
@@ -491,15 +492,22 @@ impl Session {
         SessionEnd::Dropped
     }
 
+    /// Sends the snapshot, then the replay asked for. While publishing is
+    /// switched off the snapshot is empty and nothing is replayed: the
+    /// session waits at `from_seq`, and what it missed is replayed once the
+    /// feed is switched on again (as gap repair).
     async fn start(&mut self, from_seq: Option<u64>) -> Result<(), SessionEnd> {
         let reader = self.state.store.reader();
         let newest = reader.max_feed_seq().await?;
+        let active = self.hub().is_active();
         let mut latest = Vec::new();
-        for record in reader.latest_run_per_region().await? {
-            if let Some(mut v) = feed_valuation(&self.hub().origin, &record) {
-                if self.allows(&v) {
-                    v.server_time = rfc3339_micros(now_micros());
-                    latest.push(v);
+        if active {
+            for record in reader.latest_run_per_region().await? {
+                if let Some(mut v) = feed_valuation(&self.hub().origin, &record) {
+                    if self.allows(&v) {
+                        v.server_time = rfc3339_micros(now_micros());
+                        latest.push(v);
+                    }
                 }
             }
         }
@@ -508,27 +516,25 @@ impl Session {
             &ServerMessage::Snapshot {
                 origin: self.hub().origin.clone(),
                 server_time: rfc3339_micros(now_micros()),
-                active: self.hub().is_active(),
+                active,
                 next_seq: newest + 1,
                 latest,
             },
             resume,
         )?;
-        match from_seq {
-            Some(from) => {
-                self.cursor = SeqCursor::new(from.max(1));
-                self.replay(from.max(1), newest).await?;
-                self.wait_for_room(newest + 1).await?;
-                self.push(
-                    &ServerMessage::Replayed {
-                        origin: self.hub().origin.clone(),
-                        from_seq: from.max(1),
-                        to_seq: newest,
-                    },
-                    newest + 1,
-                )?;
-            }
-            None => self.cursor = SeqCursor::new(newest + 1),
+        self.cursor = SeqCursor::new(resume);
+        if let (Some(from), true) = (from_seq, active) {
+            let from = from.max(1);
+            self.replay(from, newest).await?;
+            self.wait_for_room(newest + 1).await?;
+            self.push(
+                &ServerMessage::Replayed {
+                    origin: self.hub().origin.clone(),
+                    from_seq: from,
+                    to_seq: newest,
+                },
+                newest + 1,
+            )?;
         }
         Ok(())
     }

@@ -1,10 +1,12 @@
 //! QMP endpoints: partner administration, the feed over WebSocket and SSE,
 //! acknowledgements, activation and measured status.
 
-use crate::api::{parse_object, query_params, read_text, rejected};
+use crate::api::{query_params, read_text, rejected};
 use crate::error::ApiError;
+use crate::limits::Slot;
 use crate::market::{run_session, Outgoing, ACTIVE_KEY};
 use crate::state::AppState;
+use crate::tickets::{TicketRefusal, MAX_TICKETS_PER_PARTNER, TICKET_TTL};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -15,10 +17,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::SinkExt;
-use qunimbus_core::telemetry::parse_region;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_core::{FieldError, FieldErrorCode};
-use qunimbus_market::{latency_status, parse_client_message, throughput_status, ServerMessage};
+use qunimbus_market::{
+    latency_status, parse_client_message, throughput_status, PartnerRequest, ServerMessage,
+};
 use qunimbus_storage::{PartnerRecord, StorageError};
 use rand::RngCore;
 use serde_json::json;
@@ -46,6 +49,7 @@ pub(crate) fn feed_routes() -> Router<Arc<AppState>> {
         .route("/v1/market/feed", get(feed_ws))
         .route("/v1/market/stream", get(feed_sse))
         .route("/v1/market/ack", post(ack))
+        .route("/v1/market/ticket", post(ticket))
 }
 
 /// Read-only routes.
@@ -72,28 +76,8 @@ async fn create_partner(
     body: Body,
 ) -> Result<Response, ApiError> {
     let text = read_text(&state, &headers, body, 64 * 1024).await?;
-    let object = parse_object(&state, &text, &["name", "region"])?;
-    let name = object.string("name").map_err(|e| rejected(&state, e))?;
-    let valid_name = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    if !valid_name {
-        return Err(rejected(
-            &state,
-            FieldError::field(
-                "name",
-                FieldErrorCode::OutOfRange,
-                "name must be 1-64 characters of [A-Za-z0-9._-]",
-            ),
-        ));
-    }
-    let region = parse_region(
-        &object.string("region").map_err(|e| rejected(&state, e))?,
-        &state.regions,
-    )
-    .map_err(|e| rejected(&state, e))?;
+    let PartnerRequest { name, region } =
+        PartnerRequest::parse_json(&text, &state.regions).map_err(|e| rejected(&state, e))?;
     let id = format!("p_{}", random_hex(8));
     let api_key = format!("qmp_{}", random_hex(32));
     let created_at = rfc3339_micros(now_micros());
@@ -242,32 +226,38 @@ async fn status(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
 
 // ---- partner authentication and the feed --------------------------------------------
 
-/// The partner presenting `Authorization: Bearer <api key>` (or `?api_key=`):
-/// 401 when unknown, 403 when disabled.
+/// The partner presenting `Authorization: Bearer <api key>`, or a feed
+/// ticket in `?ticket=` (single use; see [`crate::tickets`]): 401 when
+/// unknown, 403 when disabled. A key is never accepted in the URL.
 async fn authenticate_partner(
     state: &AppState,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
 ) -> Result<PartnerRecord, ApiError> {
+    let unauthorized = |message: &str| {
+        state.metrics.reject("unauthorized");
+        ApiError::unauthorized(message)
+    };
     let key = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .or_else(|| params.get("api_key").map(String::as_str))
-        .ok_or_else(|| {
-            state.metrics.reject("unauthorized");
-            ApiError::unauthorized("a partner API key is required (Authorization: Bearer <key>)")
-        })?;
-    let partner = state
-        .store
-        .reader()
-        .partner_by_key_hash(&key_hash(key))
-        .await?
-        .ok_or_else(|| {
-            state.metrics.reject("unauthorized");
-            ApiError::unauthorized("the partner API key is not valid")
-        })?;
+        .map(str::trim);
+    let found = match (key, params.get("ticket")) {
+        (Some(key), _) => state.store.reader().partner_by_key_hash(&key_hash(key)).await?,
+        (None, Some(ticket)) => {
+            let Some(id) = state.tickets.redeem(ticket, std::time::Instant::now()) else {
+                return Err(unauthorized("the feed ticket is unknown, used or expired"));
+            };
+            state.store.reader().partner(&id).await?
+        }
+        (None, None) => {
+            return Err(unauthorized(
+                "a partner API key is required (Authorization: Bearer <key>), or a ticket from POST /v1/market/ticket",
+            ))
+        }
+    };
+    let partner = found.ok_or_else(|| unauthorized("the partner API key is not valid"))?;
     if partner.disabled_at.is_some() {
         state.metrics.reject("forbidden");
         return Err(ApiError::new(
@@ -277,6 +267,34 @@ async fn authenticate_partner(
         ));
     }
     Ok(partner)
+}
+
+/// `POST /v1/market/ticket` (partner key): a single-use ticket for opening
+/// the feed where no header can be sent (a browser's `EventSource`).
+async fn ticket(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let partner = authenticate_partner(&state, &headers, &HashMap::new()).await?;
+    let ticket = state
+        .tickets
+        .issue(&partner.id, std::time::Instant::now())
+        .map_err(|refusal| {
+            state.metrics.reject("too_many_tickets");
+            let message = match refusal {
+                TicketRefusal::PartnerFull => format!(
+                    "partner {} already holds {MAX_TICKETS_PER_PARTNER} unused tickets",
+                    partner.name
+                ),
+                TicketRefusal::NodeFull => "the node holds too many unused tickets".into(),
+            };
+            ApiError::too_many("too_many_tickets", message, TICKET_TTL.as_secs() as u32)
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "ticket": ticket, "expires_in_seconds": TICKET_TTL.as_secs() })),
+    )
+        .into_response())
 }
 
 fn from_seq(state: &AppState, params: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
@@ -318,14 +336,27 @@ async fn feed_ws(
     query: Params,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let params = query_params(&state, query, &["from_seq", "api_key"])?;
+    let params = query_params(&state, query, &["from_seq", "ticket"])?;
     let partner = authenticate_partner(&state, &headers, &params).await?;
     let from = from_seq(&state, &params)?;
+    let slot = feed_slot(&state, &partner)?;
     Ok(upgrade
         .read_buffer_size(PARTNER_READ_BUFFER)
         .max_message_size(PARTNER_MAX_MESSAGE)
         .max_frame_size(PARTNER_MAX_MESSAGE)
-        .on_upgrade(move |socket| serve_ws(state, partner, from, socket)))
+        .on_upgrade(move |socket| serve_ws(state, partner, from, socket, slot)))
+}
+
+/// A place among the partner's and the node's open feed connections.
+fn feed_slot(state: &AppState, partner: &PartnerRecord) -> Result<Slot<String>, ApiError> {
+    state
+        .limits
+        .feed_connections
+        .acquire(partner.id.clone())
+        .map_err(|refusal| {
+            state.metrics.reject("too_many_connections");
+            refusal.into_api_error("feed connections")
+        })
 }
 
 async fn serve_ws(
@@ -333,6 +364,7 @@ async fn serve_ws(
     partner: PartnerRecord,
     from: Option<u64>,
     mut socket: WebSocket,
+    _slot: Slot<String>,
 ) {
     let (out, mut queue) = mpsc::channel::<Outgoing>(state.market.queue_capacity);
     let mut session = tokio::spawn(run_session(
@@ -395,9 +427,10 @@ async fn feed_sse(
     headers: HeaderMap,
     query: Params,
 ) -> Result<Response, ApiError> {
-    let params = query_params(&state, query, &["from_seq", "api_key"])?;
+    let params = query_params(&state, query, &["from_seq", "ticket"])?;
     let partner = authenticate_partner(&state, &headers, &params).await?;
     let from = from_seq(&state, &params)?;
+    let slot = feed_slot(&state, &partner)?;
     let (out, queue) = mpsc::channel::<Outgoing>(state.market.queue_capacity);
     tokio::spawn(run_session(
         state.clone(),
@@ -406,16 +439,12 @@ async fn feed_sse(
         out,
         state.stop.clone(),
     ));
-    let events = futures_util::stream::unfold(queue, |mut queue| async move {
+    let events = futures_util::stream::unfold((queue, slot), |(mut queue, slot)| async move {
         let message = queue.recv().await?;
-        Some((
-            Ok::<Event, Infallible>(
-                Event::default()
-                    .event(message.kind)
-                    .data(message.text.as_str()),
-            ),
-            queue,
-        ))
+        let event = Event::default()
+            .event(message.kind)
+            .data(message.text.as_str());
+        Some((Ok::<Event, Infallible>(event), (queue, slot)))
     });
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
@@ -429,7 +458,7 @@ async fn ack(
     query: Params,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = query_params(&state, query, &["api_key"])?;
+    let params = query_params(&state, query, &[])?;
     let partner = authenticate_partner(&state, &headers, &params).await?;
     let text = read_text(&state, &headers, body, 4096).await?;
     let message = parse_client_message(&text).map_err(|e| {

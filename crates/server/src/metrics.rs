@@ -405,6 +405,12 @@ impl Metrics {
         }
     }
 
+    /// The registry, for parts of the node that register their own metrics
+    /// before the node starts.
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     /// Counts a rejected input.
     pub fn reject(&self, reason: &str) {
         self.rejected

@@ -36,6 +36,8 @@ pub struct AppState {
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// The result of the most recent chain verification.
     pub last_verification: Mutex<Option<VerifyReport>>,
+    /// Held while a verification runs; holds when the last one started.
+    pub verification_turn: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Metrics registry.
     pub metrics: Arc<Metrics>,
     /// Tokens.
@@ -43,7 +45,13 @@ pub struct AppState {
     /// Whether read-only endpoints need a token.
     pub protect_reads: bool,
     /// Ingest size limits.
-    pub limits: IngestConfig,
+    pub ingest: IngestConfig,
+    /// Request limits and their live state.
+    pub limits: crate::limits::Limits,
+    /// The supervised background tasks.
+    pub tasks: Arc<crate::supervise::Supervisor>,
+    /// Unused single-use feed tickets.
+    pub tickets: crate::tickets::TicketBook,
     /// Recent `phi_qevf` values; seeded with the most recent stored values.
     pub(crate) history: Mutex<PhiHistory>,
 }

@@ -74,8 +74,7 @@ pub enum TrustError {
     Corrupt(String),
 }
 
-/// Region statuses an operator may set.
-pub const STATUSES: [&str; 4] = ["active", "degraded", "down", "draining"];
+pub use qunimbus_trust::requests::STATUSES;
 
 /// Settings from `[trust]`.
 #[derive(Debug, Clone)]
@@ -386,6 +385,9 @@ impl TrustKernel {
         for json in reader.rollouts().await? {
             let rollout: Rollout = serde_json::from_str(&json)
                 .map_err(|e| TrustError::Corrupt(format!("rollout state: {e}")))?;
+            rollout
+                .check_stored()
+                .map_err(|e| TrustError::Corrupt(format!("stored rollout {}: {e}", rollout.id)))?;
             rollouts.push(rollout);
         }
         let kernel = Self {
@@ -811,7 +813,7 @@ impl TrustKernel {
         else {
             return Err(TrustError::NotPersonal(run_id.to_string(), class.as_str()));
         };
-        let run_ref = crate::ledger::run_reference(salt, run_id);
+        let run_ref = qunimbus_ledger::personal::run_reference(salt, run_id);
         let tombstone = format!("erased:{}", &run_ref[..32]);
         let draft = self.draft(
             BlockKind::Erasure,

@@ -11,15 +11,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::DateTime;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
-use qunimbus_core::{FieldError, FieldErrorCode};
-use qunimbus_trust::health::HealthEventKind;
+use qunimbus_trust::requests::{
+    parse_command_reason, HealthEventRequest, RegionUpdate, RolloutRequest,
+};
 use qunimbus_trust::rollout::{Command, Rollout, RolloutError};
 use serde_json::json;
 
-use crate::api::{parse_object, read_text, rejected};
+use crate::api::{read_text, rejected};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::trust::{evaluate_now, TrustError, STATUSES};
+use crate::trust::{evaluate_now, TrustError};
 
 /// Read-only routes.
 pub(crate) fn read_routes() -> Router<Arc<AppState>> {
@@ -106,10 +107,6 @@ async fn get_region(
     Ok(Json(view).into_response())
 }
 
-fn invalid(field: &str, code: FieldErrorCode, message: String) -> FieldError {
-    FieldError::field(field, code, message)
-}
-
 async fn put_region(
     State(state): State<Arc<AppState>>,
     Path(region): Path<String>,
@@ -117,50 +114,11 @@ async fn put_region(
     body: Body,
 ) -> Result<Response, ApiError> {
     let name = state.trust.region_name(&region)?;
-    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
-    let object = parse_object(&state, &text, &["status", "trust_score", "reason"])?;
-    let status = object.string("status").map_err(|e| rejected(&state, e))?;
-    if !STATUSES.contains(&status.as_str()) {
-        return Err(rejected(
-            &state,
-            invalid(
-                "status",
-                FieldErrorCode::InvalidChoice,
-                format!(
-                    "status must be one of {}; got {status:?}",
-                    STATUSES.join(", ")
-                ),
-            ),
-        ));
-    }
-    let reason = object
-        .optional_string("reason")
-        .map_err(|e| rejected(&state, e))?
-        .map(|r| r.trim().to_string())
-        .filter(|r| !r.is_empty());
-    let trust = match (object.contains("trust_score"), object.get("trust_score")) {
-        (false, _) => None,
-        (true, None) => Some(None),
-        (true, Some(_)) => {
-            let score = object
-                .number("trust_score")
-                .map_err(|e| rejected(&state, e))?;
-            if reason.is_none() {
-                return Err(rejected(
-                    &state,
-                    invalid(
-                        "reason",
-                        FieldErrorCode::MissingField,
-                        "a trust override needs a non-empty reason".into(),
-                    ),
-                ));
-            }
-            Some(Some(score))
-        }
-    };
+    let text = read_text(&state, &headers, body, state.ingest.max_body_bytes).await?;
+    let update = RegionUpdate::parse_json(&text).map_err(|e| rejected(&state, e))?;
     let (record, block_index) = state
         .trust
-        .set_region(&name, &status, trust, reason)
+        .set_region(&name, &update.status, update.trust, update.reason)
         .await?;
     let view = state.trust.region_view(&record.name);
     Ok(Json(json!({ "region": view, "block_index": block_index })).into_response())
@@ -173,68 +131,21 @@ async fn post_event(
     body: Body,
 ) -> Result<Response, ApiError> {
     let name = state.trust.region_name(&region)?;
-    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
-    let object = parse_object(&state, &text, &["kind", "at"])?;
-    let kind_text = object.string("kind").map_err(|e| rejected(&state, e))?;
-    let kind = HealthEventKind::parse(&kind_text).ok_or_else(|| {
-        rejected(
-            &state,
-            invalid(
-                "kind",
-                FieldErrorCode::InvalidChoice,
-                format!("kind must be failure or recovery; got {kind_text:?}"),
-            ),
-        )
-    })?;
+    let text = read_text(&state, &headers, body, state.ingest.max_body_bytes).await?;
     let now = now_micros().timestamp_micros();
-    let at = match object
-        .optional_string("at")
-        .map_err(|e| rejected(&state, e))?
-    {
-        None => now,
-        Some(text) => DateTime::parse_from_rfc3339(&text)
-            .map_err(|e| {
-                rejected(
-                    &state,
-                    invalid(
-                        "at",
-                        FieldErrorCode::WrongType,
-                        format!("at must be an RFC 3339 time: {e}"),
-                    ),
-                )
-            })?
-            .timestamp_micros(),
-    };
-    if at > now {
-        return Err(rejected(
-            &state,
-            invalid(
-                "at",
-                FieldErrorCode::OutOfRange,
-                "at is in the future; events are recorded when they happened".into(),
-            ),
-        ));
-    }
-    if at < now - state.trust.settings.window_micros {
-        return Err(rejected(
-            &state,
-            invalid(
-                "at",
-                FieldErrorCode::OutOfRange,
-                format!(
-                    "at is before the trust window ({} h); it would not count",
-                    state.trust.settings.window_hours()
-                ),
-            ),
-        ));
-    }
-    let block_index = state.trust.record_event(&name, kind, at).await?;
+    let event = HealthEventRequest::parse_json(&text, now, state.trust.settings.window_micros)
+        .map_err(|e| rejected(&state, e))?;
+    let block_index = state
+        .trust
+        .record_event(&name, event.kind, event.at_micros)
+        .await?;
     let view = state.trust.region_view(&name);
+    let at = DateTime::from_timestamp_micros(event.at_micros).unwrap_or_default();
     Ok((
         StatusCode::CREATED,
         Json(json!({
             "region": view,
-            "event": { "kind": kind.as_str(), "at": rfc3339_micros(DateTime::from_timestamp_micros(at).unwrap_or_default()) },
+            "event": { "kind": event.kind.as_str(), "at": rfc3339_micros(at) },
             "block_index": block_index,
         })),
     )
@@ -290,28 +201,12 @@ async fn post_rollout(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
-    let object = parse_object(&state, &text, &["version", "canary_region"])?;
-    let version = object.string("version").map_err(|e| rejected(&state, e))?;
-    let well_formed = !version.is_empty()
-        && version.len() <= 64
-        && version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c));
-    if !well_formed {
-        return Err(rejected(
-            &state,
-            invalid(
-                "version",
-                FieldErrorCode::OutOfRange,
-                "version must be 1-64 characters of [A-Za-z0-9._+-]".into(),
-            ),
-        ));
-    }
-    let canary = object
-        .optional_string("canary_region")
-        .map_err(|e| rejected(&state, e))?;
-    let rollout = state.trust.start_rollout(version, canary).await?;
+    let text = read_text(&state, &headers, body, state.ingest.max_body_bytes).await?;
+    let request = RolloutRequest::parse_json(&text).map_err(|e| rejected(&state, e))?;
+    let rollout = state
+        .trust
+        .start_rollout(request.version, request.canary_region)
+        .await?;
     Ok((StatusCode::CREATED, Json(rollout_view(&state, &rollout))).into_response())
 }
 
@@ -326,17 +221,9 @@ async fn rollout_command(
             "unknown rollout command {command:?}; use advance, pause, resume or rollback"
         ))
     })?;
-    let text = read_text(&state, &headers, body, state.limits.max_body_bytes).await?;
-    let reason = if text.trim().is_empty() {
-        String::new()
-    } else {
-        let object = parse_object(&state, &text, &["reason"])?;
-        object
-            .optional_string("reason")
-            .map_err(|e| rejected(&state, e))?
-            .unwrap_or_default()
-    };
-    let rollout = state.trust.command(&id, command, reason.trim()).await?;
+    let text = read_text(&state, &headers, body, state.ingest.max_body_bytes).await?;
+    let reason = parse_command_reason(&text).map_err(|e| rejected(&state, e))?;
+    let rollout = state.trust.command(&id, command, &reason).await?;
     Ok(Json(rollout_view(&state, &rollout)).into_response())
 }
 

@@ -1,8 +1,9 @@
 //! RFC 3161 over HTTP (`POST /tsa`), the built-in TSA's certificates, and
 //! the time-stamp token of a checkpoint.
 
-use crate::api::{query_params, rejected};
+use crate::api::{query_params, rate_limited, read_body, rejected};
 use crate::error::ApiError;
+use crate::limits::RateClass;
 use crate::state::AppState;
 use crate::tsa::random_serial;
 use axum::body::Body;
@@ -12,7 +13,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use http_body_util::{BodyExt, Limited};
 use qunimbus_core::time::now_micros;
 use qunimbus_core::{FieldError, FieldErrorCode};
 use std::collections::HashMap;
@@ -22,9 +22,9 @@ use std::sync::Arc;
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
 /// Open RFC 3161 routes.
-pub(crate) fn routes() -> Router<Arc<AppState>> {
+pub(crate) fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     Router::new()
-        .route("/tsa", post(timestamp))
+        .route("/tsa", rate_limited(state, RateClass::Tsa, post(timestamp)))
         .route("/tsa/certs", get(certificates))
         .route("/v1/ledger/checkpoint/timestamp", get(checkpoint_token))
 }
@@ -49,21 +49,10 @@ async fn timestamp(
             ));
         }
     }
-    let request = Limited::new(body, MAX_REQUEST_BYTES)
-        .collect()
-        .await
-        .map_err(|_| {
-            state.metrics.reject("body_too_large");
-            ApiError::too_large(
-                "body_too_large",
-                format!("a TimeStampReq is at most {MAX_REQUEST_BYTES} bytes"),
-            )
-        })?;
-    let reply = state.authority.respond(
-        &request.to_bytes(),
-        now_micros().timestamp_micros(),
-        random_serial(),
-    );
+    let request = read_body(&state, &headers, body, MAX_REQUEST_BYTES).await?;
+    let reply = state
+        .authority
+        .respond(&request, now_micros().timestamp_micros(), random_serial());
     Ok((
         [(header::CONTENT_TYPE, "application/timestamp-reply")],
         reply,

@@ -466,10 +466,15 @@ async fn health_readiness_metrics_and_json_errors_for_unknown_routes() {
         t.get("/healthz").await,
         (StatusCode::OK, json!({"status": "ok"}))
     );
+    let (status, ready) = t.get("/readyz").await;
     assert_eq!(
-        t.get("/readyz").await,
-        (StatusCode::OK, json!({"status": "ready"}))
+        (status, &ready["status"]),
+        (StatusCode::OK, &json!("ready"))
     );
+    for task in ["checkpointer", "timestamper", "trust_controller"] {
+        assert_eq!(ready["tasks"][task]["running"], json!(true), "{ready}");
+        assert_eq!(ready["tasks"][task]["restarts"], json!(0), "{ready}");
+    }
     t.ingest(REFERENCE).await;
     let metrics = t
         .http

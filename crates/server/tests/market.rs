@@ -20,8 +20,9 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::WebSocketStream;
 
 /// The feed fields a valuation message copies from the stored run.
-const RUN_FIELDS: [&str; 13] = [
+const RUN_FIELDS: [&str; 14] = [
     "run_id",
+    "run_ref",
     "region",
     "data_class",
     "eta_ent",
@@ -240,7 +241,10 @@ fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, field: O
 enum Key<'a> {
     None,
     Bearer(&'a str),
+    /// `?api_key=` (refused: a key never goes in a URL).
     Query(&'a str),
+    /// `?ticket=` from `POST /v1/market/ticket`.
+    Ticket(&'a str),
 }
 
 /// One feed connection.
@@ -265,8 +269,10 @@ async fn try_feed(
     recv_buffer: Option<u32>,
 ) -> Result<Feed, (StatusCode, Value)> {
     let mut params: Vec<String> = Vec::new();
-    if let Key::Query(k) = key {
-        params.push(format!("api_key={k}"));
+    match key {
+        Key::Query(k) => params.push(format!("api_key={k}")),
+        Key::Ticket(t) => params.push(format!("ticket={t}")),
+        Key::None | Key::Bearer(_) => {}
     }
     if !query.is_empty() {
         params.push(query.to_string());
@@ -543,19 +549,31 @@ async fn feed_auth() {
     assert_error(status, &body, StatusCode::UNAUTHORIZED, None);
     let (status, body) = refused(try_feed(&api, Key::Bearer("qmp_wrong"), "", None).await);
     assert_error(status, &body, StatusCode::UNAUTHORIZED, None);
-    let (status, body) = refused(try_feed(&api, Key::Query("qmp_wrong"), "", None).await);
+    // A key in the URL is refused, even a valid one: URLs end up in logs.
+    let (status, body) = refused(try_feed(&api, Key::Query(&partner.key), "", None).await);
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some("api_key"),
+    );
+    let (status, body) = refused(try_feed(&api, Key::Ticket("qmt_forged"), "", None).await);
     assert_error(status, &body, StatusCode::UNAUTHORIZED, None);
     // Admin and ingest tokens are not partner keys.
     let (status, body) = refused(try_feed(&api, Key::Bearer(&api.admin), "", None).await);
     assert_error(status, &body, StatusCode::UNAUTHORIZED, None);
     let (status, body) = refused(try_feed(&api, Key::Bearer(&gone.key), "", None).await);
     assert_error(status, &body, StatusCode::FORBIDDEN, None);
-    let (status, body) = refused(try_feed(&api, Key::Query(&gone.key), "", None).await);
+    let (status, body) = api.post("/v1/market/ticket", Some(&gone.key), "").await;
     assert_error(status, &body, StatusCode::FORBIDDEN, None);
 
-    // Both ways of presenting a valid key; the first message is a snapshot.
+    // A header key or a single-use ticket; the first message is a snapshot.
     api.ingest(&varied_run("auth-1", 1)).await;
-    for key in [Key::Bearer(&partner.key), Key::Query(&partner.key)] {
+    let (status, issued) = api.post("/v1/market/ticket", Some(&partner.key), "").await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    assert_eq!(issued["expires_in_seconds"], 30);
+    let ticket = issued["ticket"].as_str().unwrap().to_string();
+    for key in [Key::Bearer(&partner.key), Key::Ticket(&ticket)] {
         let mut feed = try_feed(&api, key, "", None)
             .await
             .unwrap_or_else(|(s, b)| panic!("refused: {s} {b}"));
@@ -570,6 +588,12 @@ async fn feed_auth() {
         assert_eq!(latest[0]["run_id"], "auth-1");
         assert_eq!(latest[0]["seq"], 1);
     }
+    let (status, body) = refused(try_feed(&api, Key::Ticket(&ticket), "", None).await);
+    assert_error(status, &body, StatusCode::UNAUTHORIZED, None);
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("used"),
+        "a ticket works once: {body}"
+    );
 
     // The SSE stream and the ack endpoint authenticate the same way.
     let response = api
@@ -905,9 +929,15 @@ async fn sse_stream_and_ack() {
     let partner = api.add_partner("sse-eu", "EU").await;
     let older = api.ingest(&varied_run("sse-0", 0)).await;
 
+    // An `EventSource` cannot send headers: it opens the stream with a ticket.
     for via_query in [false, true] {
         let mut request = api.http.get(api.url(&if via_query {
-            format!("/v1/market/stream?api_key={}", partner.key)
+            let (status, issued) = api.post("/v1/market/ticket", Some(&partner.key), "").await;
+            assert_eq!(status, StatusCode::CREATED, "{issued}");
+            format!(
+                "/v1/market/stream?ticket={}",
+                issued["ticket"].as_str().unwrap()
+            )
         } else {
             "/v1/market/stream".to_string()
         }));
@@ -1394,10 +1424,12 @@ async fn distribution_policy() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v["run_id"].as_str().unwrap())
+        .map(|v| v["run_id"].as_str().or(v["run_ref"].as_str()).unwrap())
         .collect();
+    let personal_ref = personal["run_ref"].as_str().unwrap();
+    assert!(personal.get("run_id").is_none(), "{personal}");
     assert!(!latest.contains(&"pol-itar"), "{snapshot}");
-    assert!(latest.contains(&"pol-personal"), "{snapshot}");
+    assert!(latest.contains(&personal_ref), "{snapshot}");
     check_withheld(&eu_replay.recv().await, 1, "itar");
     eu_replay.valuations(2, 2).await;
     assert_eq!(eu_replay.recv().await["type"], "replayed");
@@ -1406,10 +1438,10 @@ async fn distribution_policy() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v["run_id"].as_str().unwrap())
+        .map(|v| v["run_id"].as_str().or(v["run_ref"].as_str()).unwrap())
         .collect();
     assert!(latest.contains(&"pol-itar"), "{snapshot}");
-    assert!(!latest.contains(&"pol-personal"), "{snapshot}");
+    assert!(!latest.contains(&personal_ref), "{snapshot}");
     am_replay.valuations(1, 1).await;
     check_withheld(&am_replay.recv().await, 2, "personal");
     am_replay.valuations(3, 1).await;

@@ -429,16 +429,31 @@ async fn personal_data_never_in_clear_on_the_ledger(backend: Backend) {
     run["region"] = json!("EU");
     run["data_class"] = json!("personal");
     let accepted = t.ingest_new(&run).await;
-    assert_eq!(
-        accepted["run_id"],
-        json!("patient-4711-mri"),
-        "kept off-ledger"
+    assert!(
+        accepted.get("run_id").is_none(),
+        "shown only to admin callers: {accepted}"
     );
     let block = t
         .get_ok(&format!("/v1/ledger/blocks/{}", accepted["block_index"]))
         .await;
     assert!(block.get("run_id").is_none(), "{block}");
     let reference = block["payload"]["run_ref"].as_str().unwrap();
+    assert_eq!(accepted["run_ref"], json!(reference));
+    // The open read API knows the run by its reference only; an admin
+    // caller sees its id.
+    let (status, _) = t.get("/v1/valuations/patient-4711-mri").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "personal ids are not public");
+    let (status, as_admin) = t
+        .send(
+            Method::GET,
+            "/v1/valuations/patient-4711-mri",
+            Some(t.admin_token()),
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{as_admin}");
+    assert_eq!(as_admin["run_id"], json!("patient-4711-mri"));
+    assert_eq!(as_admin["run_ref"], json!(reference));
     // run_ref = hex(SHA-256(salt ‖ ":" ‖ run_id)), recomputed by Python's
     // hashlib from the salt stored off-ledger.
     let salt = t
@@ -457,7 +472,12 @@ async fn personal_data_never_in_clear_on_the_ledger(backend: Backend) {
     assert!(python.status.success());
     assert_eq!(String::from_utf8_lossy(&python.stdout).trim(), reference);
     // Every place the block is published carries the reference, never the id.
-    for path in ["/v1/ledger/blocks?limit=1000", "/v1/ledger/export/grafana"] {
+    for path in [
+        "/v1/ledger/blocks?limit=1000",
+        "/v1/ledger/export/grafana",
+        "/v1/valuations?limit=1000",
+        "/v1/valuations?region=EU",
+    ] {
         let (status, text) = t.get_text(path).await;
         assert_eq!(status, StatusCode::OK, "{path}: {text}");
         assert!(text.contains(reference), "{path} lacks the run_ref: {text}");
@@ -513,7 +533,15 @@ async fn personal_data_never_in_clear_on_the_ledger(backend: Backend) {
     let (status, _) = t.get("/v1/valuations/patient-4711-mri").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "the id no longer resolves");
     let tombstone = format!("erased:{}", &reference[..32]);
-    let kept = t.get_ok(&format!("/v1/valuations/{tombstone}")).await;
+    let (status, kept) = t
+        .send(
+            Method::GET,
+            &format!("/v1/valuations/{tombstone}"),
+            admin,
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{kept}");
     assert_eq!(
         kept["phi_qevf"], accepted["phi_qevf"],
         "the run's figures stay"

@@ -162,12 +162,36 @@ async fn lock_postgres(conn: &mut PgConnection) -> Result<WriterLock, StorageErr
     }
 }
 
+/// Creates the SQLite file readable by its owner only (0600), or narrows an
+/// existing file to that: it holds the erasure salts of personal-class runs.
+/// SQLite gives its `-wal` and `-shm` files the database file's mode.
+fn make_private(path: &std::path::Path) -> Result<(), StorageError> {
+    let failed = |source| StorageError::File {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let file = options.open(path).map_err(failed)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(failed)?;
+    }
+    #[cfg(not(unix))]
+    options.open(path).map_err(failed)?;
+    Ok(())
+}
+
 /// Opens the writer connection (creating the database if needed), takes the
 /// single-writer lock, and applies migrations.
 pub(crate) async fn open_writer(target: &DbTarget) -> Result<LockedWriter, StorageError> {
     let (conn, lock) = match target {
         DbTarget::Sqlite(path) => {
             let lock = lock_sqlite(path).await?;
+            make_private(path)?;
             let mut conn = sqlite_options(path)
                 .create_if_missing(true)
                 .connect()

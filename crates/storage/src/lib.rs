@@ -46,6 +46,14 @@ pub enum StorageError {
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file could not be created or made private.
+    #[error("database file {path}: {source}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The SQLite file to read does not exist.
     #[error("database file {0} does not exist")]
     Missing(String),
@@ -117,6 +125,10 @@ impl Default for StoreOptions {
     }
 }
 
+/// Control jobs (checkpoints, time-stamps, blocks, administrative writes)
+/// that may wait for the writer before submitters get `Busy`.
+const CONTROL_QUEUE_DEPTH: usize = 1024;
+
 /// The committed tree as the writer last published it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TreeHead {
@@ -131,7 +143,11 @@ pub struct TreeHead {
 /// The node's database: a read pool plus the group-committing writer.
 pub struct Store {
     reader: Reader,
+    /// Runs to ingest (bounded by `queue_depth`; full means `Busy`).
     jobs: mpsc::Sender<WriteJob>,
+    /// Everything else: checkpoints, time-stamps, blocks, administrative
+    /// writes. Served first, so ingest load never starves them.
+    control: mpsc::Sender<WriteJob>,
     shutdown: Arc<Notify>,
     writer_task: Mutex<Option<JoinHandle<()>>>,
     head: watch::Receiver<TreeHead>,
@@ -165,6 +181,7 @@ impl Store {
         let reader =
             Reader::open_with_cache(target, options.read_connections, cache.clone()).await?;
         let (jobs, rx) = mpsc::channel(options.queue_depth.max(1));
+        let (control, control_rx) = mpsc::channel(CONTROL_QUEUE_DEPTH);
         let shutdown = Arc::new(Notify::new());
         let writer = Writer::new(
             writer_conn,
@@ -175,10 +192,11 @@ impl Store {
             cache,
             options.on_runs,
         );
-        let writer_task = tokio::spawn(writer.run(rx, shutdown.clone()));
+        let writer_task = tokio::spawn(writer.run(control_rx, rx, shutdown.clone()));
         Ok(Self {
             reader,
             jobs,
+            control,
             shutdown,
             writer_task: Mutex::new(Some(writer_task)),
             head: head_rx,
@@ -200,7 +218,11 @@ impl Store {
         job: WriteJob,
         answer: oneshot::Receiver<Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
-        self.jobs.try_send(job).map_err(|e| match e {
+        let queue = match job {
+            WriteJob::Runs { .. } => &self.jobs,
+            _ => &self.control,
+        };
+        queue.try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StorageError::Busy,
             mpsc::error::TrySendError::Closed(_) => StorageError::Closed,
         })?;
@@ -317,7 +339,7 @@ impl Store {
 
     /// Whether the database answers and the writer is running.
     pub async fn ready(&self) -> Result<(), StorageError> {
-        if self.jobs.is_closed() {
+        if self.jobs.is_closed() || self.control.is_closed() {
             return Err(StorageError::Closed);
         }
         self.reader.ping().await

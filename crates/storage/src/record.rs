@@ -44,6 +44,22 @@ pub enum Stored {
     Existing(RunRecord),
 }
 
+impl RunRecord {
+    /// The run's public reference when it is personal-class (its salted
+    /// `run_ref`, as on its ledger block); `None` for other runs, and for an
+    /// erased run, whose salt is gone.
+    pub fn run_ref(&self) -> Option<String> {
+        self.erasure_salt.as_deref().map(|salt| {
+            qunimbus_ledger::personal::run_reference(salt, self.telemetry.run_id.as_str())
+        })
+    }
+
+    /// Whether the run's id may be shown only to admin callers.
+    pub fn is_personal(&self) -> bool {
+        self.telemetry.data_class == DataClass::Personal
+    }
+}
+
 impl Stored {
     /// The record that is stored under the run id.
     pub fn record(&self) -> &RunRecord {

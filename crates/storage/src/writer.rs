@@ -120,20 +120,6 @@ impl WriteJob {
         }
     }
 
-    /// Jobs that run in a transaction of their own, not in a group commit.
-    fn is_solo(&self) -> bool {
-        matches!(
-            self,
-            Self::Checkpoint { .. } | Self::Timestamp { .. } | Self::Statement { .. }
-        ) || self.has_statements()
-    }
-
-    /// Blocks with statements commit alone, so a failing statement fails
-    /// only its own job.
-    fn has_statements(&self) -> bool {
-        matches!(self, Self::Blocks { statements, .. } if !statements.is_empty())
-    }
-
     fn fail(self, error: &StorageError) {
         let e = StorageError::CommitFailed(error.to_string());
         match self {
@@ -192,69 +178,83 @@ impl Writer {
         }
     }
 
-    /// Serves jobs until shutdown is signalled, then drains the queue and closes.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<WriteJob>, shutdown: Arc<Notify>) {
-        let mut pending: Option<WriteJob> = None;
+    /// Serves jobs until shutdown is signalled, then drains both queues and
+    /// closes. Control jobs (checkpoints, time-stamps, blocks and
+    /// administrative statements) come first whenever one is waiting, so
+    /// saturating ingest never starves them; each commits in a transaction
+    /// of its own, so a block that cannot be sealed fails only its own job.
+    /// Runs are group-committed.
+    pub async fn run(
+        mut self,
+        mut control: mpsc::Receiver<WriteJob>,
+        mut runs: mpsc::Receiver<WriteJob>,
+        shutdown: Arc<Notify>,
+    ) {
+        let mut stopping = false;
         loop {
-            let first = match pending.take() {
-                Some(job) => Some(job),
-                None => tokio::select! {
-                    job = rx.recv() => job,
+            let next = if stopping {
+                match control.recv().await {
+                    Some(job) => Some(job),
+                    None => runs.recv().await,
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    job = control.recv() => job,
+                    job = runs.recv() => job,
                     () = shutdown.notified() => {
-                        rx.close();
-                        rx.recv().await
+                        control.close();
+                        runs.close();
+                        stopping = true;
+                        continue;
                     }
-                },
+                }
             };
-            let Some(first) = first else { break };
+            let Some(first) = next else { break };
             match first {
-                WriteJob::Checkpoint {
-                    size,
-                    root,
-                    sign,
-                    reply,
-                } => {
-                    let _ = reply.send(self.save_checkpoint(size, root, sign).await);
-                    continue;
-                }
-                WriteJob::Timestamp {
-                    size,
-                    outcome,
-                    reply,
-                } => {
-                    let _ = reply.send(self.save_timestamp(size, outcome).await);
-                    continue;
-                }
-                WriteJob::Statement { sql, binds, reply } => {
-                    let _ = reply.send(self.execute(sql, binds).await);
-                    continue;
-                }
-                job if job.has_statements() => {
-                    let rows = job.rows();
-                    self.commit_group(vec![job], rows).await;
-                    continue;
-                }
-                _ => {}
-            }
-            let mut group = vec![first];
-            let mut rows = group[0].rows();
-            while rows < self.max_group_rows {
-                match rx.try_recv() {
-                    Ok(job) if job.is_solo() => {
-                        pending = Some(job);
-                        break;
+                WriteJob::Runs { .. } => {
+                    let mut group = vec![first];
+                    let mut rows = group[0].rows();
+                    while rows < self.max_group_rows {
+                        match runs.try_recv() {
+                            Ok(job) => {
+                                rows += job.rows();
+                                group.push(job);
+                            }
+                            Err(_) => break,
+                        }
                     }
-                    Ok(job) => {
-                        rows += job.rows();
-                        group.push(job);
-                    }
-                    Err(_) => break,
+                    self.commit_group(group, rows).await;
                 }
+                job => self.serve_control(job).await,
             }
-            self.commit_group(group, rows).await;
         }
         if let Err(e) = self.conn.close().await {
             tracing::warn!(error = %e, "closing the writer connection failed");
+        }
+    }
+
+    /// Runs one control job in a transaction of its own.
+    async fn serve_control(&mut self, job: WriteJob) {
+        match job {
+            WriteJob::Checkpoint {
+                size,
+                root,
+                sign,
+                reply,
+            } => drop(reply.send(self.save_checkpoint(size, root, sign).await)),
+            WriteJob::Timestamp {
+                size,
+                outcome,
+                reply,
+            } => drop(reply.send(self.save_timestamp(size, outcome).await)),
+            WriteJob::Statement { sql, binds, reply } => {
+                drop(reply.send(self.execute(sql, binds).await))
+            }
+            job => {
+                let rows = job.rows();
+                self.commit_group(vec![job], rows).await;
+            }
         }
     }
 

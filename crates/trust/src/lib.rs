@@ -6,4 +6,5 @@
 pub mod compliance;
 pub mod health;
 pub mod policy;
+pub mod requests;
 pub mod rollout;

@@ -291,6 +291,26 @@ pub struct Rollout {
 }
 
 impl Rollout {
+    /// Checks a rollout read back from storage before anything indexes its
+    /// phases: a valid plan, the current phase inside it, a soak time ≥ 0.
+    pub fn check_stored(&self) -> Result<(), RolloutError> {
+        validate_plan(&self.phases)?;
+        if self.phase >= self.phases.len() {
+            return Err(RolloutError::InvalidPlan(format!(
+                "current phase {} is outside its {} phases",
+                self.phase,
+                self.phases.len()
+            )));
+        }
+        if self.soak_micros < 0 {
+            return Err(RolloutError::InvalidPlan(format!(
+                "negative soak time {} µs",
+                self.soak_micros
+            )));
+        }
+        Ok(())
+    }
+
     /// A new rollout with its canary phase deployed at `now`.
     pub fn start(
         id: String,
