@@ -250,9 +250,10 @@ impl RunningNode {
             background.extend(relay::start(
                 url,
                 config.nats.clone(),
+                state.signer.clone(),
+                state.metrics.clone(),
                 store.clone(),
                 state.market.clone(),
-                state.market.committed.clone(),
                 stop_rx.clone(),
             ));
         }
