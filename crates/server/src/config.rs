@@ -371,6 +371,11 @@ pub struct NatsConfig {
     /// must chain to (for `tls://` URLs or servers that require TLS).
     /// Unset: the system's trust store.
     pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for servers that verify clients (mutual TLS);
+    /// with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file` (PKCS#8, SEC1 or PKCS#1).
+    pub tls_key_file: Option<PathBuf>,
     /// NATS credentials, from the environment only (never from the file,
     /// never logged; see [`NatsAuth`]).
     #[serde(skip)]
@@ -385,6 +390,8 @@ impl Default for NatsConfig {
             max_age_hours: 24 * 7,
             peer_keys: Vec::new(),
             tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
             auth: NatsAuth::default(),
         }
     }
@@ -735,6 +742,12 @@ impl Config {
         }
         self.nats.peer_verifiers()?;
         self.nats.auth.validate()?;
+        if self.nats.tls_cert_file.is_some() != self.nats.tls_key_file.is_some() {
+            return Err(ConfigError::invalid(
+                "nats.tls_cert_file",
+                "nats.tls_cert_file and nats.tls_key_file go together",
+            ));
+        }
         let token_ok = |t: &str| {
             !t.is_empty()
                 && t.chars()
@@ -941,7 +954,7 @@ fn env_entry(name: &str, value: &str) -> Option<(String, toml::Value)> {
                 .map(|k| toml::Value::String(k.to_string()))
                 .collect(),
         )
-    } else if STRING_KEYS.contains(&key.as_str()) || key == "nats.tls_ca_file" {
+    } else if STRING_KEYS.contains(&key.as_str()) || key.starts_with("nats.tls_") {
         toml::Value::String(value.to_string())
     } else {
         format!("v = {value}")
@@ -1216,6 +1229,25 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(key_of(err), "nats.password");
+        // TLS files are paths (strings) from the environment; cert and key pair.
+        let c = Config::load(
+            None,
+            env(&[
+                ("QUNIMBUS_NATS__TLS_CA_FILE", "1234"),
+                ("QUNIMBUS_NATS__TLS_CERT_FILE", "/etc/q/client.pem"),
+                ("QUNIMBUS_NATS__TLS_KEY_FILE", "/etc/q/client.key"),
+            ]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.nats.tls_ca_file, Some(PathBuf::from("1234")));
+        let err = Config::load(
+            None,
+            env(&[("QUNIMBUS_NATS__TLS_KEY_FILE", "/etc/q/client.key")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert_eq!(key_of(err), "nats.tls_cert_file");
         // A URL that is neither nats:// nor tls://.
         let err = Config::load(
             None,

@@ -226,7 +226,8 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The client options: connection name, TLS roots and the credentials of
+/// The client options: connection name, TLS roots and client certificate,
+/// and the credentials of
 /// `auth` (at most one method; [`NatsAuth::validate`] checked that).
 async fn connect_options(
     config: &NatsConfig,
@@ -237,6 +238,9 @@ async fn connect_options(
         .connection_timeout(Duration::from_secs(5));
     if let Some(ca) = &config.tls_ca_file {
         options = options.add_root_certificates(ca.clone());
+    }
+    if let (Some(cert), Some(key)) = (&config.tls_cert_file, &config.tls_key_file) {
+        options = options.add_client_certificate(cert.clone(), key.clone());
     }
     let NatsAuth {
         user,

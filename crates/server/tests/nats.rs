@@ -562,100 +562,67 @@ async fn token_and_nkey_authentication() {
     assert!(!relay_attaches(&server, nkey(&stranger), |_| {}).await);
 }
 
-/// Writes a CA and a server certificate for 127.0.0.1 (signed by it) with
-/// `openssl` into `dir`; returns the CA certificate's path.
+/// Writes a CA (`{name}-ca.pem`) with `openssl` into `dir`, and on the first
+/// call a server certificate for 127.0.0.1 (`server.pem`, `server.key`) and
+/// a client certificate (`client.pem`, `client.key`) signed by it; returns
+/// the CA certificate's path.
 fn make_certificates(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
-    let run = |args: &[&str]| {
+    // Each command is one line of words (no word has a space).
+    let run = |line: &str| {
+        let args: Vec<&str> = line.split_whitespace().collect();
         let out = std::process::Command::new("openssl")
-            .args(args)
+            .args(&args)
             .current_dir(dir)
             .output()
             .expect("the openssl command is required for the TLS test");
         assert!(
             out.status.success(),
-            "openssl {args:?}: {}",
+            "openssl {line}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let ca_key = format!("{name}-ca.key");
-    let ca = format!("{name}-ca.pem");
-    run(&[
-        "ecparam",
-        "-name",
-        "prime256v1",
-        "-genkey",
-        "-noout",
-        "-out",
-        &ca_key,
-    ]);
-    run(&[
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        &ca_key,
-        "-sha256",
-        "-days",
-        "2",
-        "-subj",
-        &format!("/CN={name} test CA"),
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-        "-out",
-        &ca,
-    ]);
-    if !dir.join("server.key").exists() {
-        run(&[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "server.key",
-        ]);
-        run(&[
-            "req",
-            "-new",
-            "-key",
-            "server.key",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-out",
-            "server.csr",
-        ]);
-        std::fs::write(
-            dir.join("server.ext"),
-            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-             extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
-        )
-        .unwrap();
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-sha256",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ]);
+    let key = |file: &str| {
+        run(&format!(
+            "ecparam -name prime256v1 -genkey -noout -out {file}"
+        ))
+    };
+    key(&format!("{name}-ca.key"));
+    run(&format!(
+        "req -x509 -new -key {name}-ca.key -sha256 -days 2 -subj /CN={name}-test-CA \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
+         -out {name}-ca.pem"
+    ));
+    if !dir.join("server.pem").exists() {
+        for (leaf, subject, extensions) in [
+            (
+                "server",
+                "127.0.0.1",
+                "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+            ),
+            ("client", "qunimbus-node", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            key(&format!("{leaf}.key"));
+            run(&format!(
+                "req -new -key {leaf}.key -subj /CN={subject} -out {leaf}.csr"
+            ));
+            std::fs::write(
+                dir.join(format!("{leaf}.ext")),
+                format!(
+                    "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n{extensions}"
+                ),
+            )
+            .unwrap();
+            run(&format!(
+                "x509 -req -in {leaf}.csr -CA {name}-ca.pem -CAkey {name}-ca.key -CAcreateserial \
+                 -days 2 -sha256 -extfile {leaf}.ext -out {leaf}.pem"
+            ));
+        }
     }
-    dir.join(ca)
+    dir.join(format!("{name}-ca.pem"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_urls_connect_with_the_configured_ca() {
+async fn tls_urls_connect_with_the_configured_ca_and_client_certificate() {
     let certs = tempfile::tempdir().unwrap();
     let ca = make_certificates(certs.path(), "good");
     let other_ca = make_certificates(certs.path(), "other");
@@ -683,10 +650,33 @@ async fn tls_urls_connect_with_the_configured_ca() {
     assert!(
         relay_attaches(&server, NatsAuth::default(), |c| {
             c.nats_url = Some(plain);
-            c.nats.tls_ca_file = Some(ca);
+            c.nats.tls_ca_file = Some(ca.clone());
         })
         .await
     );
+    drop(server);
+
+    // Mutual TLS: the server verifies client certificates against the CA.
+    let server = AuthServer::start(
+        &[
+            "--tlsverify",
+            "--tlscert",
+            cert.to_str().unwrap(),
+            "--tlskey",
+            key.to_str().unwrap(),
+            "--tlscacert",
+            ca.to_str().unwrap(),
+        ],
+        None,
+        "tls",
+    );
+    assert!(!relay_attaches(&server, NatsAuth::default(), with_ca(ca.clone())).await);
+    let client = |c: &mut Config| {
+        c.nats.tls_ca_file = Some(ca.clone());
+        c.nats.tls_cert_file = Some(certs.path().join("client.pem"));
+        c.nats.tls_key_file = Some(certs.path().join("client.key"));
+    };
+    assert!(relay_attaches(&server, NatsAuth::default(), client).await);
     drop(server);
 }
 
