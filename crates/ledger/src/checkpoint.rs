@@ -7,6 +7,13 @@
 //! The key ID is the first 4 bytes of SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public
 //! key), 0x01 being the Ed25519 signature type. Keys are written in the
 //! Go `golang.org/x/mod/sumdb/note` text forms (vkey / skey).
+//!
+//! The same key can also make *detached* signatures over arbitrary bytes
+//! ([`NoteSigner::sign_bytes`], [`NoteVerifier::verify_bytes`]), e.g. for
+//! messages between nodes. Those sign `context ‖ 0x00 ‖ message`: the NUL
+//! byte can never occur in a note body, so a detached signature is never a
+//! valid signed-note (checkpoint) signature and vice versa, whatever the
+//! bytes, and the context label keeps different uses apart.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -23,6 +30,28 @@ pub const ED25519_KEY_TYPE: u8 = 0x01;
 pub const MAX_NOTE_SIGNATURES: usize = 100;
 
 const EM_DASH_PREFIX: &str = "\u{2014} ";
+
+/// Most bytes a detached-signature context label may have.
+pub const MAX_CONTEXT_LEN: usize = 64;
+
+/// The bytes a detached signature covers: `context ‖ 0x00 ‖ message`.
+/// The context must be 1–[`MAX_CONTEXT_LEN`] printable ASCII characters
+/// (so it holds no NUL and the split is unambiguous).
+fn detached_message(context: &str, message: &[u8]) -> Result<Vec<u8>, LedgerError> {
+    if context.is_empty()
+        || context.len() > MAX_CONTEXT_LEN
+        || !context.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(LedgerError::InvalidContext(format!(
+            "context {context:?} must be 1-{MAX_CONTEXT_LEN} printable ASCII characters"
+        )));
+    }
+    let mut data = Vec::with_capacity(context.len() + 1 + message.len());
+    data.extend_from_slice(context.as_bytes());
+    data.push(0);
+    data.extend_from_slice(message);
+    Ok(data)
+}
 
 /// A transparency-log checkpoint: the log's origin, a tree size and the
 /// RFC 6962 root of that tree.
@@ -242,6 +271,18 @@ impl NoteSigner {
         Ok(self.sign(body))
     }
 
+    /// A detached Ed25519 signature over `message` exactly as given (no
+    /// re-encoding), under the domain-separation label `context`: the key
+    /// signs `context ‖ 0x00 ‖ message`. Deterministic (RFC 8032). Such a
+    /// signature never verifies as a signed-note signature, since a note
+    /// body cannot contain a NUL byte. Fails only with
+    /// [`LedgerError::InvalidContext`] for a context that is empty, longer
+    /// than [`MAX_CONTEXT_LEN`] or not printable ASCII.
+    pub fn sign_bytes(&self, context: &str, message: &[u8]) -> Result<[u8; 64], LedgerError> {
+        let data = detached_message(context, message)?;
+        Ok(self.signing.sign(&data).to_bytes())
+    }
+
     /// The private key in Go `note` form:
     /// `PRIVATE+KEY+{name}+{key ID hex}+{base64(0x01 ‖ seed)}`. Secret.
     pub fn to_skey(&self) -> String {
@@ -435,6 +476,29 @@ impl NoteVerifier {
                 key_id: hex::encode(&self.key_id),
             })
         }
+    }
+
+    /// Verifies a detached signature made by [`NoteSigner::sign_bytes`] with
+    /// the same `context` over exactly these `message` bytes. Uses strict
+    /// Ed25519 verification (non-canonical and small-order encodings are
+    /// rejected). Errors: [`LedgerError::InvalidContext`] for an invalid
+    /// context, [`LedgerError::BadSignature`] when `signature` is not 64
+    /// bytes or does not verify under this key.
+    pub fn verify_bytes(
+        &self,
+        context: &str,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), LedgerError> {
+        let data = detached_message(context, message)?;
+        let bad_signature = || LedgerError::BadSignature {
+            name: self.name.clone(),
+            key_id: hex::encode(&self.key_id),
+        };
+        let bytes: [u8; 64] = signature.try_into().map_err(|_| bad_signature())?;
+        self.key
+            .verify_strict(&data, &Signature::from_bytes(&bytes))
+            .map_err(|_| bad_signature())
     }
 
     /// Verifies a signed checkpoint note and parses its body.

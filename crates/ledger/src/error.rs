@@ -56,6 +56,10 @@ pub enum LedgerError {
     /// A key name, signer key (skey) or verifier key (vkey) is malformed.
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// A detached-signature context label is empty, too long or not
+    /// printable ASCII.
+    #[error("invalid signature context: {0}")]
+    InvalidContext(String),
     /// A signed note is malformed.
     #[error("malformed note: {0}")]
     MalformedNote(String),
@@ -67,7 +71,9 @@ pub enum LedgerError {
         /// The verifier's key ID, 8 hex digits.
         key_id: String,
     },
-    /// A signature by the verifier's key (name and key ID match) does not verify.
+    /// A signature by the verifier's key (for a note: a line whose name and
+    /// key ID match) does not verify, or a detached signature is not 64
+    /// bytes or does not verify.
     #[error("invalid signature by key {name}+{key_id}")]
     BadSignature {
         /// The verifier's key name.

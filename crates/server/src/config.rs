@@ -6,6 +6,7 @@ mod limits;
 
 pub use limits::{LimitsConfig, RateLimit};
 use qunimbus_core::RegionSet;
+use qunimbus_ledger::checkpoint::NoteVerifier;
 use qunimbus_storage::DbTarget;
 use qunimbus_valuation::{PhiHistory, ValuationParams};
 use serde::Deserialize;
@@ -363,6 +364,25 @@ pub struct NatsConfig {
     pub subject_prefix: String,
     /// How long the stream keeps messages, in hours.
     pub max_age_hours: u64,
+    /// Verifier keys of the other nodes whose valuations this node relays,
+    /// each `name+keyid+base64` as their `GET /v1/ledger/public-key`
+    /// serves. A relayed message must be signed by one of them, and the
+    /// key's name must equal the message's `origin`. Empty: nothing is
+    /// relayed from other nodes (this node still publishes its own).
+    pub peer_keys: Vec<String>,
+    /// PEM file of CA certificates that the NATS server's TLS certificate
+    /// must chain to (for `tls://` URLs or servers that require TLS).
+    /// Unset: the system's trust store.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate for servers that verify clients (mutual TLS);
+    /// with `tls_key_file`.
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file` (PKCS#8, SEC1 or PKCS#1).
+    pub tls_key_file: Option<PathBuf>,
+    /// NATS credentials, from the environment only (never from the file,
+    /// never logged; see [`NatsAuth`]).
+    #[serde(skip)]
+    pub auth: NatsAuth,
 }
 
 impl Default for NatsConfig {
@@ -371,7 +391,174 @@ impl Default for NatsConfig {
             stream: "QUNIMBUS_FEED".into(),
             subject_prefix: "qunimbus.feed".into(),
             max_age_hours: 24 * 7,
+            peer_keys: Vec::new(),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            auth: NatsAuth::default(),
         }
+    }
+}
+
+impl NatsConfig {
+    /// The parsed `peer_keys`; errors name the key `nats.peer_keys` and the
+    /// offending entry.
+    pub fn peer_verifiers(&self) -> Result<Vec<NoteVerifier>, ConfigError> {
+        let mut verifiers: Vec<NoteVerifier> = Vec::with_capacity(self.peer_keys.len());
+        for (i, text) in self.peer_keys.iter().enumerate() {
+            let verifier = NoteVerifier::from_vkey(text.trim()).map_err(|e| {
+                ConfigError::invalid(
+                    "nats.peer_keys",
+                    format!("entry {i} ({text:?}) is not a verifier key name+keyid+base64: {e}"),
+                )
+            })?;
+            if verifiers.contains(&verifier) {
+                return Err(ConfigError::invalid(
+                    "nats.peer_keys",
+                    format!("entry {i} ({text:?}) is listed twice"),
+                ));
+            }
+            verifiers.push(verifier);
+        }
+        Ok(verifiers)
+    }
+}
+
+/// Environment variable: NATS user name (with [`NATS_PASSWORD_ENV`]).
+pub const NATS_USER_ENV: &str = "QUNIMBUS_NATS_USER";
+/// Environment variable: NATS password (with [`NATS_USER_ENV`]).
+pub const NATS_PASSWORD_ENV: &str = "QUNIMBUS_NATS_PASSWORD";
+/// Environment variable: NATS authentication token.
+pub const NATS_TOKEN_ENV: &str = "QUNIMBUS_NATS_TOKEN";
+/// Environment variable: NATS user nkey seed (`SU…`).
+pub const NATS_NKEY_SEED_ENV: &str = "QUNIMBUS_NATS_NKEY_SEED";
+/// Environment variable: path of a NATS `.creds` file (user JWT + nkey seed).
+pub const NATS_CREDS_FILE_ENV: &str = "QUNIMBUS_NATS_CREDS_FILE";
+
+/// The NATS credential variables: read by [`Config::load`] into
+/// [`NatsAuth`], not config keys (a file cannot set them).
+pub const NATS_AUTH_ENV: [&str; 5] = [
+    NATS_USER_ENV,
+    NATS_PASSWORD_ENV,
+    NATS_TOKEN_ENV,
+    NATS_NKEY_SEED_ENV,
+    NATS_CREDS_FILE_ENV,
+];
+
+/// How the node authenticates to NATS: at most one of user and password,
+/// token, nkey seed or creds file. Taken from the `QUNIMBUS_NATS_*`
+/// variables in [`NATS_AUTH_ENV`] only; the node never writes them anywhere
+/// and its `Debug` output shows only which are set (and the user name).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NatsAuth {
+    /// User name (`QUNIMBUS_NATS_USER`).
+    pub user: Option<String>,
+    /// Password (`QUNIMBUS_NATS_PASSWORD`). Secret.
+    pub password: Option<String>,
+    /// Token (`QUNIMBUS_NATS_TOKEN`). Secret.
+    pub token: Option<String>,
+    /// User nkey seed (`QUNIMBUS_NATS_NKEY_SEED`). Secret.
+    pub nkey_seed: Option<String>,
+    /// Creds file with a user JWT and seed (`QUNIMBUS_NATS_CREDS_FILE`).
+    pub creds_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for NatsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NatsAuth")
+            .field("user", &self.user)
+            .field("password", &set(&self.password))
+            .field("token", &set(&self.token))
+            .field("nkey_seed", &set(&self.nkey_seed))
+            .field("creds_file", &self.creds_file)
+            .finish()
+    }
+}
+
+impl NatsAuth {
+    /// Reads the [`NATS_AUTH_ENV`] variables from `env`; an empty value
+    /// counts as unset.
+    pub fn from_env<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut auth = Self::default();
+        for (name, value) in env {
+            if value.is_empty() {
+                continue;
+            }
+            let value = Some(value.to_string());
+            match name {
+                NATS_USER_ENV => auth.user = value,
+                NATS_PASSWORD_ENV => auth.password = value,
+                NATS_TOKEN_ENV => auth.token = value,
+                NATS_NKEY_SEED_ENV => auth.nkey_seed = value,
+                NATS_CREDS_FILE_ENV => auth.creds_file = value.map(PathBuf::from),
+                _ => {}
+            }
+        }
+        auth
+    }
+
+    /// Checks that at most one method is set, that user and password come
+    /// together and that an nkey seed looks like one. Errors name the
+    /// variable (never its value).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match (&self.user, &self.password) {
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    NATS_PASSWORD_ENV,
+                    format!("is required with {NATS_USER_ENV}"),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    NATS_USER_ENV,
+                    format!("is required with {NATS_PASSWORD_ENV}"),
+                ))
+            }
+            _ => {}
+        }
+        let methods: Vec<&str> = [
+            (self.user.is_some(), NATS_USER_ENV),
+            (self.token.is_some(), NATS_TOKEN_ENV),
+            (self.nkey_seed.is_some(), NATS_NKEY_SEED_ENV),
+            (self.creds_file.is_some(), NATS_CREDS_FILE_ENV),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect();
+        if methods.len() > 1 {
+            return Err(ConfigError::invalid(
+                methods[1],
+                format!(
+                    "only one NATS authentication method may be set, got {}",
+                    methods.join(" and ")
+                ),
+            ));
+        }
+        if let Some(seed) = &self.nkey_seed {
+            // An nkey seed is 58 base32 characters starting with 'S' (user
+            // seeds 'SU'); the client decodes and checks it when connecting.
+            let base32 = |c: char| c.is_ascii_uppercase() || ('2'..='7').contains(&c);
+            if seed.len() != 58 || !seed.starts_with('S') || !seed.chars().all(base32) {
+                return Err(ConfigError::invalid(
+                    NATS_NKEY_SEED_ENV,
+                    "is not an nkey seed (58 base32 characters starting with S)",
+                ));
+            }
+        }
+        if self
+            .creds_file
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            return Err(ConfigError::invalid(NATS_CREDS_FILE_ENV, "is empty"));
+        }
+        Ok(())
+    }
+
+    /// Whether any credential is set.
+    pub fn is_set(&self) -> bool {
+        *self != Self::default()
     }
 }
 
@@ -471,15 +658,22 @@ impl Config {
             Some(path) => read_file(path)?,
             None => toml::Table::new(),
         };
+        let mut nats_auth = Vec::new();
         for (name, value) in env {
-            if let Some((key, value)) = env_entry(&name, &value) {
+            if NATS_AUTH_ENV.contains(&name.as_str()) {
+                nats_auth.push((name, value));
+            } else if let Some((key, value)) = env_entry(&name, &value) {
                 set_key(&mut table, &key, value).map_err(|m| ConfigError::invalid(&name, m))?;
             }
         }
         for (key, value) in overrides {
             table.insert(key, value);
         }
-        Self::from_table(table)
+        let mut config = Self::from_table(table)?;
+        config.nats.auth =
+            NatsAuth::from_env(nats_auth.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        config.nats.auth.validate()?;
+        Ok(config)
     }
 
     /// Parses and validates a TOML document (for `qunimbus config check`).
@@ -545,12 +739,20 @@ impl Config {
             }
         }
         if let Some(url) = &self.nats_url {
-            if !(url.starts_with("nats://") || url.is_empty()) {
+            if !(url.starts_with("nats://") || url.starts_with("tls://") || url.is_empty()) {
                 return Err(ConfigError::invalid(
                     "nats_url",
-                    format!("{url:?} is not a nats:// URL"),
+                    format!("{url:?} is not a nats:// or tls:// URL"),
                 ));
             }
+        }
+        self.nats.peer_verifiers()?;
+        self.nats.auth.validate()?;
+        if self.nats.tls_cert_file.is_some() != self.nats.tls_key_file.is_some() {
+            return Err(ConfigError::invalid(
+                "nats.tls_cert_file",
+                "nats.tls_cert_file and nats.tls_key_file go together",
+            ));
         }
         let token_ok = |t: &str| {
             !t.is_empty()
@@ -736,7 +938,9 @@ fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
 
 /// Maps `QUNIMBUS_SECTION__KEY=value` to (`section.key`, typed value).
 /// `QUNIMBUS_ADMIN_TOKEN` and `QUNIMBUS_INGEST_TOKEN` are aliases for the
-/// `auth.` keys (SPEC §9). Returns `None` for variables that are not config.
+/// `auth.` keys (SPEC §9). `QUNIMBUS_NATS__PEER_KEYS` takes a TOML array or
+/// keys separated by commas or white space. Returns `None` for variables
+/// that are not config (the NATS credential variables are taken out before).
 fn env_entry(name: &str, value: &str) -> Option<(String, toml::Value)> {
     let rest = name.strip_prefix(ENV_PREFIX)?;
     if name == CONFIG_FILE_ENV || rest.is_empty() {
@@ -747,7 +951,17 @@ fn env_entry(name: &str, value: &str) -> Option<(String, toml::Value)> {
         "INGEST_TOKEN" => "auth.ingest_token".to_string(),
         _ => rest.to_ascii_lowercase().replace("__", "."),
     };
-    let typed = if STRING_KEYS.contains(&key.as_str()) {
+    let typed = if key == "nats.peer_keys" && !value.trim_start().starts_with('[') {
+        // Also a plain list: keys separated by commas or white space (a key
+        // has neither).
+        toml::Value::Array(
+            value
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|k| !k.is_empty())
+                .map(|k| toml::Value::String(k.to_string()))
+                .collect(),
+        )
+    } else if STRING_KEYS.contains(&key.as_str()) || key.starts_with("nats.tls_") {
         toml::Value::String(value.to_string())
     } else {
         format!("v = {value}")
@@ -898,6 +1112,157 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(key_of(err), "database_url");
+    }
+
+    const PEER_A: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+    const PEER_B: &str = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
+
+    #[test]
+    fn peer_keys_from_file_and_environment() {
+        let table: toml::Table = format!("[nats]\npeer_keys = [\"{PEER_A}\"]")
+            .parse()
+            .unwrap();
+        let c = Config::from_table(table).unwrap();
+        assert_eq!(c.nats.peer_verifiers().unwrap()[0].name(), "PeterNeumann");
+        for value in [
+            format!("{PEER_A},{PEER_B}"),
+            format!(" {PEER_A} \n{PEER_B} "),
+            format!("{PEER_A}, {PEER_B},"),
+            format!("[\"{PEER_A}\", \"{PEER_B}\"]"),
+        ] {
+            let c = Config::load(
+                None,
+                env(&[("QUNIMBUS_NATS__PEER_KEYS", &value)]),
+                toml::Table::new(),
+            )
+            .unwrap();
+            assert_eq!(c.nats.peer_keys, vec![PEER_A, PEER_B], "{value:?}");
+        }
+        let c = Config::load(
+            None,
+            env(&[("QUNIMBUS_NATS__PEER_KEYS", "")]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert!(c.nats.peer_keys.is_empty());
+    }
+
+    #[test]
+    fn bad_peer_keys_are_named() {
+        let tampered = PEER_A.replace("c74f20a3", "c74f20a4");
+        for (value, needle) in [
+            ("nonsense".to_string(), "entry 0"),
+            (format!("{PEER_B},{tampered}"), "entry 1"),
+            (format!("{PEER_A},{PEER_A}"), "listed twice"),
+            (PEER_A.replace("+ARpc", "+AXpc"), "entry 0"),
+        ] {
+            let err = Config::load(
+                None,
+                env(&[("QUNIMBUS_NATS__PEER_KEYS", &value)]),
+                toml::Table::new(),
+            )
+            .unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{value}: {msg}");
+            assert_eq!(key_of(err), "nats.peer_keys", "{value}");
+        }
+    }
+
+    #[test]
+    fn nats_credentials_come_from_the_environment_only() {
+        let seed = format!("SU{}", "A".repeat(56));
+        let c = Config::load(
+            None,
+            env(&[
+                ("QUNIMBUS_NATS_URL", "tls://nats.example:4222"),
+                ("QUNIMBUS_NATS_USER", "node1"),
+                ("QUNIMBUS_NATS_PASSWORD", "s3cret-pass"),
+            ]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.nats.auth.user.as_deref(), Some("node1"));
+        assert_eq!(c.nats.auth.password.as_deref(), Some("s3cret-pass"));
+        let shown = format!("{c:?}");
+        assert!(
+            shown.contains("node1") && !shown.contains("s3cret-pass"),
+            "{shown}"
+        );
+        for (name, value) in [
+            ("QUNIMBUS_NATS_TOKEN", "tok-en"),
+            ("QUNIMBUS_NATS_NKEY_SEED", seed.as_str()),
+            ("QUNIMBUS_NATS_CREDS_FILE", "/run/secrets/nats.creds"),
+        ] {
+            let c = Config::load(None, env(&[(name, value)]), toml::Table::new()).unwrap();
+            assert!(c.nats.auth.is_set(), "{name}");
+            assert!(!format!("{c:?}").contains("tok-en"));
+            assert!(!format!("{c:?}").contains(&seed));
+        }
+        // Errors name the variable, never the value.
+        for (vars, named) in [
+            (
+                vec![("QUNIMBUS_NATS_USER", "node1")],
+                "QUNIMBUS_NATS_PASSWORD",
+            ),
+            (
+                vec![("QUNIMBUS_NATS_PASSWORD", "pw-1")],
+                "QUNIMBUS_NATS_USER",
+            ),
+            (
+                vec![
+                    ("QUNIMBUS_NATS_TOKEN", "tok-1"),
+                    ("QUNIMBUS_NATS_NKEY_SEED", &seed),
+                ],
+                "QUNIMBUS_NATS_NKEY_SEED",
+            ),
+            (
+                vec![("QUNIMBUS_NATS_NKEY_SEED", "SUshort")],
+                "QUNIMBUS_NATS_NKEY_SEED",
+            ),
+        ] {
+            let err = Config::load(None, env(&vars), toml::Table::new()).unwrap_err();
+            assert!(!err.to_string().contains("pw-1") && !err.to_string().contains("tok-1"));
+            assert_eq!(key_of(err), named, "{vars:?}");
+        }
+        // The file cannot hold them.
+        let table: toml::Table = "[nats]\nauth = { token = \"x\" }".parse().unwrap();
+        assert!(Config::from_table(table).is_err());
+        let table: toml::Table = "[nats]\ntoken = \"x\"".parse().unwrap();
+        assert_eq!(key_of(Config::from_table(table).unwrap_err()), "nats.token");
+        let err = Config::load(
+            None,
+            env(&[("QUNIMBUS_NATS__PASSWORD", "pw-2")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert_eq!(key_of(err), "nats.password");
+        // TLS files are paths (strings) from the environment; cert and key pair.
+        let c = Config::load(
+            None,
+            env(&[
+                ("QUNIMBUS_NATS__TLS_CA_FILE", "1234"),
+                ("QUNIMBUS_NATS__TLS_CERT_FILE", "/etc/q/client.pem"),
+                ("QUNIMBUS_NATS__TLS_KEY_FILE", "/etc/q/client.key"),
+            ]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.nats.tls_ca_file, Some(PathBuf::from("1234")));
+        let err = Config::load(
+            None,
+            env(&[("QUNIMBUS_NATS__TLS_KEY_FILE", "/etc/q/client.key")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert_eq!(key_of(err), "nats.tls_cert_file");
+        // A URL that is neither nats:// nor tls://.
+        let err = Config::load(
+            None,
+            env(&[("QUNIMBUS_NATS_URL", "http://x:4222")]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        assert_eq!(key_of(err), "nats_url");
     }
 
     #[test]

@@ -144,14 +144,7 @@ fn start_background(
         });
     let mut background = vec![timestamper, checkpointer, controller];
     if let Some(url) = config.nats_url.clone().filter(|u| !u.is_empty()) {
-        background.extend(relay::start(
-            url,
-            config.nats.clone(),
-            state.store.clone(),
-            state.market.clone(),
-            state.market.committed.clone(),
-            stop.clone(),
-        ));
+        background.extend(relay::start(state, url, config.nats.clone(), stop.clone()));
     }
     background
 }

@@ -194,6 +194,8 @@ pub struct Metrics {
     pub relayed_in: Counter,
     /// 1 while the NATS relay consumer is attached.
     pub relay_connected: Gauge,
+    /// Messages from NATS the relay dropped, by reason.
+    pub relay_rejected: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -359,6 +361,12 @@ impl Metrics {
             "1 while the NATS relay consumer is attached",
             relay_connected.clone(),
         );
+        let relay_rejected = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "qunimbus_relay_rejected",
+            "Messages from NATS dropped by the relay: unsigned, unknown_key, bad_signature, origin_mismatch, malformed",
+            relay_rejected.clone(),
+        );
         let trust = TrustMetrics::register(&mut registry);
         let rollout_phase_percent = Gauge::default();
         registry.register(
@@ -378,6 +386,7 @@ impl Metrics {
             rollout_phase_percent,
             checkpoint_age,
             relay_connected,
+            relay_rejected,
             relayed_out,
             relayed_in,
             partners_connected,
@@ -418,6 +427,17 @@ impl Metrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+
+    /// Adds `by` (0 creates the series) to the relay's rejections for
+    /// `reason` and returns the new total.
+    pub fn relay_rejected(&self, reason: &str, by: u64) -> u64 {
+        self.relay_rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc_by(by)
+            + by
     }
 
     /// Records one group commit.

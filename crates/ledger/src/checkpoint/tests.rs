@@ -318,3 +318,132 @@ fn checkpoint_parse_rejects() {
         u64::MAX
     );
 }
+
+/// Detached signature by PETER_SKEY over `"qunimbus-relay/v1" ‖ 0x00 ‖
+/// {"type":"valuation"}`, made with OpenSSL (`openssl pkeyutl -sign -rawin`)
+/// from the same seed, so the signed-bytes layout is checked independently.
+const PETER_DETACHED_SIG: &str =
+    "q4wBGKHMjDqesug2Gxg2CL+IMAfgl0dUt3/MkaC7lDMBhriBc1MVyNsQHNezcj1qv7LxoI4DlBN3ZtIiAuhiBg==";
+const RELAY_CONTEXT: &str = "qunimbus-relay/v1";
+const PAYLOAD: &[u8] = br#"{"type":"valuation"}"#;
+
+#[test]
+fn detached_signature_matches_openssl() {
+    let s = NoteSigner::from_skey(PETER_SKEY).unwrap();
+    let sig = s.sign_bytes(RELAY_CONTEXT, PAYLOAD).unwrap();
+    assert_eq!(STANDARD.encode(sig), PETER_DETACHED_SIG);
+    let v = NoteVerifier::from_vkey(PETER_VKEY).unwrap();
+    v.verify_bytes(RELAY_CONTEXT, PAYLOAD, &sig).unwrap();
+}
+
+#[test]
+fn detached_signature_roundtrip_is_deterministic() {
+    let s = signer("qunimbus/node-a", 7);
+    let payload = br#"{"type":"valuation","origin":"qunimbus/node-a","seq":1}"#;
+    let sig = s.sign_bytes(RELAY_CONTEXT, payload).unwrap();
+    assert_eq!(sig, s.sign_bytes(RELAY_CONTEXT, payload).unwrap());
+    s.verifier()
+        .verify_bytes(RELAY_CONTEXT, payload, &sig)
+        .unwrap();
+    // Empty messages are signable too.
+    let empty = s.sign_bytes(RELAY_CONTEXT, b"").unwrap();
+    s.verifier()
+        .verify_bytes(RELAY_CONTEXT, b"", &empty)
+        .unwrap();
+}
+
+#[test]
+fn detached_signature_rejects_tampering_wrong_key_and_context() {
+    let s = signer("qunimbus/node-a", 7);
+    let v = s.verifier();
+    let payload = br#"{"origin":"qunimbus/node-a","phi_qevf":812.5}"#.to_vec();
+    let sig = s.sign_bytes(RELAY_CONTEXT, &payload).unwrap();
+    let is_bad = |r: Result<(), LedgerError>| matches!(r, Err(LedgerError::BadSignature { .. }));
+
+    // Tampered payload: a price changed, a byte appended, one removed.
+    let mut changed = payload.clone();
+    let at = payload.len() - 3;
+    changed[at] = b'9';
+    assert!(is_bad(v.verify_bytes(RELAY_CONTEXT, &changed, &sig)));
+    let mut longer = payload.clone();
+    longer.push(b' ');
+    assert!(is_bad(v.verify_bytes(RELAY_CONTEXT, &longer, &sig)));
+    assert!(is_bad(v.verify_bytes(
+        RELAY_CONTEXT,
+        &payload[..payload.len() - 1],
+        &sig
+    )));
+    // Tampered signature: a flipped bit, truncated, extended, empty.
+    let mut flipped = sig;
+    flipped[10] ^= 0x01;
+    assert!(is_bad(v.verify_bytes(RELAY_CONTEXT, &payload, &flipped)));
+    assert!(is_bad(v.verify_bytes(RELAY_CONTEXT, &payload, &sig[..63])));
+    let mut extended = sig.to_vec();
+    extended.push(0);
+    assert!(is_bad(v.verify_bytes(RELAY_CONTEXT, &payload, &extended)));
+    assert!(is_bad(v.verify_bytes(RELAY_CONTEXT, &payload, &[])));
+    // Wrong key.
+    let other = signer("qunimbus/node-b", 8).verifier();
+    assert!(matches!(
+        other.verify_bytes(RELAY_CONTEXT, &payload, &sig),
+        Err(LedgerError::BadSignature { name, .. }) if name == "qunimbus/node-b"
+    ));
+    // Another context.
+    assert!(is_bad(v.verify_bytes("qunimbus-other/v1", &payload, &sig)));
+    // Moving bytes between context and message changes the signed data.
+    let shifted = s.sign_bytes("qunimbus-relay/v", b"1{}").unwrap();
+    assert!(is_bad(v.verify_bytes(RELAY_CONTEXT, b"{}", &shifted)));
+}
+
+#[test]
+fn detached_contexts_are_validated() {
+    let s = signer("qunimbus/node-a", 7);
+    let too_long = "c".repeat(MAX_CONTEXT_LEN + 1);
+    for context in [
+        "",
+        "with space",
+        "nul\0inside",
+        "tab\t",
+        "é",
+        too_long.as_str(),
+    ] {
+        assert!(
+            matches!(
+                s.sign_bytes(context, b"x"),
+                Err(LedgerError::InvalidContext(_))
+            ),
+            "{context:?}"
+        );
+        assert!(matches!(
+            s.verifier().verify_bytes(context, b"x", &[0; 64]),
+            Err(LedgerError::InvalidContext(_))
+        ));
+    }
+    s.sign_bytes(&"c".repeat(MAX_CONTEXT_LEN), b"x").unwrap();
+}
+
+#[test]
+fn detached_and_note_signatures_never_cross() {
+    let s = signer("qunimbus/node-a", 7);
+    let v = s.verifier();
+    let body = checkpoint().body();
+    // A detached signature over a checkpoint body, dressed as a note line,
+    // is not a checkpoint signature.
+    let sig = s.sign_bytes(RELAY_CONTEXT, body.as_bytes()).unwrap();
+    let mut blob = s.key_id().to_vec();
+    blob.extend_from_slice(&sig);
+    let forged = format!("{body}\n\u{2014} {} {}\n", s.name(), STANDARD.encode(&blob));
+    assert!(matches!(
+        v.verify(&forged),
+        Err(LedgerError::BadSignature { .. })
+    ));
+    // A checkpoint's signature is not a detached signature of its body.
+    let note = s.sign(&body);
+    let line = note[body.len() + 1..].trim_end();
+    let encoded = line.rsplit(' ').next().unwrap();
+    let note_sig = STANDARD.decode(encoded).unwrap();
+    assert!(matches!(
+        v.verify_bytes(RELAY_CONTEXT, body.as_bytes(), &note_sig[4..]),
+        Err(LedgerError::BadSignature { .. })
+    ));
+}
