@@ -1,16 +1,11 @@
 //! `qunimbus bench`: throughput and latency measured on this machine.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
-use hdrhistogram::Histogram;
 use qunimbus_core::RunMetrics;
-use qunimbus_server::config::Config;
-use qunimbus_server::RunningNode;
 use qunimbus_valuation::ValuationEngine;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Benchmarks.
 #[derive(Subcommand)]
@@ -32,7 +27,9 @@ pub enum BenchCommand {
         decisions: u64,
     },
     /// Durable HTTP ingest: a node on a fresh SQLite database, many concurrent
-    /// clients each posting one run at a time over keep-alive connections.
+    /// clients each posting one run at a time over keep-alive connections;
+    /// also the lag from each run's submission to the first signed
+    /// checkpoint that covers it, under that load.
     #[command(
         after_help = "Example:\n  cargo run --release -- bench ingest --clients 64 --runs 200000"
     )]
@@ -43,6 +40,9 @@ pub enum BenchCommand {
         /// Total runs to post.
         #[arg(long, default_value_t = 200_000)]
         runs: u64,
+        /// The node's `ledger.checkpoint_interval_ms`.
+        #[arg(long, default_value_t = 1000)]
+        checkpoint_interval_ms: u64,
     },
     /// Market feed: receipt-to-ack latency over loopback WebSockets (100
     /// partners at 1,000 runs/s, the same plus one stalled partner, 1,000
@@ -98,7 +98,11 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             bench_valuation(runs);
             Ok(())
         }
-        BenchCommand::Ingest { clients, runs } => bench_ingest(clients, runs).await,
+        BenchCommand::Ingest {
+            clients,
+            runs,
+            checkpoint_interval_ms,
+        } => crate::bench_ingest::run(clients, runs, checkpoint_interval_ms).await,
         BenchCommand::Policy { decisions } => bench_policy(decisions),
         BenchCommand::Feed {
             seconds,
@@ -141,123 +145,6 @@ fn bench_valuation(runs: u64) {
         runs as f64 / took.as_secs_f64(),
         took.as_nanos() as f64 / runs as f64
     );
-}
-
-async fn bench_ingest(clients: u32, runs: u64) -> Result<()> {
-    if clients == 0 || runs == 0 {
-        bail!("--clients and --runs must be at least 1");
-    }
-    let dir = tempfile::Builder::new()
-        .prefix("qunimbus-bench-")
-        .tempdir()
-        .context("creating a temp dir")?;
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".into(),
-        ..Config::default()
-    };
-    let node = RunningNode::start(&config).await?;
-    let url = format!("{}/v1/telemetry", node.url());
-    let token = node.credentials().ingest_token().to_string();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients as usize)
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    println!(
-        "ingest: {runs} runs, {clients} concurrent clients, node {} (SQLite WAL, synchronous=FULL)",
-        node.url()
-    );
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..clients {
-        let (client, url, token, next) = (client.clone(), url.clone(), token.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= runs {
-                    return Ok::<_, anyhow::Error>(hist);
-                }
-                let body = format!(
-                    r#"{{"run_id":"bench-{i}","region":"{}","eta_ent":{},"coherence_variance":0.01,"runtime_hours":{},"eph_delivered":1000}}"#,
-                    qunimbus_core::DEFAULT_REGIONS[(i % 6) as usize],
-                    0.9 + (i % 100) as f64 / 1000.0,
-                    1 + i % 120,
-                );
-                let sent = Instant::now();
-                let response = client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
-                let status = response.status();
-                response.bytes().await?;
-                if status.as_u16() != 201 {
-                    bail!("run {i} got HTTP {status}");
-                }
-                hist.record(sent.elapsed().as_micros().max(1) as u64)?;
-            }
-        }));
-    }
-    let mut all =
-        Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for worker in workers {
-        all.add(worker.await??)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    }
-    let took = started.elapsed();
-    let stats: serde_json::Value = client
-        .get(format!("{}/v1/valuations/stats", node.url()))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let stored = stats
-        .get("count")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
-    let metrics = client
-        .get(format!("{}/metrics", node.url()))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let commits = metric_value(&metrics, "qunimbus_commit_rows_count").unwrap_or(0.0);
-    node.shutdown().await?;
-    println!(
-        "ingest: {:.0} durable runs/s ({runs} in {:.2} s); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        runs as f64 / took.as_secs_f64(),
-        took.as_secs_f64(),
-        all.value_at_quantile(0.50) as f64 / 1000.0,
-        all.value_at_quantile(0.99) as f64 / 1000.0,
-        all.max() as f64 / 1000.0,
-    );
-    println!(
-        "ingest: {stored} runs stored, {commits:.0} group commits ({:.1} runs per fsync)",
-        if commits > 0.0 {
-            stored as f64 / commits
-        } else {
-            0.0
-        }
-    );
-    if stored != runs {
-        bail!("stored {stored} runs but {runs} were acknowledged");
-    }
-    Ok(())
-}
-
-/// The value of an unlabelled sample in Prometheus text output.
-fn metric_value(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        line.strip_prefix(name)?
-            .strip_prefix(' ')?
-            .trim()
-            .parse()
-            .ok()
-    })
 }
 
 /// Times policy loading, table decisions and direct Cedar evaluations.

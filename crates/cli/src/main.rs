@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_feed;
+mod bench_ingest;
 mod bench_ledger;
 mod demo;
 mod feed_client;

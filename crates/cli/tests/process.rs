@@ -144,6 +144,65 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
     node.child.wait().unwrap();
 }
 
+/// Peak resident memory of a process (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status");
+    kib * 1024
+}
+
+/// A batch body of 8 million tiny elements is refused once element
+/// `max_batch_runs + 1` is read, without building all of them: the node's
+/// peak memory grows by less than 64 MiB for a 16 MiB body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_batch_of_zeros_is_refused_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = serve(dir.path());
+    let http = reqwest::Client::new();
+    let warm = http
+        .post(format!("{}/v1/telemetry", node.url))
+        .bearer_auth(&node.token)
+        .body(body("warm-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), 201);
+    let before = peak_rss(node.child.id());
+    let mut zeros = String::with_capacity(16 * 1024 * 1024);
+    zeros.push('[');
+    while zeros.len() < 16 * 1024 * 1024 - 1024 {
+        zeros.push_str("0,");
+    }
+    zeros.push_str("0]");
+    let response = http
+        .post(format!("{}/v1/telemetry/batch", node.url))
+        .bearer_auth(&node.token)
+        .body(zeros)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["error"]["code"], "batch_too_large", "{answer}");
+    let growth = peak_rss(node.child.id()).saturating_sub(before);
+    eprintln!(
+        "peak RSS growth for a 16 MiB batch: {:.1} MiB",
+        growth as f64 / 1048576.0
+    );
+    assert!(
+        growth < 64 * 1024 * 1024,
+        "peak RSS grew by {} MiB",
+        growth / (1024 * 1024)
+    );
+    node.child.kill().unwrap();
+    node.child.wait().unwrap();
+}
+
 #[test]
 fn config_check_accepts_the_example_and_names_bad_keys() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../qunimbus.example.toml");

@@ -135,6 +135,12 @@ impl From<StorageError> for ApiError {
                 "shutting_down",
                 e.to_string(),
             ),
+            StorageError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            StorageError::InvalidBlock(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_block",
+                e.to_string(),
+            ),
             other => {
                 tracing::error!(error = %other, "storage failure");
                 Self::new(

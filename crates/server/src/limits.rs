@@ -146,7 +146,8 @@ pub fn retry_after_secs(wait: Duration) -> u32 {
 /// — before the answer goes out, as nginx's lingering close does. A client
 /// that sends its whole body before reading (Python's urllib) then reads the
 /// answer instead of a reset connection. A client that asked
-/// `Expect: 100-continue` and was never told to continue has sent nothing.
+/// `Expect: 100-continue` and was never told to continue has sent nothing,
+/// and a body that was too slow to arrive (408) is not waited for again.
 pub async fn linger(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let declared = parts
@@ -161,7 +162,9 @@ pub async fn linger(State(state): State<Arc<AppState>>, request: Request, next: 
         .await;
     let config = &state.limits.config;
     let told_to_send = !expects_continue || shared.was_polled();
+    // A body too slow to arrive (408) is not waited for a second time.
     let drain = told_to_send
+        && response.status() != axum::http::StatusCode::REQUEST_TIMEOUT
         && !shared.is_end_stream()
         && declared.is_none_or(|n| n <= config.linger_max_bytes);
     if drain {

@@ -95,19 +95,24 @@ async fn origin(node: &TestNode) -> String {
         .to_string()
 }
 
-/// Registers a partner on `node` and opens its WebSocket feed.
+/// Registers a partner in the Americas on `node` and opens its WebSocket feed.
 async fn partner(node: &TestNode, name: &str) -> Socket {
+    partner_in(node, name, "Americas", "").await
+}
+
+/// Registers a partner at home in `region` and opens its feed with `query`.
+async fn partner_in(node: &TestNode, name: &str, region: &str, query: &str) -> Socket {
     let (status, partner) = node
         .post(
             "/v1/partners",
             Some(node.admin_token()),
-            &format!(r#"{{"name":"{name}","region":"Americas"}}"#),
+            &format!(r#"{{"name":"{name}","region":"{region}"}}"#),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{partner}");
     let key = partner["api_key"].as_str().unwrap();
     let mut request = node
-        .url("/v1/market/feed")
+        .url(&format!("/v1/market/feed{query}"))
         .replace("http://", "ws://")
         .into_client_request()
         .unwrap();
@@ -686,4 +691,103 @@ fn rand_suffix() -> u128 {
         .unwrap()
         .as_nanos()
         % 1_000_000_000
+}
+
+/// The next message of any type, or `None` after `wait`.
+async fn next_message(socket: &mut Socket, wait: Duration) -> Option<Value> {
+    match tokio::time::timeout(wait, socket.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => Some(serde_json::from_str(&text).unwrap()),
+        Ok(other) => panic!("unexpected frame: {other:?}"),
+        Err(_) => None,
+    }
+}
+
+/// Personal-class runs cross NATS by reference only (in JetStream too), and
+/// a deactivated feed lets nothing out: no NATS publishing, no snapshot, no
+/// replay, until it is activated again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivation_stops_every_outlet_and_personal_ids_never_cross() {
+    require_nats();
+    let feed = Feed::new();
+    let url = nats_url();
+    let a = TestNode::start_with(Backend::Sqlite, |c| feed.configure(c, &url, &[])).await;
+    let key_a = public_key(&a).await;
+    let b = TestNode::start_with(Backend::Sqlite, |c| {
+        feed.configure(c, &url, std::slice::from_ref(&key_a))
+    })
+    .await;
+    wait_for_metric(&b, "qunimbus_feed_relay_connected 1").await;
+    let mut on_b = partner_in(&b, "deact_b", "EU", "").await;
+
+    let personal = a
+        .ingest_new(&serde_json::json!({
+            "run_id": "patient-0077", "region": "EU", "data_class": "personal",
+            "eta_ent": 0.97, "coherence_variance": 0.015, "runtime_hours": 10, "eph_delivered": 100
+        }))
+        .await;
+    let relayed = next_valuation(&mut on_b, Duration::from_secs(20))
+        .await
+        .expect("the personal run reached B's partner");
+    assert!(relayed.get("run_id").is_none(), "{relayed}");
+    assert_eq!(relayed["run_ref"], personal["run_ref"]);
+    let client = async_nats::connect(&url).await.unwrap();
+    let stream = async_nats::jetstream::new(client)
+        .get_stream(feed.stream())
+        .await
+        .unwrap();
+    let stored = stream.get_raw_message(1).await.unwrap();
+    let payload = String::from_utf8_lossy(&stored.payload);
+    assert!(
+        payload.contains(personal["run_ref"].as_str().unwrap()),
+        "{payload}"
+    );
+    assert!(
+        !payload.contains("patient-0077"),
+        "JetStream holds the id: {payload}"
+    );
+
+    let (status, _) = a
+        .post("/v1/market/deactivate", Some(a.admin_token()), "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let quiet = a.ingest_new(&varied_run("quiet-1", 1)).await;
+    assert_eq!(
+        next_valuation(&mut on_b, Duration::from_secs(2)).await,
+        None,
+        "published to NATS while deactivated"
+    );
+    let mut on_a = partner_in(&a, "deact_a", "EU", "?from_seq=1").await;
+    let snapshot = next_message(&mut on_a, Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(snapshot["type"], "snapshot");
+    assert_eq!(snapshot["active"], false);
+    assert_eq!(snapshot["latest"], serde_json::json!([]), "{snapshot}");
+    assert_eq!(
+        next_message(&mut on_a, Duration::from_secs(1)).await,
+        None,
+        "replayed while deactivated"
+    );
+
+    let (status, _) = a
+        .post("/v1/market/activate", Some(a.admin_token()), "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let resumed = next_valuation(&mut on_b, Duration::from_secs(20))
+        .await
+        .expect("publishing resumed");
+    assert_eq!(resumed["run_id"], quiet["run_id"]);
+    // A's partner gets what it asked for once the feed is on again.
+    a.ingest_new(&varied_run("after-1", 2)).await;
+    let mut seqs = Vec::new();
+    while seqs.len() < 3 {
+        let v = next_valuation(&mut on_a, Duration::from_secs(10))
+            .await
+            .expect("replay after activation");
+        seqs.push(v["seq"].as_u64().unwrap());
+    }
+    assert_eq!(seqs, [1, 2, 3]);
+    a.stop().await;
+    b.stop().await;
+    feed.delete(&url, None).await;
 }

@@ -120,8 +120,13 @@ impl WriteJob {
         }
     }
 
+    /// Answers every job of a failed group that shared the transaction.
     fn fail(self, error: &StorageError) {
-        let e = StorageError::CommitFailed(error.to_string());
+        self.fail_with(StorageError::CommitFailed(error.to_string()));
+    }
+
+    /// Answers the job with `e` itself (a job that committed alone).
+    fn fail_with(self, e: StorageError) {
         match self {
             Self::Runs { reply, .. } => drop(reply.send(Err(e))),
             Self::Blocks { reply, .. } => drop(reply.send(Err(e))),
@@ -311,6 +316,13 @@ impl Writer {
             }
             Err(e) => {
                 tracing::error!(error = %e, rows, "group commit failed; nothing from it was stored");
+                let mut group = group;
+                if group.len() == 1 {
+                    if let Some(job) = group.pop() {
+                        job.fail_with(e);
+                    }
+                    return;
+                }
                 for job in group {
                     job.fail(&e);
                 }

@@ -478,12 +478,13 @@ async fn a_failing_group_rolls_back_and_the_chain_goes_on() {
                 SqlValue::Text(Some("2026-11-21T00:00:01.000000Z".into())),
             ],
         };
-        // The second insert repeats the primary key: the whole job fails.
+        // The second insert repeats the primary key: the whole job fails,
+        // and (committing alone) it is told why.
         let failed = store
             .append_blocks_with(vec![draft.clone()], vec![insert(), insert()])
             .await;
         assert!(
-            matches!(&failed, Err(StorageError::CommitFailed(m)) if m.contains("conflict")),
+            matches!(&failed, Err(StorageError::Conflict(m)) if m.contains("UNIQUE") || m.contains("duplicate")),
             "{}: {failed:?}",
             db.name
         );
@@ -524,5 +525,53 @@ async fn a_failing_group_rolls_back_and_the_chain_goes_on() {
         assert_eq!(reopened.tree_head(), store.tree_head(), "{}", db.name);
         reopened.close().await;
         db.cleanup().await;
+    }
+}
+
+/// A block that cannot be sealed (here: a NaN figure, which JSON cannot
+/// carry) fails only its own job; runs submitted at the same moment are
+/// committed, and the chain verifies.
+#[tokio::test]
+async fn an_unsealable_block_fails_alone() {
+    for db in TestDb::both().await {
+        let store = Arc::new(open(&db).await);
+        let bad = BlockDraft {
+            timestamp: "2026-11-21T00:00:01.000000Z".into(),
+            kind: BlockKind::Attestation,
+            phi_qevf: Some(f64::NAN),
+            eta_ent: None,
+            compliance_attestations: BTreeMap::new(),
+            region: None,
+            run_id: None,
+            payload: None,
+        };
+        let mut runs = Vec::new();
+        for i in 0..20 {
+            let beside = store.clone();
+            runs.push(tokio::spawn(async move {
+                beside
+                    .append_runs(vec![entry(&format!("beside-{i}"), "EU", 0.9, 1.0)])
+                    .await
+            }));
+            if i == 10 {
+                let refused = store.append_blocks(vec![bad.clone()]).await;
+                assert!(
+                    matches!(refused, Err(StorageError::InvalidBlock(_))),
+                    "{refused:?}"
+                );
+            }
+        }
+        for run in runs {
+            let stored = run.await.unwrap().unwrap();
+            assert!(stored[0].is_created());
+        }
+        assert_eq!(
+            store.tree_head().size,
+            21,
+            "genesis + 20 runs, no bad block"
+        );
+        let chain = read_chain(&store).await;
+        assert_eq!(chain.size(), 21);
+        store.close().await;
     }
 }

@@ -163,6 +163,19 @@ impl TestNode {
         }
     }
 
+    /// Graceful stop of the node only: the data dir and database stay
+    /// (until `self` is dropped), for tests that edit them offline.
+    pub async fn stop_only(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.shutdown().await.unwrap();
+        }
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Graceful stop, then a start on the same data dir and database.
     pub async fn restart(&mut self) {
         if let Some(node) = self.node.take() {
