@@ -40,6 +40,9 @@ pub enum BenchCommand {
         /// Total runs to post.
         #[arg(long, default_value_t = 200_000)]
         runs: u64,
+        /// Runs per request (above 1: `POST /v1/telemetry/batch`).
+        #[arg(long, default_value_t = 1)]
+        batch: u64,
         /// The node's `ledger.checkpoint_interval_ms`.
         #[arg(long, default_value_t = 1000)]
         checkpoint_interval_ms: u64,
@@ -101,8 +104,9 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Ingest {
             clients,
             runs,
+            batch,
             checkpoint_interval_ms,
-        } => crate::bench_ingest::run(clients, runs, checkpoint_interval_ms).await,
+        } => crate::bench_ingest::run(clients, runs, batch, checkpoint_interval_ms).await,
         BenchCommand::Policy { decisions } => bench_policy(decisions),
         BenchCommand::Feed {
             seconds,

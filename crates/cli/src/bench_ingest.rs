@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
 use qunimbus_server::config::Config;
 use qunimbus_server::RunningNode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,12 +24,13 @@ struct ClientReport {
     latency: Histogram<u64>,
     acked: Vec<Acked>,
     server_errors: u64,
+    pushed_back: u64,
 }
 
 /// Runs the benchmark.
-pub async fn run(clients: u32, runs: u64, checkpoint_interval_ms: u64) -> Result<()> {
-    if clients == 0 || runs == 0 {
-        bail!("--clients and --runs must be at least 1");
+pub async fn run(clients: u32, runs: u64, batch: u64, checkpoint_interval_ms: u64) -> Result<()> {
+    if clients == 0 || runs == 0 || batch == 0 {
+        bail!("--clients, --runs and --batch must be at least 1");
     }
     let dir = tempfile::Builder::new()
         .prefix("qunimbus-bench-")
@@ -49,14 +50,14 @@ pub async fn run(clients: u32, runs: u64, checkpoint_interval_ms: u64) -> Result
         .timeout(Duration::from_secs(30))
         .build()?;
     println!(
-        "ingest: {runs} runs, {clients} concurrent clients, node {base} (SQLite WAL, synchronous=FULL), \
-         checkpoint interval {checkpoint_interval_ms} ms"
+        "ingest: {runs} runs, {clients} concurrent clients, {batch} run(s) per request, node {base} \
+         (SQLite WAL, synchronous=FULL), checkpoint interval {checkpoint_interval_ms} ms"
     );
-    let watching = Arc::new(AtomicBool::new(true));
+    let cover = Arc::new(AtomicU64::new(u64::MAX));
     let watcher = tokio::spawn(watch_checkpoints(
         client.clone(),
         base.clone(),
-        watching.clone(),
+        cover.clone(),
     ));
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -64,31 +65,32 @@ pub async fn run(clients: u32, runs: u64, checkpoint_interval_ms: u64) -> Result
     for _ in 0..clients {
         let (client, base, token, next) =
             (client.clone(), base.clone(), token.clone(), next.clone());
-        workers.push(tokio::spawn(post_runs(client, base, token, next, runs)));
+        let work = Work { runs, batch };
+        workers.push(tokio::spawn(post_runs(client, base, token, next, work)));
     }
     let mut latency =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow!("{e}"))?;
     let mut acked = Vec::new();
-    let mut server_errors = 0;
+    let (mut server_errors, mut pushed_back) = (0, 0);
     for worker in workers {
         let report = worker.await??;
         latency.add(report.latency).map_err(|e| anyhow!("{e}"))?;
         acked.extend(report.acked);
         server_errors += report.server_errors;
+        pushed_back += report.pushed_back;
     }
     let took = started.elapsed();
-    // Let the last checkpoint cover the last block before measuring lags.
+    // The watcher stops once a checkpoint covers the last block.
     let last = acked.iter().map(|a| a.block_index).max().unwrap_or(0);
-    let deadline = Instant::now() + Duration::from_millis(checkpoint_interval_ms * 10 + 5_000);
-    while newest_size(&client, &base).await? <= last && Instant::now() < deadline {
-        tokio::time::sleep(WATCH_EVERY).await;
-    }
-    watching.store(false, Ordering::Relaxed);
-    let signed = watcher.await??;
+    cover.store(last, Ordering::Relaxed);
+    let patience = Duration::from_millis(checkpoint_interval_ms * 10 + 5_000);
+    let signed = tokio::time::timeout(patience, watcher)
+        .await
+        .map_err(|_| anyhow!("no checkpoint covered block {last} within {patience:?}"))???;
     let stored = stored_runs(&client, &base).await?;
     node.shutdown().await?;
     println!(
-        "ingest: {:.0} durable runs/s ({} acknowledged in {:.2} s); latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {server_errors} 5xx",
+        "ingest: {:.0} durable runs/s ({} acknowledged in {:.2} s); request latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {server_errors} 5xx, {pushed_back} 429 (backpressure, retried)",
         acked.len() as f64 / took.as_secs_f64(),
         acked.len(),
         took.as_secs_f64(),
@@ -106,39 +108,78 @@ pub async fn run(clients: u32, runs: u64, checkpoint_interval_ms: u64) -> Result
     Ok(())
 }
 
-/// One client: posts runs until `runs` were taken, one request at a time.
+/// How many runs in all, and per request.
+#[derive(Clone, Copy)]
+struct Work {
+    runs: u64,
+    batch: u64,
+}
+
+fn run_json(i: u64) -> String {
+    format!(
+        r#"{{"run_id":"bench-{i}","region":"{}","eta_ent":{},"coherence_variance":0.01,"runtime_hours":{},"eph_delivered":1000}}"#,
+        qunimbus_core::DEFAULT_REGIONS[(i % 6) as usize],
+        0.9 + (i % 100) as f64 / 1000.0,
+        1 + i % 120,
+    )
+}
+
+/// One client: posts runs (one per request, or batches) until all were
+/// taken, one request at a time.
 async fn post_runs(
     client: reqwest::Client,
     base: String,
     token: String,
     next: Arc<AtomicU64>,
-    runs: u64,
+    work: Work,
 ) -> Result<ClientReport> {
-    let url = format!("{base}/v1/telemetry");
+    let url = if work.batch == 1 {
+        format!("{base}/v1/telemetry")
+    } else {
+        format!("{base}/v1/telemetry/batch")
+    };
     let mut report = ClientReport {
         latency: Histogram::new_with_bounds(1, 60_000_000, 3).map_err(|e| anyhow!("{e}"))?,
         acked: Vec::new(),
         server_errors: 0,
+        pushed_back: 0,
     };
     loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
-        if i >= runs {
+        let first = next.fetch_add(work.batch, Ordering::Relaxed);
+        if first >= work.runs {
             return Ok(report);
         }
-        let body = format!(
-            r#"{{"run_id":"bench-{i}","region":"{}","eta_ent":{},"coherence_variance":0.01,"runtime_hours":{},"eph_delivered":1000}}"#,
-            qunimbus_core::DEFAULT_REGIONS[(i % 6) as usize],
-            0.9 + (i % 100) as f64 / 1000.0,
-            1 + i % 120,
-        );
-        let sent = Instant::now();
-        let response = client
-            .post(&url)
-            .bearer_auth(&token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await?;
+        let last = (first + work.batch).min(work.runs);
+        let body = if work.batch == 1 {
+            run_json(first)
+        } else {
+            let items: Vec<String> = (first..last).map(run_json).collect();
+            format!("[{}]", items.join(","))
+        };
+        let mut sent = Instant::now();
+        let response = loop {
+            let response = client
+                .post(&url)
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await?;
+            if response.status().as_u16() != 429 {
+                break response;
+            }
+            // Backpressure: wait as told, then submit again (the lag of a
+            // run counts from the submission that was accepted).
+            report.pushed_back += 1;
+            let wait = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            sent = Instant::now();
+        };
         let status = response.status();
         let answer: serde_json::Value = response.json().await?;
         if status.is_server_error() {
@@ -146,34 +187,43 @@ async fn post_runs(
             continue;
         }
         if status.as_u16() != 201 {
-            bail!("run {i} got HTTP {status}: {answer}");
+            bail!("runs from {first} got HTTP {status}: {answer}");
         }
         report
             .latency
             .record(sent.elapsed().as_micros().max(1) as u64)?;
-        let block_index = answer["block_index"]
-            .as_u64()
-            .ok_or_else(|| anyhow!("run {i}: no block_index in {answer}"))?;
-        report.acked.push(Acked { sent, block_index });
+        let views = match answer.get("runs") {
+            Some(runs) => runs.as_array().cloned().unwrap_or_default(),
+            None => vec![answer],
+        };
+        for view in views {
+            let block_index = view["block_index"]
+                .as_u64()
+                .ok_or_else(|| anyhow!("runs from {first}: no block_index in {view}"))?;
+            report.acked.push(Acked { sent, block_index });
+        }
     }
 }
 
-/// Polls the newest checkpoint; returns when each new tree size was first
-/// seen signed, in order.
+/// Polls the newest checkpoint until one covers block `cover` (set when
+/// the load is over); returns when each new tree size was first seen
+/// signed, in order.
 async fn watch_checkpoints(
     client: reqwest::Client,
     base: String,
-    watching: Arc<AtomicBool>,
+    cover: Arc<AtomicU64>,
 ) -> Result<Vec<(u64, Instant)>> {
     let mut seen: Vec<(u64, Instant)> = Vec::new();
-    while watching.load(Ordering::Relaxed) {
+    loop {
         let size = newest_size(&client, &base).await?;
         if seen.last().is_none_or(|(last, _)| size > *last) {
             seen.push((size, Instant::now()));
         }
+        if size > cover.load(Ordering::Relaxed) {
+            return Ok(seen);
+        }
         tokio::time::sleep(WATCH_EVERY).await;
     }
-    Ok(seen)
 }
 
 /// The tree size of the newest signed checkpoint (0 before the first).

@@ -71,13 +71,10 @@ pub async fn run(args: ImportArgs) -> Result<()> {
     let (mut accepted, mut duplicates) = (0u64, 0u64);
     for chunk in runs.chunks(args.batch as usize) {
         let body: Vec<&Value> = chunk.iter().map(|(_, v)| v).collect();
-        let response = client
-            .post(&endpoint)
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", args.url))?;
+        let (response, _) =
+            crate::retry::send(|| client.post(&endpoint).bearer_auth(&token).json(&body))
+                .await
+                .with_context(|| format!("cannot reach {}", args.url))?;
         let status = response.status();
         let answer: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {

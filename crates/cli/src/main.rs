@@ -11,6 +11,7 @@ mod import;
 mod ledger;
 mod logging;
 mod partner;
+mod retry;
 mod trust;
 
 use anyhow::{Context, Result};

@@ -94,8 +94,11 @@ pub struct IngestConfig {
     pub max_batch_body_bytes: usize,
     /// Most runs in one batch.
     pub max_batch_runs: usize,
-    /// Write jobs that may wait for the writer before ingest answers 503.
+    /// Write jobs that may wait for the writer before ingest answers 429.
     pub queue_depth: usize,
+    /// Runs that may wait for the writer before ingest answers 429 `busy`
+    /// (bounds the time from submission to a signed checkpoint).
+    pub max_queued_rows: usize,
     /// Rows after which the writer stops adding jobs to one transaction.
     pub max_group_rows: usize,
 }
@@ -107,6 +110,7 @@ impl Default for IngestConfig {
             max_batch_body_bytes: 16 * 1024 * 1024,
             max_batch_runs: 10_000,
             queue_depth: 8192,
+            max_queued_rows: 4096,
             max_group_rows: 4096,
         }
     }
@@ -850,6 +854,7 @@ impl Config {
             ("ingest.max_batch_body_bytes", ingest.max_batch_body_bytes),
             ("ingest.max_batch_runs", ingest.max_batch_runs),
             ("ingest.queue_depth", ingest.queue_depth),
+            ("ingest.max_queued_rows", ingest.max_queued_rows),
             ("ingest.max_group_rows", ingest.max_group_rows),
         ] {
             if value == 0 {

@@ -126,10 +126,8 @@ impl From<FieldError> for ApiError {
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::Busy => Self {
-                retry_after: Some(1),
-                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string())
-            },
+            // Backpressure on ingest: the client is asked to slow down.
+            StorageError::Busy => Self::too_many("busy", e.to_string(), 1),
             StorageError::Closed => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "shutting_down",

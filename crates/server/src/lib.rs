@@ -200,6 +200,7 @@ impl RunningNode {
         let observer = metrics.clone();
         let mut options = StoreOptions {
             queue_depth: config.ingest.queue_depth,
+            max_queued_rows: config.ingest.max_queued_rows,
             max_group_rows: config.ingest.max_group_rows,
             node_cache_max_leaves: config.ledger.node_cache_max_blocks,
             on_commit: Some(Arc::new(move |rows, took| {

@@ -31,6 +31,7 @@ use cache::NodeCache;
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::merkle::{self, Hash, RightEdge};
 use record::{BlockRow, BLOCK_COLUMNS};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -99,6 +100,10 @@ pub enum StorageError {
 pub struct StoreOptions {
     /// How many write jobs may wait for the writer before submitters get `Busy`.
     pub queue_depth: usize,
+    /// Runs that may wait for the writer (not yet in a transaction); past it
+    /// submitters get `Busy`, unless the queue is empty. This bounds the
+    /// time from submission to commit, and so to the next signed checkpoint.
+    pub max_queued_rows: usize,
     /// Stop gathering more jobs into one transaction once it holds this many rows.
     pub max_group_rows: usize,
     /// Connections in the read pool.
@@ -116,6 +121,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         Self {
             queue_depth: 8192,
+            max_queued_rows: 4096,
             max_group_rows: 4096,
             read_connections: 4,
             on_commit: None,
@@ -145,6 +151,9 @@ pub struct Store {
     reader: Reader,
     /// Runs to ingest (bounded by `queue_depth`; full means `Busy`).
     jobs: mpsc::Sender<WriteJob>,
+    /// Rows of run jobs in `jobs`, and the most that may wait.
+    queued_rows: Arc<AtomicUsize>,
+    max_queued_rows: usize,
     /// Everything else: checkpoints, time-stamps, blocks, administrative
     /// writes. Served first, so ingest load never starves them.
     control: mpsc::Sender<WriteJob>,
@@ -183,19 +192,21 @@ impl Store {
         let (jobs, rx) = mpsc::channel(options.queue_depth.max(1));
         let (control, control_rx) = mpsc::channel(CONTROL_QUEUE_DEPTH);
         let shutdown = Arc::new(Notify::new());
+        let queued_rows = Arc::new(AtomicUsize::new(0));
         let writer = Writer::new(
             writer_conn,
             head,
-            options.max_group_rows,
-            options.on_commit,
+            &options,
             published,
             cache,
-            options.on_runs,
+            queued_rows.clone(),
         );
         let writer_task = tokio::spawn(writer.run(control_rx, rx, shutdown.clone()));
         Ok(Self {
             reader,
             jobs,
+            queued_rows,
+            max_queued_rows: options.max_queued_rows.max(1),
             control,
             shutdown,
             writer_task: Mutex::new(Some(writer_task)),
@@ -218,15 +229,29 @@ impl Store {
         job: WriteJob,
         answer: oneshot::Receiver<Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
-        let queue = match job {
-            WriteJob::Runs { .. } => &self.jobs,
-            _ => &self.control,
+        let (queue, admitted) = match &job {
+            WriteJob::Runs { entries, .. } => (&self.jobs, self.admit(entries.len())?),
+            _ => (&self.control, 0),
         };
-        queue.try_send(job).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => StorageError::Busy,
-            mpsc::error::TrySendError::Closed(_) => StorageError::Closed,
+        queue.try_send(job).map_err(|e| {
+            self.queued_rows.fetch_sub(admitted, Ordering::Relaxed);
+            match e {
+                mpsc::error::TrySendError::Full(_) => StorageError::Busy,
+                mpsc::error::TrySendError::Closed(_) => StorageError::Closed,
+            }
         })?;
         answer.await.map_err(|_| StorageError::Closed)?
+    }
+
+    /// Counts `rows` more runs as waiting, unless that would pass
+    /// `max_queued_rows` while others wait (then `Busy`).
+    fn admit(&self, rows: usize) -> Result<usize, StorageError> {
+        self.queued_rows
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+                (queued == 0 || queued + rows <= self.max_queued_rows).then_some(queued + rows)
+            })
+            .map(|_| rows)
+            .map_err(|_| StorageError::Busy)
     }
 
     /// Stores runs, each new one with its `valuation` block, in one

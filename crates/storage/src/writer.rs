@@ -9,6 +9,7 @@ use qunimbus_ledger::block::{Block, BlockDraft};
 use qunimbus_ledger::merkle::{self, Hash, NodeId, RightEdge};
 use sqlx::{Connection, Executor, QueryBuilder};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
@@ -159,27 +160,29 @@ pub(crate) struct Writer {
     published: watch::Sender<TreeHead>,
     cache: Arc<NodeCache>,
     on_runs: Option<RunsObserver>,
+    /// Rows of run jobs waiting in the queue (admission control in `Store`).
+    queued_rows: Arc<AtomicUsize>,
 }
 
 impl Writer {
     pub fn new(
         writer: crate::backend::LockedWriter,
         head: ChainHead,
-        max_group_rows: usize,
-        on_commit: Option<CommitObserver>,
+        options: &crate::StoreOptions,
         published: watch::Sender<TreeHead>,
         cache: Arc<NodeCache>,
-        on_runs: Option<RunsObserver>,
+        queued_rows: Arc<AtomicUsize>,
     ) -> Self {
         Self {
             conn: writer.conn,
             _lock: writer.lock,
             head,
-            max_group_rows: max_group_rows.max(1),
-            on_commit,
+            max_group_rows: options.max_group_rows.max(1),
+            on_commit: options.on_commit.clone(),
             published,
             cache,
-            on_runs,
+            on_runs: options.on_runs.clone(),
+            queued_rows,
         }
     }
 
@@ -229,6 +232,7 @@ impl Writer {
                             Err(_) => break,
                         }
                     }
+                    self.queued_rows.fetch_sub(rows, Ordering::Relaxed);
                     self.commit_group(group, rows).await;
                 }
                 job => self.serve_control(job).await,
