@@ -59,6 +59,7 @@ mod authority;
 mod error;
 mod pem;
 mod request;
+mod shape;
 mod verify;
 
 pub use authority::{generate_authority, Authority, GeneratedAuthority, DEFAULT_POLICY_OID};

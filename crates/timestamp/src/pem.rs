@@ -48,6 +48,7 @@ pub(crate) fn certificates(text: &str) -> Result<Vec<Certificate>, TimestampErro
     let mut certs = Vec::new();
     for block in blocks(text, "CERTIFICATE").map_err(TimestampError::InvalidCertificate)? {
         let der = decode_block(block, "CERTIFICATE").map_err(TimestampError::InvalidCertificate)?;
+        crate::shape::check(&der).map_err(|e| TimestampError::InvalidCertificate(e.to_string()))?;
         let cert = Certificate::from_der(&der)
             .map_err(|e| TimestampError::InvalidCertificate(e.to_string()))?;
         certs.push(cert);

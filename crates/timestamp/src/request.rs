@@ -76,6 +76,7 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, TimestampError> {
 }
 
 pub(crate) fn decode_request(der: &[u8]) -> Result<TimeStampReq, TimestampError> {
+    crate::shape::check(der).map_err(|e| TimestampError::InvalidRequest(e.to_string()))?;
     TimeStampReq::from_der(der).map_err(|e| TimestampError::InvalidRequest(e.to_string()))
 }
 

@@ -111,6 +111,8 @@ fn malformed(what: &'static str) -> impl Fn(der::Error) -> VerifyError {
 /// grantedWithMods (1)), byte for byte; otherwise [`VerifyError::NotGranted`]
 /// or [`VerifyError::NoToken`].
 pub fn token_from_response(response_der: &[u8]) -> Result<Vec<u8>, VerifyError> {
+    crate::shape::check(response_der)
+        .map_err(|e| VerifyError::Malformed(format!("TimeStampResp: {e}")))?;
     let resp = asn1::TimeStampResp::from_der(response_der).map_err(malformed("TimeStampResp"))?;
     match resp.status.status {
         0 | 1 => {}
@@ -163,6 +165,7 @@ pub fn verify_token(
     anchors: &TrustAnchors,
 ) -> Result<VerifiedToken, VerifyError> {
     // --- CMS structure ---------------------------------------------------
+    crate::shape::check(token_der).map_err(|e| VerifyError::Malformed(format!("token: {e}")))?;
     let ci = ContentInfo::from_der(token_der).map_err(malformed("ContentInfo"))?;
     if ci.content_type != asn1::ID_SIGNED_DATA {
         return Err(VerifyError::NotSignedData);

@@ -109,3 +109,68 @@ fn fixture_is_valid() {
     assert!(verify_response(&f.response, &f.digest, None, &f.anchors).is_ok());
     assert!(verify_token(&f.token, &f.digest, None, &f.anchors).is_ok());
 }
+
+/// DER TLV with a definite length.
+fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = body.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+/// A token (ContentInfo, signedData) whose SignedData starts with a
+/// `digestAlgorithms` SET OF `n` distinct AlgorithmIdentifiers in
+/// descending order, the rest missing (as fuzz/regressions/tsa_response/
+/// descending-set-of-9000 does with n = 9000).
+fn descending_set_token(n: u32) -> Vec<u8> {
+    let algs: Vec<u8> = (128..128 + n)
+        .rev()
+        .flat_map(|v| {
+            let oid = [0x2a, 0x80 | (v >> 7) as u8, (v & 0x7f) as u8]; // 1.2.v
+            tlv(0x30, &tlv(0x06, &oid))
+        })
+        .collect();
+    let signed_data = tlv(0x30, &[tlv(0x02, &[3]), tlv(0x31, &algs)].concat());
+    let oid_signed_data = tlv(
+        0x06,
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02],
+    );
+    tlv(0x30, &[oid_signed_data, tlv(0xa0, &signed_data)].concat())
+}
+
+/// Found by the tsa_response fuzz target: `der` insertion-sorts a SET OF
+/// while decoding it, so a 63 KB token with one descending SET of 9,000
+/// elements took ~10 s of CPU (a 1 MiB answer from a hostile or intercepted
+/// `tsa.url`: hours). Such input is now refused before decoding.
+#[test]
+fn huge_descending_set_is_refused_quickly() {
+    let f = &*FIXTURE;
+    let token = descending_set_token(9_000);
+    assert!(token.len() > 60_000);
+    let started = std::time::Instant::now();
+    let err = verify_token(&token, &f.digest, None, &f.anchors).unwrap_err();
+    let response = tlv(0x30, &[tlv(0x30, &tlv(0x02, &[0])), token].concat());
+    let resp_err = verify_response(&response, &f.digest, None, &f.anchors).unwrap_err();
+    let elapsed = started.elapsed();
+    for e in [&err, &resp_err] {
+        assert!(
+            matches!(e, VerifyError::Malformed(m) if m.contains("SET of more than")),
+            "{e:?}"
+        );
+    }
+    assert!(elapsed.as_millis() < 500, "took {elapsed:?}");
+    // Sets of a realistic size still reach the decoder (and fail there).
+    let small = descending_set_token(8);
+    assert!(matches!(
+        verify_token(&small, &f.digest, None, &f.anchors),
+        Err(VerifyError::Malformed(m)) if m.starts_with("SignedData")
+    ));
+}
