@@ -237,17 +237,39 @@ impl Stamper {
                 if !reply.status().is_success() {
                     return Err(format!("TSA answered HTTP {}", reply.status()));
                 }
-                reply
-                    .bytes()
-                    .await
-                    .map_err(|e| format!("reading the TSA reply: {e}"))?
-                    .to_vec()
+                read_reply(reply).await?
             }
         };
         verify_response(&response, digest, Some(&request.nonce), self.anchors())
             .map_err(|e| format!("TSA response rejected: {e}"))?;
         token_from_response(&response).map_err(|e| format!("TSA response has no token: {e}"))
     }
+}
+
+/// Largest TSA reply read: a token with its certificate chain is a few KB.
+const MAX_REPLY_BYTES: usize = 256 * 1024;
+
+/// Reads a TSA reply of at most [`MAX_REPLY_BYTES`], refusing a bigger one
+/// as it arrives (a hostile TSA cannot make the node buffer without limit).
+async fn read_reply(mut reply: reqwest::Response) -> Result<Vec<u8>, String> {
+    if reply
+        .content_length()
+        .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
+    {
+        return Err(format!("TSA reply larger than {MAX_REPLY_BYTES} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = reply
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the TSA reply: {e}"))?
+    {
+        if body.len() + chunk.len() > MAX_REPLY_BYTES {
+            return Err(format!("TSA reply larger than {MAX_REPLY_BYTES} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// A random positive serial number for a token (126 bits).
