@@ -8,12 +8,12 @@ use qunimbus_ledger::checkpoint::{NoteSigner, NoteVerifier};
 use qunimbus_ledger::merkle;
 use qunimbus_server::config::parse_database_url;
 use qunimbus_server::ledger::{
-    grafana_row, verify_ledger, verify_timestamps, SignatureCheck, SIGNING_KEY_FILE,
+    grafana_row, verify_ledger, verify_timestamps, SignatureCheck, VerifyReport, SIGNING_KEY_FILE,
 };
 use qunimbus_server::tsa::load_anchors;
 use qunimbus_storage::Reader;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the ledger to read lives.
 #[derive(Args)]
@@ -38,14 +38,24 @@ impl LedgerSource {
 /// Ledger commands.
 #[derive(Subcommand)]
 pub enum LedgerCommand {
-    /// Check every block's hash and link, the genesis block, and the Merkle
-    /// root against the newest signed checkpoint. Exit code 1 on failure.
+    /// Check every block's hash and link, the genesis block, every stored
+    /// Merkle node, and the Merkle root against the newest signed
+    /// checkpoint; or, with --export, a file that `ledger export` wrote
+    /// against a checkpoint note. Exit code 1 on failure.
     #[command(
-        after_help = "Examples:\n  qunimbus ledger verify --data-dir ./qunimbus-data\n  qunimbus ledger verify --database-url postgres://postgres@127.0.0.1/test --public-key node.vkey"
+        after_help = "Examples:\n  qunimbus ledger verify --data-dir ./qunimbus-data\n  qunimbus ledger verify --database-url postgres://postgres@127.0.0.1/test --public-key node.vkey\n  qunimbus ledger verify --export ledger.json --checkpoint note.txt --public-key node.vkey"
     )]
     Verify {
         #[command(flatten)]
         source: LedgerSource,
+        /// Verify this export file (`ledger export`'s JSON array, or JSON
+        /// lines) instead of a database.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// With --export: the signed checkpoint note (GET /v1/ledger/checkpoint)
+        /// the blocks must match.
+        #[arg(long, requires = "export")]
+        checkpoint: Option<PathBuf>,
         /// The node's public key (note verifier key, as served at /v1/ledger/public-key).
         /// Default: derived from DATA_DIR/ledger.key when present.
         #[arg(long)]
@@ -97,9 +107,28 @@ pub async fn run(command: LedgerCommand) -> Result<()> {
     match command {
         LedgerCommand::Verify {
             source,
+            export,
+            checkpoint,
             public_key,
             tsa_roots,
-        } => verify(source, public_key, tsa_roots).await,
+        } => match export {
+            Some(export) => {
+                if tsa_roots.is_some() {
+                    bail!("--tsa-roots needs the database (an export carries no tokens)");
+                }
+                let verifier = verifier(&source, public_key.as_deref())?;
+                let bar = progress_bar(0, "verifying");
+                let report = crate::ledger_export::verify_export(
+                    &export,
+                    checkpoint.as_deref(),
+                    verifier.as_ref(),
+                    |n| bar.set_position(n),
+                )?;
+                bar.finish_and_clear();
+                print_report(report)
+            }
+            None => verify(source, public_key, tsa_roots).await,
+        },
         LedgerCommand::Proof {
             source,
             index,
@@ -124,13 +153,10 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-async fn verify(
-    source: LedgerSource,
-    public_key: Option<PathBuf>,
-    tsa_roots: Option<PathBuf>,
-) -> Result<()> {
-    let anchors = tsa_roots.as_deref().map(load_anchors).transpose()?;
-    let verifier = match &public_key {
+/// The log's public key: `--public-key FILE`, else derived from
+/// `DATA_DIR/ledger.key` when present.
+fn verifier(source: &LedgerSource, public_key: Option<&Path>) -> Result<Option<NoteVerifier>> {
+    Ok(match public_key {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
@@ -151,7 +177,16 @@ async fn verify(
                 Err(_) => None,
             }
         }
-    };
+    })
+}
+
+async fn verify(
+    source: LedgerSource,
+    public_key: Option<PathBuf>,
+    tsa_roots: Option<PathBuf>,
+) -> Result<()> {
+    let anchors = tsa_roots.as_deref().map(load_anchors).transpose()?;
+    let verifier = verifier(&source, public_key.as_deref())?;
     let reader = source.open().await?;
     let total = reader.block_count().await?;
     let bar = progress_bar(total, "verifying");
@@ -161,10 +196,15 @@ async fn verify(
         report = report.with_timestamps(verify_timestamps(&reader, anchors, false).await?);
     }
     reader.close().await;
+    print_report(report)
+}
+
+/// Prints what verification found; exits 1 on a failure.
+fn print_report(report: VerifyReport) -> Result<()> {
     let rate = report.blocks_checked as f64 / (report.duration_ms.max(1) as f64 / 1000.0);
     println!(
-        "checked {} blocks in {} ms ({rate:.0} blocks/s)",
-        report.blocks_checked, report.duration_ms
+        "checked {} blocks and {} stored Merkle nodes in {} ms ({rate:.0} blocks/s)",
+        report.blocks_checked, report.nodes_checked, report.duration_ms
     );
     match (report.checkpoint_size, report.signature) {
         (Some(size), Some(SignatureCheck::Verified)) => {
@@ -180,7 +220,7 @@ async fn verify(
             "timestamps: {} tokens verified, {} checkpoints pending",
             t.verified, t.pending
         ),
-        None => println!("timestamps: not checked (pass --tsa-roots)"),
+        None => println!("timestamps: not checked (pass --tsa-roots with a database)"),
     }
     if let Some(f) = report.timestamps.as_ref().and_then(|t| t.failure.as_ref()) {
         println!(

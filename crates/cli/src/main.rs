@@ -9,6 +9,7 @@ mod demo;
 mod feed_client;
 mod import;
 mod ledger;
+mod ledger_export;
 mod logging;
 mod partner;
 mod retry;

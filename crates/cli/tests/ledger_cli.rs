@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use common::{credential, qunimbus, spawn_serve};
 use qunimbus_ledger::block::Block;
-use qunimbus_ledger::merkle::{verify_inclusion, Hash};
+use qunimbus_ledger::merkle::{verify_inclusion, Hash, RightEdge};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
@@ -195,6 +195,101 @@ async fn write_row(db: &TestDb, index: u64, row: &BlockRow) {
         .map(|r| r.rows_affected()));
     assert_eq!(rows_affected, 1);
     assert_eq!(read_row(db, index).await, *row, "the write took effect");
+}
+
+/// An auditor's check of what they were handed: `ledger export`'s file (and
+/// the same blocks as JSON lines) against the served checkpoint note, with
+/// no database; a changed block and a short export fail.
+fn verify_exports(db: &TestDb, key: &Path, note: &str, size: u64) {
+    let dir = db.data_dir();
+    let export = dir.join("export.json");
+    let out = ledger(db, "export", &["--output".into(), export.clone().into()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let note_file = dir.join("note.txt");
+    std::fs::write(&note_file, note).unwrap();
+    let verify = |file: &Path| {
+        qunimbus()
+            .args(["ledger", "verify", "--export"])
+            .arg(file)
+            .arg("--checkpoint")
+            .arg(&note_file)
+            .arg("--public-key")
+            .arg(key)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run qunimbus ledger verify --export")
+    };
+    let out = verify(&export);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout.contains(&format!("checked {size} blocks")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("signature verified") && stdout.contains("ledger OK"),
+        "{stdout}"
+    );
+    let array = std::fs::read_to_string(&export).unwrap();
+    let lines: Vec<String> = array
+        .lines()
+        .map(|l| {
+            l.trim_start_matches('[')
+                .trim_end_matches(']')
+                .trim_end_matches(',')
+                .to_string()
+        })
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.len() as u64, size);
+    let jsonl = dir.join("export.jsonl");
+    std::fs::write(&jsonl, lines.join("\n")).unwrap();
+    assert_eq!(
+        verify(&jsonl).status.code(),
+        Some(0),
+        "{}",
+        text(&verify(&jsonl))
+    );
+    let mut changed = lines.clone();
+    let mut block: Value = serde_json::from_str(&changed[5]).unwrap();
+    block["phi_qevf"] = json!(block["phi_qevf"].as_f64().unwrap() + 1.0);
+    changed[5] = block.to_string();
+    std::fs::write(&jsonl, changed.join("\n")).unwrap();
+    let out = verify(&jsonl);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout.contains("FAILED at block 5: hash mismatch"),
+        "{stdout}"
+    );
+    std::fs::write(&jsonl, lines[..10].join("\n")).unwrap();
+    let out = verify(&jsonl);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        stdout.contains(&format!("covers {size} blocks but only 10 are stored")),
+        "{stdout}"
+    );
+}
+
+/// Rewrites every stored Merkle node to what `chain` determines (an
+/// attacker covering their tracks, or the repair after such a test).
+async fn write_nodes(db: &TestDb, chain: &[Block]) {
+    let mut edge = RightEdge::new();
+    for block in chain {
+        for (id, hash) in edge.append(block.digests().unwrap().leaf_hash) {
+            let key = (i64::from(id.level) << 56) | id.index as i64;
+            let updated = on_db!(db, |c| sqlx::query(
+                "UPDATE merkle_nodes SET hash = $1 WHERE node = $2"
+            )
+            .bind(hash.to_vec())
+            .bind(key)
+            .execute(&mut c)
+            .await
+            .map(|r| r.rows_affected()));
+            assert_eq!(updated, 1, "node {id:?} is stored");
+        }
+    }
 }
 
 // ---- the node as a process -----------------------------------------------------------
@@ -400,7 +495,9 @@ async fn verify_detects_tampering(backend: Backend) {
     let (_, page) = get_json(&http, &format!("{}/v1/ledger/blocks?limit=1000", node.url)).await;
     let blocks = page["blocks"].as_array().unwrap().clone();
     assert_eq!(blocks.len() as u64, size);
+    let (_, note_text) = get_text(&http, &format!("{}/v1/ledger/checkpoint", node.url)).await;
     node.terminate();
+    verify_exports(&db, &key, &note_text, size);
 
     // Clean ledger: OK with the served key and with the key in the data dir.
     assert_verifies(&db, &key, size);
@@ -500,7 +597,9 @@ async fn verify_detects_tampering(backend: Backend) {
     assert_verifies(&db, &key, size);
 
     // (v) a block changed and every later block re-hashed and re-linked: the
-    // chain is consistent again, only the signed Merkle root catches it.
+    // chain is consistent again; the stored Merkle leaf of the changed block
+    // catches it, and with the stored nodes rewritten as well, only the
+    // signed Merkle root does.
     let target = 12;
     let originals = {
         let mut rows = Vec::new();
@@ -513,6 +612,10 @@ async fn verify_detects_tampering(backend: Backend) {
         .as_str()
         .unwrap()
         .to_string();
+    let mut forged_chain: Vec<Block> = blocks[..target as usize]
+        .iter()
+        .map(|b| Block::from_json(b).unwrap())
+        .collect();
     for (offset, original) in originals.iter().enumerate() {
         let index = target as usize + offset;
         let mut forged = blocks[index].clone();
@@ -521,6 +624,8 @@ async fn verify_detects_tampering(backend: Backend) {
         }
         forged["previous_hash"] = json!(previous);
         let hash = Block::from_json(&forged).unwrap().compute_hash().unwrap();
+        forged["hash"] = json!(hash);
+        forged_chain.push(Block::from_json(&forged).unwrap());
         write_row(
             &db,
             index as u64,
@@ -537,13 +642,47 @@ async fn verify_detects_tampering(backend: Backend) {
     assert_fails_at(
         &db,
         &key,
+        target,
+        "stored Merkle node level 0 index 12",
+        "re-chained suffix",
+    );
+    write_nodes(&db, &forged_chain).await;
+    assert_fails_at(
+        &db,
+        &key,
         size - 1,
         "does not match the signed checkpoint",
-        "re-chained suffix",
+        "re-chained suffix with rewritten Merkle nodes",
     );
     for (offset, original) in originals.iter().enumerate() {
         write_row(&db, target + offset as u64, original).await;
     }
+    let original_chain: Vec<Block> = blocks
+        .iter()
+        .map(|b| Block::from_json(b).unwrap())
+        .collect();
+    write_nodes(&db, &original_chain).await;
+    assert_verifies(&db, &key, size);
+
+    // (v-b) one interior Merkle node changed (proofs through it would
+    // lie): named with the blocks it covers.
+    let node_key: i64 = (2i64 << 56) | 1; // level 2, index 1: blocks 4..=7
+    on_db!(&db, |c| sqlx::query(
+        "UPDATE merkle_nodes SET hash = $1 WHERE node = $2"
+    )
+    .bind(vec![0u8; 32])
+    .bind(node_key)
+    .execute(&mut c)
+    .await
+    .map(|_| ()));
+    assert_fails_at(
+        &db,
+        &key,
+        7,
+        "stored Merkle node level 2 index 1 (blocks 4..=7) differs",
+        "interior node",
+    );
+    write_nodes(&db, &original_chain).await;
     assert_verifies(&db, &key, size);
 
     // (vi) a payload that is no longer JSON: reported at its block too.

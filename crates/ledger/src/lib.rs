@@ -35,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod attestation;
+pub mod audit;
 pub mod block;
 pub mod checkpoint;
 pub mod error;

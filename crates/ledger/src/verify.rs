@@ -10,7 +10,7 @@
 use std::fmt;
 
 use crate::block::{Block, BlockDigests, BlockKind, GENESIS_PREVIOUS_HASH, MAX_ENTRY_BYTES};
-use crate::merkle::{Hash, RightEdge};
+use crate::merkle::{Hash, NodeId, RightEdge};
 
 /// The first bad block found: its expected index and a precise reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +59,7 @@ impl ChainVerifier {
     /// hash; the recomputed hash equals `hash`; the leaf fits a tile entry.
     /// On failure nothing changes, so the verifier still expects this index.
     pub fn push(&mut self, block: &Block) -> Result<(), VerifyFailure> {
-        self.check(block, None)
+        self.check(block, None).map(drop)
     }
 
     /// Like [`ChainVerifier::push`] with `digests` already computed by
@@ -69,14 +69,26 @@ impl ChainVerifier {
         block: &Block,
         digests: &BlockDigests,
     ) -> Result<(), VerifyFailure> {
-        self.check(block, Some(digests))
+        self.check(block, Some(digests)).map(drop)
+    }
+
+    /// Like [`ChainVerifier::push`] (with optional precomputed `digests`),
+    /// returning every Merkle node the block completes, as
+    /// [`RightEdge::append`] does: the node's own leaf first, then each
+    /// completed parent (for comparison with stored nodes).
+    pub fn push_with_nodes(
+        &mut self,
+        block: &Block,
+        digests: Option<&BlockDigests>,
+    ) -> Result<Vec<(NodeId, Hash)>, VerifyFailure> {
+        self.check(block, digests)
     }
 
     fn check(
         &mut self,
         block: &Block,
         precomputed: Option<&BlockDigests>,
-    ) -> Result<(), VerifyFailure> {
+    ) -> Result<Vec<(NodeId, Hash)>, VerifyFailure> {
         let expected = self.edge.size();
         let fail = |reason: String| VerifyFailure {
             index: expected,
@@ -137,9 +149,9 @@ impl ChainVerifier {
                 digests.leaf_len
             )));
         }
-        self.edge.append(digests.leaf_hash);
+        let completed = self.edge.append(digests.leaf_hash);
         self.last_hash = Some(digests.hash);
-        Ok(())
+        Ok(completed)
     }
 
     /// Number of blocks verified so far.

@@ -4,12 +4,12 @@
 
 use crate::config::LedgerConfig;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
+use qunimbus_ledger::audit::{LedgerAudit, SignedCheckpoint};
 use qunimbus_ledger::block::{AttestationStatus, Block, BlockDigests, BlockDraft, BlockKind};
 use qunimbus_ledger::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use qunimbus_ledger::merkle::Hash;
 use qunimbus_ledger::personal::run_reference;
-use qunimbus_ledger::verify::ChainVerifier;
-use qunimbus_storage::{Reader, RunRecord, StorageError, Store};
+use qunimbus_storage::{BlockBatch, Reader, RunRecord, StorageError, Store};
 use rand::RngCore;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -219,32 +219,20 @@ async fn sign_checkpoint(
         .map(|_| ())
 }
 
-/// How a checkpoint's signature was checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SignatureCheck {
-    /// Verified with the given public key.
-    Verified,
-    /// No public key was available.
-    NotChecked,
-}
+pub use qunimbus_ledger::audit::{
+    AuditFailure as VerifyFailureReport, AuditOutcome, SignatureCheck,
+};
 
-/// The first problem verification found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct VerifyFailureReport {
-    /// Index of the first bad block (or where the stored data stops matching).
-    pub index: u64,
-    /// Why it is bad.
-    pub reason: String,
-}
-
-/// The result of checking every block, link and the Merkle root.
+/// The result of checking every block, link, stored Merkle node and the
+/// root against the newest signed checkpoint.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     /// True when nothing is wrong.
     pub ok: bool,
     /// Blocks read and checked.
     pub blocks_checked: u64,
+    /// Stored Merkle nodes recomputed from the blocks and compared.
+    pub nodes_checked: u64,
     /// Size of the newest signed checkpoint, if any.
     pub checkpoint_size: Option<u64>,
     /// Whether the checkpoint's signature was verified.
@@ -257,6 +245,23 @@ pub struct VerifyReport {
     pub checked_at: String,
     /// How long it took.
     pub duration_ms: u64,
+}
+
+impl VerifyReport {
+    /// The report of an audit that took `took`.
+    pub fn of(outcome: AuditOutcome, took: Duration) -> Self {
+        Self {
+            ok: outcome.ok,
+            blocks_checked: outcome.blocks_checked,
+            nodes_checked: outcome.nodes_checked,
+            checkpoint_size: outcome.checkpoint_size,
+            signature: outcome.signature,
+            failure: outcome.failure,
+            timestamps: None,
+            checked_at: rfc3339_micros(now_micros()),
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
 }
 
 type Digest = Option<Result<BlockDigests, qunimbus_ledger::LedgerError>>;
@@ -285,133 +290,53 @@ fn parallel_digests(batch: &[Result<Block, StorageError>]) -> Vec<Digest> {
     })
 }
 
-/// Blocks read per query while verifying.
-const VERIFY_BATCH: u32 = 10_000;
-
-/// Checks every block's hash and link, the genesis block, and that the Merkle
-/// root of the stored blocks equals the newest signed checkpoint's root (and
-/// that checkpoint's signature, when `verifier` is given). `progress` is
-/// called with the number of blocks checked so far.
+/// Audits the stored ledger ([`LedgerAudit`]): every block's hash and link,
+/// the genesis block, every stored Merkle node the blocks determine, and
+/// the root against the newest signed checkpoint (and its signature, when
+/// `verifier` is given). Blocks are read in bulk ahead of the checks and
+/// hashed on all cores. `progress` is called with the blocks checked so far.
 pub async fn verify_ledger(
     reader: &Reader,
     verifier: Option<&NoteVerifier>,
     mut progress: impl FnMut(u64),
 ) -> Result<VerifyReport, StorageError> {
     let started = Instant::now();
-    let checkpoint = reader.latest_checkpoint().await?;
-    let mut chain = ChainVerifier::new();
-    let mut root_at_checkpoint: Option<Hash> = None;
-    let mut failure: Option<VerifyFailureReport> = None;
-    let mut signature = None;
-    if let Some(cp) = &checkpoint {
-        if let Some(verifier) = verifier {
-            match verifier.verify_checkpoint(&cp.note) {
-                Ok(signed) if signed.size == cp.size && signed.root == cp.root => {
-                    signature = Some(SignatureCheck::Verified)
-                }
-                Ok(_) => {
-                    failure = Some(VerifyFailureReport {
-                        index: cp.size.saturating_sub(1),
-                        reason: "the stored checkpoint's size or root differs from its signed note"
-                            .into(),
-                    })
-                }
-                Err(e) => {
-                    failure = Some(VerifyFailureReport {
-                        index: cp.size.saturating_sub(1),
-                        reason: format!("checkpoint signature does not verify: {e}"),
-                    })
-                }
-            }
-        } else {
-            signature = Some(SignatureCheck::NotChecked);
-        }
-    }
-    let checkpoint_size = checkpoint.as_ref().map(|c| c.size);
-    // Reading the next batch overlaps with hashing the current one, and the
-    // hashing of a batch is spread over the machine's cores; the chain
-    // checks themselves stay sequential.
-    let mut next = Some(reader.blocks(0, VERIFY_BATCH).await?);
-    'read: while let Some(batch) = next.take() {
-        if batch.is_empty() || failure.is_some() {
+    let checkpoint = reader.latest_checkpoint().await?.map(|c| SignedCheckpoint {
+        size: c.size,
+        root: c.root,
+        note: c.note,
+    });
+    let mut audit = LedgerAudit::new(checkpoint, verifier);
+    let mut batches = reader.scan(true);
+    while let Some(batch) = batches.recv().await {
+        if audit.failed() {
             break;
         }
-        let following = batch.len() as u64 + chain.size();
-        let hashing = tokio::task::spawn_blocking(move || {
-            let digests = parallel_digests(&batch);
-            (batch, digests)
-        });
-        let (fetched, hashed) = tokio::join!(reader.blocks(following, VERIFY_BATCH), hashing);
-        let (batch, digests) = hashed
-            .map_err(|e| StorageError::Corrupt(format!("verification worker failed: {e}")))?;
-        for (item, digest) in batch.into_iter().zip(digests) {
+        let BlockBatch { blocks, nodes } = batch?;
+        let (blocks, digests) = tokio::task::spawn_blocking(move || {
+            let digests = parallel_digests(&blocks);
+            (blocks, digests)
+        })
+        .await
+        .map_err(|e| StorageError::Corrupt(format!("verification worker failed: {e}")))?;
+        for (item, digest) in blocks.into_iter().zip(digests) {
             let block = match item {
                 Ok(block) => block,
                 Err(StorageError::CorruptBlock { index, reason }) => {
-                    failure = Some(VerifyFailureReport { index, reason });
-                    break 'read;
+                    audit.fail(index, reason);
+                    break;
                 }
                 Err(e) => return Err(e),
             };
-            let pushed = match digest {
-                Some(Ok(d)) => chain.push_digested(&block, &d),
-                _ => chain.push(&block),
-            };
-            if let Err(f) = pushed {
-                failure = Some(VerifyFailureReport {
-                    index: f.index,
-                    reason: f.reason,
-                });
-                break 'read;
-            }
-            if Some(chain.size()) == checkpoint_size {
-                root_at_checkpoint = Some(chain.root());
+            let digest = digest.and_then(Result::ok);
+            if !audit.push(&block, digest.as_ref()) {
+                break;
             }
         }
-        progress(chain.size());
-        next = Some(fetched?);
+        audit.compare_stored_nodes(|id| nodes.get(&id).copied());
+        progress(audit.size());
     }
-    if failure.is_none() {
-        if chain.size() == 0 {
-            failure = Some(VerifyFailureReport {
-                index: 0,
-                reason: "the ledger has no genesis block".into(),
-            });
-        } else if let Some(cp) = &checkpoint {
-            match root_at_checkpoint {
-                None => {
-                    failure = Some(VerifyFailureReport {
-                        index: chain.size(),
-                        reason: format!(
-                            "the signed checkpoint covers {} blocks but only {} are stored",
-                            cp.size,
-                            chain.size()
-                        ),
-                    })
-                }
-                Some(root) if root != cp.root => {
-                    failure = Some(VerifyFailureReport {
-                        index: cp.size - 1,
-                        reason: format!(
-                            "the Merkle root of blocks 0..{} does not match the signed checkpoint",
-                            cp.size
-                        ),
-                    })
-                }
-                Some(_) => {}
-            }
-        }
-    }
-    Ok(VerifyReport {
-        ok: failure.is_none(),
-        blocks_checked: chain.size(),
-        checkpoint_size,
-        signature,
-        failure,
-        timestamps: None,
-        checked_at: rfc3339_micros(now_micros()),
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-    })
+    Ok(VerifyReport::of(audit.finish(), started.elapsed()))
 }
 
 /// One block as a flat object: epoch-millisecond time, attestations as

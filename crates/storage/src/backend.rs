@@ -52,6 +52,7 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 /// One value per backend.
+#[derive(Clone)]
 pub(crate) enum Either<S, P> {
     Sqlite(S),
     Postgres(P),

@@ -14,12 +14,14 @@ mod backend;
 mod cache;
 mod reader;
 mod record;
+mod scan;
 mod trust;
 mod writer;
 
 pub use backend::DbTarget;
 pub use reader::{CheckpointRecord, CheckpointTimestamp, PartnerRecord, Reader};
 pub use record::{RunRecord, Stored};
+pub use scan::{BlockBatch, SCAN_BATCH};
 pub use trust::{RegionEventRecord, RegionRecord, StoredRunCount};
 pub use writer::{
     CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, SqlValue, Statement,

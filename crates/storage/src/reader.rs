@@ -60,6 +60,8 @@ pub struct CheckpointRecord {
 pub struct Reader {
     pub(crate) pool: ReadPool,
     cache: Arc<NodeCache>,
+    /// Where the database is (the bulk scan opens its own connection).
+    pub(crate) target: DbTarget,
 }
 
 impl Reader {
@@ -76,6 +78,7 @@ impl Reader {
         Ok(Self {
             pool: backend::open_readers(target, connections).await?,
             cache,
+            target: target.clone(),
         })
     }
 

@@ -162,6 +162,33 @@ pub(crate) struct BlockRow {
     hash: String,
 }
 
+impl BlockRow {
+    /// Reads a row of `SELECT {BLOCK_COLUMNS}` through rusqlite (the bulk
+    /// scan); a column of the wrong type is the block's corruption.
+    pub(crate) fn from_sqlite(row: &rusqlite::Row<'_>) -> Result<Self, StorageError> {
+        let idx: i64 = row
+            .get(0)
+            .map_err(|e| StorageError::Corrupt(format!("block index: {e}")))?;
+        let corrupt = |e: rusqlite::Error| StorageError::CorruptBlock {
+            index: u64::try_from(idx).unwrap_or(0),
+            reason: format!("stored column does not decode: {e}"),
+        };
+        Ok(Self {
+            idx,
+            timestamp: row.get(1).map_err(corrupt)?,
+            kind: row.get(2).map_err(corrupt)?,
+            phi_qevf: row.get(3).map_err(corrupt)?,
+            eta_ent: row.get(4).map_err(corrupt)?,
+            region: row.get(5).map_err(corrupt)?,
+            run_id: row.get(6).map_err(corrupt)?,
+            attestations: row.get(7).map_err(corrupt)?,
+            payload: row.get(8).map_err(corrupt)?,
+            previous_hash: row.get(9).map_err(corrupt)?,
+            hash: row.get(10).map_err(corrupt)?,
+        })
+    }
+}
+
 impl TryFrom<BlockRow> for Block {
     type Error = StorageError;
 

@@ -481,7 +481,7 @@ pub(crate) fn node_key(id: NodeId) -> Result<i64, StorageError> {
     Ok((i64::from(id.level) << 56) | id.index as i64)
 }
 
-fn node_id(key: i64) -> Result<NodeId, StorageError> {
+pub(crate) fn node_id(key: i64) -> Result<NodeId, StorageError> {
     let key = u64::try_from(key)
         .map_err(|_| StorageError::Corrupt(format!("negative node key {key}")))?;
     Ok(NodeId {
