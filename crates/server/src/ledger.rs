@@ -444,7 +444,7 @@ pub struct GrafanaRow {
     /// `attestation_<framework>`: each framework's status; `payload_<key>`:
     /// each scalar member of the payload.
     #[serde(flatten)]
-    #[schema(value_type = BTreeMap<String, Object>)]
+    #[schema(value_type = BTreeMap<String, Value>)]
     pub columns: BTreeMap<String, serde_json::Value>,
 }
 

@@ -176,7 +176,7 @@ pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Result<Respon
     path = "/v1/ledger/blocks/{index}",
     tag = "ledger",
     security((), ("admin_token" = []), ("ingest_token" = [])),
-    params(("index" = u64, Path, minimum = 0, description = "The block's index (0 is the genesis block).")),
+    params(("index" = u64, Path, minimum = 0, maximum = 9223372036854775807_u64, description = "The block's index (0 is the genesis block).")),
     responses(
         (status = 200, description = "The block.", body = BlockView),
         (status = 401, response = Unauthorized),
@@ -189,16 +189,22 @@ pub(crate) async fn get_block(
     State(state): State<Arc<AppState>>,
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
-    let index: u64 = index.parse().map_err(|_| {
-        rejected(
-            &state,
-            FieldError::field(
-                "index",
-                FieldErrorCode::OutOfRange,
-                format!("index must be a non-negative integer, got {index:?}"),
-            ),
-        )
-    })?;
+    // Indexes are stored as SQL integers: past i64::MAX is out of range
+    // (it was a 500 from the database before).
+    let index: u64 = index
+        .parse()
+        .ok()
+        .filter(|i| *i <= i64::MAX as u64)
+        .ok_or_else(|| {
+            rejected(
+                &state,
+                FieldError::field(
+                    "index",
+                    FieldErrorCode::OutOfRange,
+                    format!("index must be an integer from 0 to {}, got {index:?}", i64::MAX),
+                ),
+            )
+        })?;
     match state
         .store
         .reader()

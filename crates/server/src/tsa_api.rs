@@ -40,7 +40,7 @@ pub(crate) fn routes(state: &Arc<AppState>) -> ApiRouter {
     path = "/tsa",
     tag = "timestamps",
     security((), ("admin_token" = []), ("ingest_token" = [])),
-    request_body(content = Vec<u8>, content_type = "application/timestamp-query", description = "A DER `TimeStampReq` (RFC 3161), at most 64 KiB."),
+    request_body(content = [u8], content_type = "application/timestamp-query", description = "A DER `TimeStampReq` (RFC 3161), at most 64 KiB."),
     responses(
         (status = 200, description = "A DER `TimeStampResp`: granted, or a rejection whose PKIStatusInfo names the failure.", body = [u8], content_type = "application/timestamp-reply"),
         (status = 400, response = BadRequest),
@@ -107,7 +107,7 @@ pub(crate) async fn certificates(State(state): State<Arc<AppState>>) -> Response
     path = "/v1/ledger/checkpoint/timestamp",
     tag = "timestamps",
     security((), ("admin_token" = []), ("ingest_token" = [])),
-    params(("tree_size" = Option<u64>, Query, minimum = 0, description = "The checkpoint's tree size (default the newest checkpoint).")),
+    params(("tree_size" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64, description = "The checkpoint's tree size (default the newest checkpoint).")),
     responses(
         (status = 200, description = "The DER RFC 3161 token over SHA-256 of the checkpoint body.", body = [u8], content_type = "application/timestamp-token"),
         (status = 400, response = BadRequest),
@@ -124,16 +124,25 @@ pub(crate) async fn checkpoint_token(
     let params = query_params(&state, query, &["tree_size"])?;
     let reader = state.store.reader();
     let size = match params.get("tree_size") {
-        Some(text) => text.parse::<u64>().map_err(|_| {
-            rejected(
-                &state,
-                FieldError::field(
-                    "tree_size",
-                    FieldErrorCode::OutOfRange,
-                    format!("tree_size must be a positive integer, got {text:?}"),
-                ),
-            )
-        })?,
+        // Sizes are stored as SQL integers: past i64::MAX is out of range
+        // (it was a 500 from the database before).
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= i64::MAX as u64)
+            .ok_or_else(|| {
+                rejected(
+                    &state,
+                    FieldError::field(
+                        "tree_size",
+                        FieldErrorCode::OutOfRange,
+                        format!(
+                            "tree_size must be an integer from 0 to {}, got {text:?}",
+                            i64::MAX
+                        ),
+                    ),
+                )
+            })?,
         None => reader
             .latest_checkpoint()
             .await?
