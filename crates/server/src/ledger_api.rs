@@ -201,7 +201,10 @@ pub(crate) async fn get_block(
                 FieldError::field(
                     "index",
                     FieldErrorCode::OutOfRange,
-                    format!("index must be an integer from 0 to {}, got {index:?}", i64::MAX),
+                    format!(
+                        "index must be an integer from 0 to {}, got {index:?}",
+                        i64::MAX
+                    ),
                 ),
             )
         })?;

@@ -87,21 +87,22 @@ impl Node {
         response.json().await.unwrap()
     }
 
-    /// Some runs, a partner, an attestation and a signed checkpoint, so
-    /// reads have something to show.
-    async fn seed(&self) {
+    /// Some runs, a partner and a signed checkpoint, so reads have something
+    /// to show; returns the partner's API key.
+    async fn seed(&self) -> String {
         let ingest = self.node.credentials().ingest_token().to_string();
         for (i, region) in ["Americas", "EU", "APAC"].iter().enumerate() {
             let run = json!({"run_id": format!("seed-{i}"), "region": region, "eta_ent": 0.97,
                 "coherence_variance": 0.015, "runtime_hours": 100, "eph_delivered": 1000});
             self.post("/v1/telemetry", &ingest, run).await;
         }
-        self.post(
-            "/v1/partners",
-            &self.admin(),
-            json!({"name": "seed", "region": "EU"}),
-        )
-        .await;
+        let partner = self
+            .post(
+                "/v1/partners",
+                &self.admin(),
+                json!({"name": "seed", "region": "EU"}),
+            )
+            .await;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let ledger: Value = self
@@ -119,6 +120,7 @@ impl Node {
             assert!(Instant::now() < deadline, "no checkpoint: {ledger}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        partner["api_key"].as_str().unwrap().to_string()
     }
 }
 
@@ -249,62 +251,45 @@ def timestamp_query(ctx, value):
 "#;
 
 /// Examples schemathesis generates per operation (each phase).
-const MAX_EXAMPLES: &str = "20";
+const MAX_EXAMPLES: &str = "50";
 
-/// `schemathesis run` against a seeded node, with the admin token so admin
-/// routes are exercised too: no 5xx, every status documented, every body
-/// conforming to its schema.
-#[tokio::test]
-async fn schemathesis_finds_no_failure() {
-    let node = Node::start().await;
-    node.seed().await;
-    let schema = node.url("/openapi.json");
-    let auth = format!("Authorization: Bearer {}", node.admin());
+/// Runs `schemathesis run <schema> --checks … <extra>` with the hooks and
+/// `token`; returns whether it passed and its report.
+async fn schemathesis(schema: String, token: &str, extra: &[&str]) -> (bool, String) {
     let report = tempfile::tempdir().unwrap();
-    let started = Instant::now();
     std::fs::write(report.path().join("qunimbus_hooks.py"), HOOKS).unwrap();
-    let out = tokio::task::spawn_blocking({
-        let report = report.path().to_string_lossy().to_string();
-        move || {
-            python("schemathesis", &["-c", "pass"]);
-            Command::new("schemathesis")
-                .env("SCHEMATHESIS_HOOKS", "qunimbus_hooks")
-                .env("PYTHONPATH", &report)
-                .args([
-                    "run",
-                    &schema,
-                    "--checks",
-                    "not_a_server_error,status_code_conformance,response_schema_conformance",
-                    "--max-examples",
-                    MAX_EXAMPLES,
-                    "--seed",
-                    "1",
-                    "--workers",
-                    "2",
-                    "--no-color",
-                    "--report-dir",
-                    &report,
-                    "--generation-database",
-                    "none",
-                    "-H",
-                    &auth,
-                    // Endless streams schemathesis cannot consume (it waits
-                    // for the end of a body that never ends): the SSE feed,
-                    // the WebSocket feed and the dashboard's SSE stream.
-                    // Their HTTP errors are checked in market.rs and
-                    // dashboard.rs.
-                    "--exclude-path",
-                    "/v1/market/stream",
-                    "--exclude-path",
-                    "/v1/market/feed",
-                    "--exclude-path",
-                    "/v1/dashboard/stream",
-                ])
-                .output()
-                .unwrap_or_else(|e| {
-                    panic!("the schemathesis command is required (scripts/test installs it): {e}")
-                })
-        }
+    let auth = format!("Authorization: Bearer {token}");
+    let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || {
+        python("schemathesis", &["-c", "pass"]);
+        let dir = report.path().to_string_lossy().to_string();
+        Command::new("schemathesis")
+            .env("SCHEMATHESIS_HOOKS", "qunimbus_hooks")
+            .env("PYTHONPATH", &dir)
+            .args(["run", &schema])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,response_schema_conformance",
+                "--max-examples",
+                MAX_EXAMPLES,
+                "--seed",
+                "1",
+                "--workers",
+                "2",
+                "--no-color",
+                "--generation-database",
+                "none",
+                "--report-dir",
+                &dir,
+                "-H",
+                &auth,
+            ])
+            .args(extra)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("the schemathesis command is required (scripts/test installs it): {e}")
+            })
     })
     .await
     .unwrap();
@@ -314,9 +299,52 @@ async fn schemathesis_finds_no_failure() {
         String::from_utf8_lossy(&out.stderr)
     );
     eprintln!("schemathesis took {:?}:\n{output}", started.elapsed());
-    assert!(out.status.success(), "schemathesis failed:\n{output}");
+    let tested_something = output.contains("Tested:") && !output.contains("Tested: 0");
+    (out.status.success() && tested_something, output)
+}
+
+/// `schemathesis run` against a seeded node, once with the admin token so
+/// every admin and open route is exercised, once with a partner's key for
+/// the partner routes: no 5xx, every status documented, every JSON body
+/// conforming to its schema.
+#[tokio::test]
+async fn schemathesis_finds_no_failure() {
+    let node = Node::start().await;
+    let partner = node.seed().await;
+    let schema = node.url("/openapi.json");
+    // The partner routes first: the admin run disables partners.
+    let (passed, output) = schemathesis(
+        schema.clone(),
+        &partner,
+        &[
+            "--include-path",
+            "/v1/market/ack",
+            "--include-path",
+            "/v1/market/ticket",
+        ],
+    )
+    .await;
+    assert!(passed, "schemathesis (partner key) failed:\n{output}");
     assert!(
-        !output.contains("No operations"),
-        "schemathesis tested nothing:\n{output}"
+        !output.contains("returned only 401/403"),
+        "the partner key was refused:\n{output}"
     );
+    let (passed, output) = schemathesis(
+        schema,
+        &node.admin(),
+        &[
+            // Endless streams schemathesis cannot consume (it waits for the
+            // end of a body that never ends): the SSE feed, the WebSocket
+            // feed and the dashboard's SSE stream. Their HTTP errors are
+            // checked in market.rs and dashboard.rs.
+            "--exclude-path",
+            "/v1/market/stream",
+            "--exclude-path",
+            "/v1/market/feed",
+            "--exclude-path",
+            "/v1/dashboard/stream",
+        ],
+    )
+    .await;
+    assert!(passed, "schemathesis (admin token) failed:\n{output}");
 }
