@@ -20,6 +20,10 @@ pub(crate) use crate::request::{
     require_reader,
 };
 use crate::state::AppState;
+pub use crate::valuation_views::ValuationView;
+use crate::valuation_views::{
+    BatchResponse, ListResponse, QuoteResponse, RecentStats, ResetResponse, StatsResponse,
+};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -28,15 +32,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use qunimbus_core::region::metric_label;
 use qunimbus_core::telemetry::{parse_region, QuoteRequest};
-use qunimbus_core::time::{now_micros, rfc3339_micros};
-use qunimbus_core::{DataClass, FieldError, FieldErrorCode, Telemetry};
+use qunimbus_core::time::now_micros;
+use qunimbus_core::{FieldError, FieldErrorCode, Telemetry};
 use qunimbus_storage::{RunEntry, RunRecord, Stored};
-use qunimbus_valuation::{PhiStats, Valuation};
-use serde::Serialize;
+use qunimbus_valuation::Valuation;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use utoipa::ToSchema;
 use utoipa_axum::router::UtoipaMethodRouterExt;
 use utoipa_axum::routes;
 
@@ -73,6 +75,7 @@ pub fn router_and_operations(state: Arc<AppState>) -> (Router, Vec<Operation>) {
         .routes(routes!(ops_api::metrics))
         .routes(routes!(ops_api::openapi_json))
         .merge(crate::ledger_api::read_routes(&state))
+        .merge(crate::tlog_api::routes())
         .merge(crate::tsa_api::routes(&state))
         .merge(crate::market_api::read_routes())
         .merge(crate::trust_api::read_routes())
@@ -122,64 +125,6 @@ pub(crate) fn rate_limited(
             limits::rate_limited,
         ))
     })
-}
-
-// ---- responses ------------------------------------------------------------
-
-/// A valuation as returned by the API. A personal-class run shows its
-/// `run_ref`; its `run_id` only to admin callers (SPEC §11).
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = RunValuation)]
-pub struct ValuationView<'a> {
-    /// The caller's id of the run (absent for a personal-class run unless
-    /// the caller is an admin).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = false, value_type = String)]
-    run_id: Option<&'a str>,
-    /// The salted reference of a personal-class run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = false, value_type = String)]
-    run_ref: Option<String>,
-    /// Canonical region name.
-    region: &'a str,
-    /// Regulatory class of the run's data.
-    #[schema(value_type = DataClass)]
-    data_class: &'a str,
-    /// Entanglement efficiency, 0–1.
-    eta_ent: f64,
-    /// Coherence variance as a fraction.
-    coherence_variance: f64,
-    /// Wall time of the run, hours.
-    runtime_hours: f64,
-    /// Entanglement pair-hours delivered.
-    eph_delivered: f64,
-    /// The priced figures.
-    #[serde(flatten)]
-    valuation: &'a Valuation,
-    /// When the node accepted the run (RFC 3339 UTC, µs).
-    accepted_at: String,
-    /// The run's ledger block (`null` until known).
-    block_index: Option<u64>,
-}
-
-impl<'a> ValuationView<'a> {
-    /// The view of `r` for a caller who is (`admin`) or is not an admin.
-    pub fn of(r: &'a RunRecord, admin: bool) -> Self {
-        let t = &r.telemetry;
-        Self {
-            run_id: (admin || !r.is_personal()).then(|| t.run_id.as_str()),
-            run_ref: r.run_ref(),
-            region: &t.region,
-            data_class: t.data_class.as_str(),
-            eta_ent: t.metrics.eta_ent,
-            coherence_variance: t.metrics.coherence_variance,
-            runtime_hours: t.metrics.runtime_hours,
-            eph_delivered: t.metrics.eph_delivered,
-            valuation: &r.valuation,
-            accepted_at: rfc3339_micros(r.accepted_at),
-            block_index: r.block_index,
-        }
-    }
 }
 
 /// Why a run was not accepted.
@@ -322,17 +267,6 @@ pub(crate) async fn post_telemetry(
     Ok((status, Json(view)).into_response())
 }
 
-/// The stored batch.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct BatchResponse<'a> {
-    /// Runs stored now.
-    accepted: usize,
-    /// Runs whose `run_id` was accepted before (their original result).
-    duplicates: usize,
-    /// Every run of the batch, in order.
-    runs: Vec<ValuationView<'a>>,
-}
-
 /// Ingests a batch: all valid → all stored in one transaction; any invalid
 /// → every bad item listed and nothing stored.
 #[utoipa::path(
@@ -464,26 +398,6 @@ pub(crate) async fn post_telemetry_batch(
 
 // ---- valuation reads --------------------------------------------------------
 
-/// A price computed without recording anything.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct QuoteResponse {
-    /// The canonical region, when one was given.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = false, value_type = String)]
-    region: Option<String>,
-    /// Entanglement efficiency, 0–1.
-    eta_ent: f64,
-    /// Coherence variance as a fraction.
-    coherence_variance: f64,
-    /// Wall time of the run, hours.
-    runtime_hours: f64,
-    /// Entanglement pair-hours delivered.
-    eph_delivered: f64,
-    /// The priced figures.
-    #[serde(flatten)]
-    valuation: Valuation,
-}
-
 /// Prices a run without recording anything.
 #[utoipa::path(
     post,
@@ -525,15 +439,6 @@ pub(crate) async fn quote(
 
 /// Largest `limit` accepted by `GET /v1/valuations`.
 const MAX_LIST_LIMIT: u32 = 1000;
-
-/// Stored valuations, newest first.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ListResponse<'a> {
-    /// Valuations returned.
-    count: usize,
-    /// The valuations.
-    valuations: Vec<ValuationView<'a>>,
-}
 
 /// Stored valuations, newest first.
 #[utoipa::path(
@@ -626,35 +531,6 @@ pub(crate) async fn get_valuation(
             Err(ApiError::not_found(format!("no run with run_id {run_id:?}")).with_field("run_id"))
         }
     }
-}
-
-/// `phi_qevf` statistics over every stored run, and over the recent window.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct StatsResponse {
-    /// Over every stored run.
-    #[serde(flatten)]
-    all: PhiStats,
-    /// Over the most recent runs.
-    recent: RecentStats,
-}
-
-/// Statistics of the recent window.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct RecentStats {
-    /// The window's capacity (runs).
-    window: usize,
-    /// Its statistics.
-    #[serde(flatten)]
-    stats: PhiStats,
-}
-
-/// What `POST /v1/valuations/history/reset` cleared.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ResetResponse {
-    /// Always `true`.
-    reset: bool,
-    /// Values the recent window held.
-    cleared: u64,
 }
 
 /// `phi_qevf` statistics (nearest-rank percentiles).

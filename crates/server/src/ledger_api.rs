@@ -1,5 +1,6 @@
 //! Ledger endpoints: summary, blocks, checkpoints, proofs, verification,
-//! attestations, the Grafana export and the C2SP tlog-tiles read API.
+//! attestations and the Grafana export (the C2SP tlog-tiles read API is in
+//! `tlog_api.rs`).
 
 use crate::api::{query_params, rate_limited, read_text, rejected};
 use crate::error::{ApiError, ErrorBody};
@@ -27,7 +28,6 @@ use base64::Engine;
 use qunimbus_core::{time::now_micros, time::rfc3339_micros, FieldError, FieldErrorCode};
 use qunimbus_ledger::attestation::parse_attestation_request;
 use qunimbus_ledger::block::{BlockDraft, BlockKind};
-use qunimbus_ledger::tiles::{self, TileRequest};
 use qunimbus_storage::StorageError;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -52,8 +52,6 @@ pub(crate) fn read_routes(state: &Arc<AppState>) -> ApiRouter {
             RateClass::Export,
             routes!(export_grafana),
         ))
-        .routes(routes!(tlog_checkpoint))
-        .routes(routes!(tile))
 }
 
 /// Admin ledger routes.
@@ -61,7 +59,9 @@ pub(crate) fn admin_routes() -> ApiRouter {
     ApiRouter::new().routes(routes!(post_attestation))
 }
 
-fn storage_error(e: StorageError) -> ApiError {
+/// A storage error as the ledger endpoints answer it (422 for a range the
+/// stored tree does not have, 500 for a corrupt block).
+pub(crate) fn storage_error(e: StorageError) -> ApiError {
     match e {
         StorageError::OutOfRange(message) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "out_of_range", message)
@@ -301,24 +301,6 @@ pub(crate) async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Res
         Some(c) => Ok(text(c.note)),
         None => Err(ApiError::not_found("no checkpoint has been signed yet")),
     }
-}
-
-/// The C2SP tlog-tiles checkpoint endpoint (the same note as
-/// `/v1/ledger/checkpoint`).
-#[utoipa::path(
-    get,
-    path = "/tlog/checkpoint",
-    tag = "tlog",
-    security((), ("admin_token" = []), ("ingest_token" = [])),
-    responses(
-        (status = 200, description = "The newest signed note.", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 401, response = Unauthorized),
-        (status = 404, description = "No checkpoint has been signed yet.", body = ErrorBody),
-        (status = 503, response = Unavailable),
-    )
-)]
-pub(crate) async fn tlog_checkpoint(state: State<Arc<AppState>>) -> Result<Response, ApiError> {
-    checkpoint(state).await
 }
 
 /// The note verifier key of the checkpoints.
@@ -678,87 +660,4 @@ pub(crate) async fn export_grafana(
             .map_or(from, |i| i + 1);
     }
     Ok(Json(rows).into_response())
-}
-
-// ---- C2SP tlog-tiles ---------------------------------------------------------------
-
-/// A C2SP tlog-tiles tile: `<L>/<N>[.p/<W>]` (hash tiles, 32-byte hashes
-/// of one level) or `entries/<N>[.p/<W>]` (entry bundles: uint16 length +
-/// the block's JCS), with `N` in the spec's `x001/234` form.
-#[utoipa::path(
-    get,
-    path = "/tlog/tile/{*path}",
-    tag = "tlog",
-    security((), ("admin_token" = []), ("ingest_token" = [])),
-    params(("path" = String, Path, description = "The tile path after `/tlog/tile/`, slashes included, e.g. `0/000.p/5` or `entries/000.p/5`.")),
-    responses(
-        (status = 200, description = "The tile's bytes.", body = [u8], content_type = "application/octet-stream"),
-        (status = 401, response = Unauthorized),
-        (status = 404, description = "Not a tile path, or the tile is not in the tree.", body = ErrorBody),
-        (status = 503, response = Unavailable),
-    )
-)]
-pub(crate) async fn tile(
-    State(state): State<Arc<AppState>>,
-    Path(path): Path<String>,
-) -> Result<Response, ApiError> {
-    let request = tiles::parse_tile_path(&path)
-        .map_err(|e| ApiError::not_found(format!("not a tile path: {e}")))?;
-    let size = state.store.tree_head().size;
-    let unavailable = || {
-        ApiError::not_found(format!(
-            "tile {path} is not available in a tree of {size} entries"
-        ))
-    };
-    let reader = state.store.reader();
-    let body = match request {
-        TileRequest::Hashes {
-            level,
-            index,
-            width,
-        } => {
-            let available = tiles::tile_width_at(level, index, size).ok_or_else(unavailable)?;
-            let width = width.unwrap_or(tiles::TILE_WIDTH);
-            if width > available {
-                return Err(unavailable());
-            }
-            let level_in_tree = level
-                .checked_mul(tiles::TILE_HEIGHT)
-                .ok_or_else(unavailable)?;
-            reader
-                .level_hashes(level_in_tree, index * tiles::TILE_WIDTH, width)
-                .await
-                .map_err(storage_error)?
-        }
-        TileRequest::Entries { index, width } => {
-            let available = tiles::tile_width_at(0, index, size).ok_or_else(unavailable)?;
-            let width = width.unwrap_or(tiles::TILE_WIDTH);
-            if width > available {
-                return Err(unavailable());
-            }
-            let blocks = reader
-                .blocks(index * tiles::TILE_WIDTH, width as u32)
-                .await
-                .map_err(storage_error)?;
-            let mut entries = Vec::with_capacity(blocks.len());
-            for block in blocks {
-                let block = block.map_err(storage_error)?;
-                entries.push(block.leaf_bytes().map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "ledger_corrupt",
-                        e.to_string(),
-                    )
-                })?);
-            }
-            tiles::entry_bundle(&entries).map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "ledger_corrupt",
-                    e.to_string(),
-                )
-            })?
-        }
-    };
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }

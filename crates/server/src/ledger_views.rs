@@ -50,29 +50,25 @@ pub(crate) struct LedgerSummary<'a> {
 
 /// A ledger block, exactly as hashed: `hash = hex(SHA-256(JCS(block
 /// without "hash")))`, and its JCS (with `hash`) is its Merkle leaf.
+/// Members in the order of `Block::to_json`.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Block)]
 pub(crate) struct BlockView<'a> {
-    /// Framework → `verified` | `failed` | `pending` | `waived` | `genesis`.
-    compliance_attestations: BTreeMap<&'a str, &'static str>,
-    /// The entanglement efficiency, if any.
-    eta_ent: Option<f64>,
-    /// 64 lowercase hex digits.
-    #[schema(pattern = "^[0-9a-f]{64}$")]
-    hash: &'a str,
     /// Position in the chain; 0 is the genesis block.
     #[schema(minimum = 0)]
     index: u64,
+    /// RFC 3339 UTC with microseconds.
+    timestamp: &'a str,
     /// `genesis`, `valuation`, `attestation`, `rollout`, `override`,
     /// `trade`, `health`, `config` or `erasure`.
     #[schema(example = "valuation")]
     kind: &'static str,
-    /// Kind-specific data.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(required = false, value_type = Object)]
-    payload: Option<&'a Value>,
     /// The Phi-valuation, if any.
     phi_qevf: Option<f64>,
+    /// The entanglement efficiency, if any.
+    eta_ent: Option<f64>,
+    /// Framework → `verified` | `failed` | `pending` | `waived` | `genesis`.
+    compliance_attestations: BTreeMap<&'a str, &'static str>,
     /// `hash` of the previous block (64 zeros for block 0).
     #[schema(pattern = "^[0-9a-f]{64}$")]
     previous_hash: &'a str,
@@ -85,8 +81,13 @@ pub(crate) struct BlockView<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(required = false, value_type = String)]
     run_id: Option<&'a str>,
-    /// RFC 3339 UTC with microseconds.
-    timestamp: &'a str,
+    /// Kind-specific data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, value_type = Object)]
+    payload: Option<&'a Value>,
+    /// 64 lowercase hex digits.
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    hash: &'a str,
 }
 
 impl<'a> BlockView<'a> {

@@ -23,11 +23,13 @@ pub mod serve;
 pub mod state;
 pub mod supervise;
 pub mod tickets;
+mod tlog_api;
 pub mod trust;
 mod trust_api;
 mod trust_views;
 pub mod tsa;
 mod tsa_api;
+mod valuation_views;
 
 use auth::{Credentials, CredentialsError};
 use config::{Config, ConfigError};

@@ -31,7 +31,7 @@ pub type MethodRoutes = utoipa_axum::router::UtoipaMethodRouter<Arc<AppState>>;
 /// One operation: an upper-case HTTP method and an OpenAPI path template.
 pub type Operation = (String, String);
 
-use crate::{api, dashboard, ledger_api, market_api, ops_api, trust_api, tsa_api};
+use crate::{api, dashboard, ledger_api, market_api, ops_api, tlog_api, trust_api, tsa_api};
 
 /// The document's operations, components and metadata.
 #[derive(OpenApi)]
@@ -65,14 +65,14 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         ledger_api::list_blocks,
         ledger_api::get_block,
         ledger_api::checkpoint,
-        ledger_api::tlog_checkpoint,
+        tlog_api::tlog_checkpoint,
         ledger_api::public_key,
         ledger_api::inclusion_proof,
         ledger_api::consistency_proof,
         ledger_api::verify,
         ledger_api::attestation_history,
         ledger_api::export_grafana,
-        ledger_api::tile,
+        tlog_api::tile,
         ledger_api::post_attestation,
         tsa_api::timestamp,
         tsa_api::certificates,
