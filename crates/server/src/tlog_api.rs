@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ErrorBody};
 use crate::ledger_api::{checkpoint, storage_error};
 use crate::openapi::responses::{Unauthorized, Unavailable};
-use crate::openapi::ApiRouter;
+use crate::openapi::{ApiRouter, Binary};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -48,7 +48,7 @@ pub(crate) async fn tlog_checkpoint(state: State<Arc<AppState>>) -> Result<Respo
     security((), ("admin_token" = []), ("ingest_token" = [])),
     params(("path" = String, Path, description = "The tile path after `/tlog/tile/`, slashes included, e.g. `0/000.p/5` or `entries/000.p/5`.")),
     responses(
-        (status = 200, description = "The tile's bytes.", body = [u8], content_type = "application/octet-stream"),
+        (status = 200, description = "The tile's bytes.", body = Binary, content_type = "application/octet-stream"),
         (status = 401, response = Unauthorized),
         (status = 404, description = "Not a tile path, or the tile is not in the tree.", body = ErrorBody),
         (status = 503, response = Unavailable),

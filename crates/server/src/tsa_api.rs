@@ -8,7 +8,7 @@ use crate::openapi::responses::{
     BadRequest, PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized, Unavailable,
     Unprocessable, UnsupportedMediaType,
 };
-use crate::openapi::ApiRouter;
+use crate::openapi::{ApiRouter, Binary};
 use crate::state::AppState;
 use crate::tsa::random_serial;
 use axum::body::Body;
@@ -40,9 +40,9 @@ pub(crate) fn routes(state: &Arc<AppState>) -> ApiRouter {
     path = "/tsa",
     tag = "timestamps",
     security((), ("admin_token" = []), ("ingest_token" = [])),
-    request_body(content = [u8], content_type = "application/timestamp-query", description = "A DER `TimeStampReq` (RFC 3161), at most 64 KiB."),
+    request_body(content = Binary, content_type = "application/timestamp-query", description = "A DER `TimeStampReq` (RFC 3161), at most 64 KiB."),
     responses(
-        (status = 200, description = "A DER `TimeStampResp`: granted, or a rejection whose PKIStatusInfo names the failure.", body = [u8], content_type = "application/timestamp-reply"),
+        (status = 200, description = "A DER `TimeStampResp`: granted, or a rejection whose PKIStatusInfo names the failure.", body = Binary, content_type = "application/timestamp-reply"),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 408, response = RequestTimeout),
@@ -109,7 +109,7 @@ pub(crate) async fn certificates(State(state): State<Arc<AppState>>) -> Response
     security((), ("admin_token" = []), ("ingest_token" = [])),
     params(("tree_size" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64, description = "The checkpoint's tree size (default the newest checkpoint).")),
     responses(
-        (status = 200, description = "The DER RFC 3161 token over SHA-256 of the checkpoint body.", body = [u8], content_type = "application/timestamp-token"),
+        (status = 200, description = "The DER RFC 3161 token over SHA-256 of the checkpoint body.", body = Binary, content_type = "application/timestamp-token"),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthorized),
         (status = 404, description = "No such checkpoint (`not_found`), or its token is still pending (`timestamp_pending`).", body = ErrorBody),

@@ -33,6 +33,11 @@ pub type Operation = (String, String);
 
 use crate::{api, dashboard, ledger_api, market_api, ops_api, tlog_api, trust_api, tsa_api};
 
+/// Raw bytes in a body (a DER RFC 3161 message, a tlog tile).
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(#[allow(dead_code)] Vec<u8>);
+
 /// The document's operations, components and metadata.
 #[derive(OpenApi)]
 #[openapi(
