@@ -265,6 +265,8 @@ async fn schemathesis(schema: String, token: &str, extra: &[&str]) -> (bool, Str
         python("schemathesis", &["-c", "pass"]);
         let dir = report.path().to_string_lossy().to_string();
         Command::new("schemathesis")
+            // It keeps a crash cache (.schemathesis/) in its working directory.
+            .current_dir(&dir)
             .env("SCHEMATHESIS_HOOKS", "qunimbus_hooks")
             .env("PYTHONPATH", &dir)
             .args(["run", &schema])

@@ -201,7 +201,8 @@ pub struct AckRequest {
     /// The newest seq received (acknowledges every earlier one).
     #[schema(minimum = 1)]
     seq: u64,
-    /// The origin of a relayed message (default the node's own).
-    #[schema(required = false, max_length = 256)]
+    /// The origin of a relayed message (default the node's own; `null` is
+    /// absent): 1–256 bytes of UTF-8.
+    #[schema(required = false, min_length = 1, max_length = 256)]
     origin: Option<String>,
 }
