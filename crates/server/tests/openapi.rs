@@ -166,6 +166,31 @@ async fn the_document_lists_exactly_the_registered_routes() {
         undocumented.is_empty() && unregistered.is_empty(),
         "registered but not documented: {undocumented:?}\ndocumented but not registered: {unregistered:?}"
     );
+    // The router records what `routes!(handler)` registers; a plain
+    // `.route(path, …)` would serve a path it never records.
+    let mut sources = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    while let Some(dir) = sources.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    let code = line.split("//").next().unwrap_or("");
+                    assert!(
+                        !code.contains(".route("),
+                        "{}:{}: register routes with .routes(routes!(handler)), not .route(): {line}",
+                        path.display(),
+                        n + 1
+                    );
+                }
+            }
+        }
+    }
     // A documented operation is served by its route, never by the 404/405
     // fallbacks (`no route for …`, `method_not_allowed`).
     for (method, path) in &documented {
