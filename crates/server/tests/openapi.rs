@@ -375,3 +375,38 @@ async fn schemathesis_finds_no_failure() {
     .await;
     assert!(passed, "schemathesis (admin token) failed:\n{output}");
 }
+
+/// The streaming operations schemathesis leaves out answer their documented
+/// error statuses with the JSON error body: a GET of the WebSocket feed
+/// that is no upgrade, and both feeds without a partner key.
+#[tokio::test]
+async fn the_streams_refusals_are_documented_json_errors() {
+    let node = Node::start().await;
+    let (_, doc) = node.document().await;
+    let cases = [
+        ("/v1/market/feed", None),
+        ("/v1/market/feed", Some("not-a-partner-key")),
+        ("/v1/market/stream", None),
+        ("/v1/market/stream", Some("not-a-partner-key")),
+    ];
+    for (path, key) in cases {
+        let mut request = node.http.get(node.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16().to_string();
+        let documented = &doc["paths"][path]["get"]["responses"];
+        assert!(
+            documented.get(&status).is_some(),
+            "GET {path} answered {status}, documented: {documented}"
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "GET {path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"]["code"].is_string(), "GET {path}: {body}");
+    }
+}
