@@ -18,6 +18,7 @@ pub const TELEMETRY_FIELDS: [&str; 7] = [
 
 /// Regulatory class of a run's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DataClass {
     /// No restrictions (the default).

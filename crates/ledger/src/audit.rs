@@ -26,6 +26,7 @@ pub struct SignedCheckpoint {
 
 /// How a checkpoint's signature was checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SignatureCheck {
     /// Verified with the given public key.
@@ -36,6 +37,7 @@ pub enum SignatureCheck {
 
 /// The first problem an audit found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditFailure {
     /// Index of the first bad block (for a bad stored node: the last block
     /// of the subtree it covers).

@@ -15,6 +15,7 @@ const SIGFIG: u8 = 3;
 
 /// Latency quantiles in milliseconds with microsecond resolution.
 #[derive(Serialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Quantiles {
     /// Number of latencies recorded.
     pub count: u64,
@@ -28,6 +29,7 @@ pub struct Quantiles {
 
 /// What a [`LatencyRecorder`] has measured.
 #[derive(Serialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LatencyReport {
     /// All partners together; `None` when nothing was recorded.
     pub overall: Option<Quantiles>,

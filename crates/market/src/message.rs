@@ -13,6 +13,7 @@ use thiserror::Error;
 /// `{"type":"valuation", ...fields}`. Deserializing ignores unknown keys, so
 /// the tagged form parses directly into this struct as well.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FeedValuation {
     /// The node / log that accepted the run; `seq` is counted per origin.
     pub origin: String,

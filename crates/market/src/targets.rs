@@ -11,6 +11,7 @@ pub const DEFAULT_EPH_PER_HOUR: f64 = 5e9;
 
 /// Configurable targets.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Targets {
     /// Overall p99 feed latency must be at most this, ms (default 10).

@@ -1,57 +1,81 @@
-//! HTTP routes and handlers.
+//! The node's router, and the ingest and valuation handlers.
+//!
+//! Every route is registered with `routes!(handler)`: the path and method
+//! come from the handler's `#[utoipa::path]`, the same annotation that
+//! documents it in the OpenAPI document (`crate::openapi`), so the router
+//! and the document cannot name different routes.
 
-use crate::auth::Role;
-use crate::error::{ApiError, ItemError};
+use crate::error::{ApiError, ErrorBody, ItemError};
 use crate::ledger::valuation_draft;
 use crate::limits::{self, RateClass};
+use crate::openapi::requests::{QuoteRequestSchema, TelemetryRequest};
+use crate::openapi::responses::{
+    BadRequest, Forbidden, PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized,
+    Unavailable, Unprocessable,
+};
+use crate::openapi::{ApiRouter, MethodRoutes, Operation};
+use crate::ops_api::{self, method_not_allowed, not_found};
+pub(crate) use crate::request::{
+    bearer, is_admin, query_params, read_body, read_text, rejected, require_admin, require_ingest,
+    require_reader,
+};
 use crate::state::AppState;
+pub use crate::valuation_views::ValuationView;
+use crate::valuation_views::{
+    BatchResponse, ListResponse, QuoteResponse, RecentStats, ResetResponse, StatsResponse,
+};
 use axum::body::Body;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
-use axum::middleware::{self, Next};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, MethodRouter};
 use axum::{Json, Router};
-use http_body_util::BodyExt;
 use qunimbus_core::region::metric_label;
 use qunimbus_core::telemetry::{parse_region, QuoteRequest};
-use qunimbus_core::time::{now_micros, rfc3339_micros};
+use qunimbus_core::time::now_micros;
 use qunimbus_core::{FieldError, FieldErrorCode, Telemetry};
 use qunimbus_storage::{RunEntry, RunRecord, Stored};
-use qunimbus_valuation::{PhiStats, Valuation};
-use serde::Serialize;
+use qunimbus_valuation::Valuation;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+use utoipa_axum::router::UtoipaMethodRouterExt;
+use utoipa_axum::routes;
 
 /// Builds the node's router.
 pub fn router(state: Arc<AppState>) -> Router {
-    let ingest = Router::new()
-        .route("/v1/telemetry", post(post_telemetry))
-        .route("/v1/telemetry/batch", post(post_telemetry_batch))
+    router_and_operations(state).0
+}
+
+/// Builds the node's router and lists the operations it registered
+/// (method and path of each, as the OpenAPI document spells them).
+pub fn router_and_operations(state: Arc<AppState>) -> (Router, Vec<Operation>) {
+    let ingest = ApiRouter::new()
+        .routes(routes!(post_telemetry))
+        .routes(routes!(post_telemetry_batch))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_ingest,
         ));
-    let admin = Router::new()
-        .route("/v1/valuations/history/reset", post(reset_history))
+    let admin = ApiRouter::new()
+        .routes(routes!(reset_history))
         .merge(crate::ledger_api::admin_routes())
         .merge(crate::market_api::admin_routes())
         .merge(crate::trust_api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
-    let reads = Router::new()
-        .route(
-            "/v1/valuation/quote",
-            rate_limited(&state, RateClass::Quote, post(quote)),
-        )
-        .route("/v1/valuations", get(list_valuations))
-        .route(
-            "/v1/valuations/stats",
-            rate_limited(&state, RateClass::Stats, get(valuation_stats)),
-        )
-        .route("/v1/valuations/{run_id}", get(get_valuation))
-        .route("/metrics", get(metrics))
+    let reads = ApiRouter::new()
+        .routes(rate_limited(&state, RateClass::Quote, routes!(quote)))
+        .routes(routes!(list_valuations))
+        .routes(rate_limited(
+            &state,
+            RateClass::Stats,
+            routes!(valuation_stats),
+        ))
+        .routes(routes!(get_valuation))
+        .routes(routes!(ops_api::metrics))
+        .routes(routes!(ops_api::openapi_json))
         .merge(crate::ledger_api::read_routes(&state))
+        .merge(crate::tlog_api::routes())
         .merge(crate::tsa_api::routes(&state))
         .merge(crate::market_api::read_routes())
         .merge(crate::trust_api::read_routes())
@@ -60,13 +84,15 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             require_reader,
         ));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    let (router, registered) = ApiRouter::new()
+        .routes(routes!(ops_api::healthz))
+        .routes(routes!(ops_api::readyz))
         .merge(ingest)
         .merge(admin)
         .merge(crate::market_api::feed_routes())
         .merge(reads)
+        .split_for_parts();
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -82,224 +108,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             limits::linger,
         ))
-        .with_state(state)
+        .with_state(state);
+    (router, crate::openapi::operations(&registered))
 }
 
 /// `route` limited per client as `class` (see [`limits::rate_limited`]).
 pub(crate) fn rate_limited(
     state: &Arc<AppState>,
     class: RateClass,
-    route: MethodRouter<Arc<AppState>>,
-) -> MethodRouter<Arc<AppState>> {
-    route.route_layer(middleware::from_fn_with_state(
-        (state.clone(), class),
-        limits::rate_limited,
-    ))
-}
-
-// ---- authentication -------------------------------------------------------
-
-/// The token of an `Authorization: Bearer` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Role, ApiError> {
-    let token = bearer(headers).ok_or_else(|| {
-        state.metrics.reject("unauthorized");
-        ApiError::unauthorized("missing `Authorization: Bearer <token>` header")
-    })?;
-    state.credentials.role_of(token).ok_or_else(|| {
-        state.metrics.reject("unauthorized");
-        ApiError::unauthorized("the bearer token is not valid")
+    route: MethodRoutes,
+) -> MethodRoutes {
+    let state = state.clone();
+    route.map(|r| {
+        r.route_layer(middleware::from_fn_with_state(
+            (state, class),
+            limits::rate_limited,
+        ))
     })
-}
-
-/// Whether the request carries the admin token (reads then show what only
-/// operators may see).
-pub(crate) fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
-    bearer(headers).and_then(|t| state.credentials.role_of(t)) == Some(Role::Admin)
-}
-
-async fn require_ingest(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match authenticate(&state, request.headers()) {
-        Ok(_) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn require_admin(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match authenticate(&state, request.headers()) {
-        Ok(Role::Admin) => next.run(request).await,
-        Ok(_) => {
-            state.metrics.reject("forbidden");
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "this endpoint needs the admin token",
-            )
-            .into_response()
-        }
-        Err(e) => e.into_response(),
-    }
-}
-
-async fn require_reader(
-    State(state): State<Arc<AppState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !state.protect_reads {
-        return next.run(request).await;
-    }
-    match authenticate(&state, request.headers()) {
-        Ok(_) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-// ---- responses ------------------------------------------------------------
-
-/// A valuation as returned by the API. A personal-class run shows its
-/// `run_ref`; its `run_id` only to admin callers (SPEC §11).
-#[derive(Debug, Serialize)]
-pub struct ValuationView<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    run_ref: Option<String>,
-    region: &'a str,
-    data_class: &'a str,
-    eta_ent: f64,
-    coherence_variance: f64,
-    runtime_hours: f64,
-    eph_delivered: f64,
-    #[serde(flatten)]
-    valuation: &'a Valuation,
-    accepted_at: String,
-    block_index: Option<u64>,
-}
-
-impl<'a> ValuationView<'a> {
-    /// The view of `r` for a caller who is (`admin`) or is not an admin.
-    pub fn of(r: &'a RunRecord, admin: bool) -> Self {
-        let t = &r.telemetry;
-        Self {
-            run_id: (admin || !r.is_personal()).then(|| t.run_id.as_str()),
-            run_ref: r.run_ref(),
-            region: &t.region,
-            data_class: t.data_class.as_str(),
-            eta_ent: t.metrics.eta_ent,
-            coherence_variance: t.metrics.coherence_variance,
-            runtime_hours: t.metrics.runtime_hours,
-            eph_delivered: t.metrics.eph_delivered,
-            valuation: &r.valuation,
-            accepted_at: rfc3339_micros(r.accepted_at),
-            block_index: r.block_index,
-        }
-    }
-}
-
-// ---- helpers --------------------------------------------------------------
-
-/// Reads a whole body of at most `limit` bytes as UTF-8 text.
-pub(crate) async fn read_text(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<String, ApiError> {
-    let bytes = read_body(state, headers, body, limit).await?;
-    String::from_utf8(bytes).map_err(|_| {
-        state.metrics.reject("malformed_json");
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            "request body is not UTF-8",
-        )
-    })
-}
-
-/// Reads a whole body of at most `limit` bytes within
-/// `limits.body_read_timeout_ms`: 413 past the size (at once when the
-/// declared length says so), 408 past the time. Holds one copy of the body.
-pub(crate) async fn read_body(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        state.metrics.reject("body_too_large");
-        ApiError::too_large(
-            "body_too_large",
-            format!("request body is larger than {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let capacity = declared.map_or(0, |n| n as usize);
-    let read = async move {
-        let mut body = body;
-        let mut bytes = Vec::with_capacity(capacity);
-        while let Some(frame) = body.frame().await {
-            let Ok(data) = frame?.into_data() else {
-                continue;
-            };
-            if bytes.len() + data.len() > limit {
-                return Ok(None);
-            }
-            bytes.extend_from_slice(&data);
-        }
-        Ok::<_, axum::Error>(Some(bytes))
-    };
-    let timeout = state.limits.config.body_read_timeout();
-    match tokio::time::timeout(timeout, read).await {
-        Ok(Ok(Some(bytes))) => Ok(bytes),
-        Ok(Ok(None)) => Err(too_large()),
-        Ok(Err(e)) => {
-            state.metrics.reject("unreadable_body");
-            Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable_body",
-                format!("could not read the request body: {e}"),
-            ))
-        }
-        Err(_) => {
-            state.metrics.reject("body_timeout");
-            Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "body_timeout",
-                format!(
-                    "the request body did not arrive within {} ms",
-                    timeout.as_millis()
-                ),
-            ))
-        }
-    }
-}
-
-pub(crate) fn rejected(state: &AppState, e: FieldError) -> ApiError {
-    state.metrics.reject(e.code.as_str());
-    e.into()
 }
 
 /// Why a run was not accepted.
@@ -385,7 +210,28 @@ fn finite_value(
 
 // ---- ingest ---------------------------------------------------------------
 
-async fn post_telemetry(
+/// Ingests one run: validated, checked against the compliance policy,
+/// priced, and stored durably with its ledger block before the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/telemetry",
+    tag = "telemetry",
+    security(("ingest_token" = []), ("admin_token" = [])),
+    request_body(content = TelemetryRequest, description = "One run (at most `ingest.max_body_bytes`, default 1 MiB)."),
+    responses(
+        (status = 201, description = "Stored now.", body = ValuationView),
+        (status = 200, description = "The `run_id` was accepted before: its original result.", body = ValuationView),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "A compliance rule forbids this data class in this region (`policy_violation`); nothing was stored.", body = ErrorBody),
+        (status = 429, description = "Ingest backpressure (`busy`): more than `ingest.max_queued_rows` runs wait for the writer; retry after `Retry-After`.", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn post_telemetry(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
@@ -422,14 +268,28 @@ async fn post_telemetry(
     Ok((status, Json(view)).into_response())
 }
 
-#[derive(Serialize)]
-struct BatchResponse<'a> {
-    accepted: usize,
-    duplicates: usize,
-    runs: Vec<ValuationView<'a>>,
-}
-
-async fn post_telemetry_batch(
+/// Ingests a batch: all valid → all stored in one transaction; any invalid
+/// → every bad item listed and nothing stored.
+#[utoipa::path(
+    post,
+    path = "/v1/telemetry/batch",
+    tag = "telemetry",
+    security(("ingest_token" = []), ("admin_token" = [])),
+    request_body(content = Vec<TelemetryRequest>, description = "At most `ingest.max_batch_runs` runs (default 10,000) in at most `ingest.max_batch_body_bytes` (default 16 MiB)."),
+    responses(
+        (status = 201, description = "At least one run was stored now.", body = BatchResponse),
+        (status = 200, description = "Every run was accepted before.", body = BatchResponse),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "A compliance rule forbids one or more runs (`policy_violation`, `items` lists them); nothing was stored.", body = ErrorBody),
+        (status = 429, description = "Ingest backpressure (`busy`): more than `ingest.max_queued_rows` runs wait for the writer; retry after `Retry-After`.", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn post_telemetry_batch(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
@@ -540,19 +400,25 @@ async fn post_telemetry_batch(
 
 // ---- valuation reads --------------------------------------------------------
 
-#[derive(Serialize)]
-struct QuoteResponse {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    region: Option<String>,
-    eta_ent: f64,
-    coherence_variance: f64,
-    runtime_hours: f64,
-    eph_delivered: f64,
-    #[serde(flatten)]
-    valuation: Valuation,
-}
-
-async fn quote(
+/// Prices a run without recording anything.
+#[utoipa::path(
+    post,
+    path = "/v1/valuation/quote",
+    tag = "valuations",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    request_body(content = QuoteRequestSchema, description = "The run's figures; `run_id`, `region` and `data_class` are optional but checked when given."),
+    responses(
+        (status = 200, description = "The price.", body = QuoteResponse),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn quote(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
@@ -576,38 +442,25 @@ async fn quote(
 /// Largest `limit` accepted by `GET /v1/valuations`.
 const MAX_LIST_LIMIT: u32 = 1000;
 
-pub(crate) fn query_params(
-    state: &AppState,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
-    allowed: &[&str],
-) -> Result<HashMap<String, String>, ApiError> {
-    let Query(params) = query.map_err(|e| {
-        state.metrics.reject("malformed_query");
-        ApiError::new(StatusCode::BAD_REQUEST, "malformed_query", e.body_text())
-    })?;
-    if let Some(unknown) = params.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(rejected(
-            state,
-            FieldError::field(
-                unknown,
-                FieldErrorCode::UnknownField,
-                format!(
-                    "unknown query parameter {unknown:?}; expected one of {}",
-                    allowed.join(", ")
-                ),
-            ),
-        ));
-    }
-    Ok(params)
-}
-
-#[derive(Serialize)]
-struct ListResponse<'a> {
-    count: usize,
-    valuations: Vec<ValuationView<'a>>,
-}
-
-async fn list_valuations(
+/// Stored valuations, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/valuations",
+    tag = "valuations",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(
+        ("region" = Option<String>, Query, description = "Only this region (case-insensitive)."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."),
+    ),
+    responses(
+        (status = 200, description = "The valuations.", body = ListResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn list_valuations(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
@@ -654,7 +507,20 @@ async fn list_valuations(
 
 /// `GET /v1/valuations/{run_id}`: a personal-class run is found only by
 /// admin callers (to anyone else its id is unknown, SPEC §11).
-async fn get_valuation(
+#[utoipa::path(
+    get,
+    path = "/v1/valuations/{run_id}",
+    tag = "valuations",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(("run_id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The run.", body = ValuationView),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such run (or a personal-class run and the caller is not an admin).", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn get_valuation(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Path(run_id): Path<String>,
@@ -669,21 +535,22 @@ async fn get_valuation(
     }
 }
 
-#[derive(Serialize)]
-struct StatsResponse {
-    #[serde(flatten)]
-    all: PhiStats,
-    recent: RecentStats,
-}
-
-#[derive(Serialize)]
-struct RecentStats {
-    window: usize,
-    #[serde(flatten)]
-    stats: PhiStats,
-}
-
-async fn valuation_stats(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// `phi_qevf` statistics (nearest-rank percentiles).
+#[utoipa::path(
+    get,
+    path = "/v1/valuations/stats",
+    tag = "valuations",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The statistics.", body = StatsResponse),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn valuation_stats(
+    State(state): State<Arc<AppState>>,
+) -> Result<Response, ApiError> {
     let all = state.store.reader().phi_stats().await?;
     let (window, stats) = state.recent_stats();
     Ok(Json(StatsResponse {
@@ -693,100 +560,27 @@ async fn valuation_stats(State(state): State<Arc<AppState>>) -> Result<Response,
     .into_response())
 }
 
-async fn reset_history(State(state): State<Arc<AppState>>) -> Response {
+/// Clears the recent window of `phi_qevf` values.
+#[utoipa::path(
+    post,
+    path = "/v1/valuations/history/reset",
+    tag = "valuations",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Cleared.", body = ResetResponse),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn reset_history(State(state): State<Arc<AppState>>) -> Response {
     let cleared = state.reset_history();
     tracing::info!(cleared, "valuation history reset by admin");
-    Json(serde_json::json!({ "reset": true, "cleared": cleared })).into_response()
-}
-
-// ---- operations ---------------------------------------------------------------
-
-async fn healthz() -> Response {
-    Json(serde_json::json!({ "status": "ok" })).into_response()
-}
-
-/// 200 when the database answers and every background task runs; 503
-/// naming what is not (a task that died is down until its restart).
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if let Err(e) = state.store.ready().await {
-        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", e.to_string())
-            .into_response();
-    }
-    let down = state.tasks.down();
-    if !down.is_empty() {
-        let mut e = ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            format!("background task down: {}", down.join(", ")),
-        );
-        e.retry_after = Some(1);
-        return e.into_response();
-    }
-    Json(serde_json::json!({ "status": "ready", "tasks": state.tasks.statuses() })).into_response()
-}
-
-/// OpenMetrics for clients that accept it (Prometheus asks for it first),
-/// else the Prometheus text format 0.0.4 (curl, `promtool check metrics`).
-async fn metrics(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let openmetrics = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
-    state.refresh_market_metrics();
-    state.trust.refresh_metrics();
-    if let Some(checkpoint) = state.store.reader().latest_checkpoint().await? {
-        if let Ok(signed) = chrono::DateTime::parse_from_rfc3339(&checkpoint.signed_at) {
-            let age = (chrono::Utc::now() - signed.with_timezone(&chrono::Utc)).num_milliseconds()
-                as f64
-                / 1000.0;
-            state.metrics.checkpoint_age.set(age.max(0.0));
-        }
-    }
-    let head = state.store.tree_head();
-    state
-        .metrics
-        .ledger_blocks
-        .set(i64::try_from(head.size).unwrap_or(i64::MAX));
-    let encoded = if openmetrics {
-        state.metrics.encode()
-    } else {
-        state.metrics.encode_text()
-    };
-    let text = encoded.map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "metrics_error",
-            format!("encoding metrics failed: {e}"),
-        )
-    })?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            if openmetrics {
-                "application/openmetrics-text; version=1.0.0; charset=utf-8"
-            } else {
-                "text/plain; version=0.0.4; charset=utf-8"
-            },
-        )],
-        text,
-    )
-        .into_response())
-}
-
-async fn not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found(format!("no route for {method} {}", uri.path()))
-}
-
-async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        format!("{method} is not allowed on {}", uri.path()),
-    )
+    Json(ResetResponse {
+        reset: true,
+        cleared,
+    })
+    .into_response()
 }
 
 impl AppState {

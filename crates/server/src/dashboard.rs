@@ -18,17 +18,17 @@
 use crate::error::ApiError;
 use crate::limits::{ClientIp, Slot};
 use crate::market::{feed_valuation, Live, MarketHub};
+use crate::openapi::responses::{TooManyRequests, Unauthorized, Unavailable};
+use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_market::FeedValuation;
 use serde::Serialize;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -36,6 +36,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 use tokio::time::{Interval, MissedTickBehavior};
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, Paths};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, ResponseBuilder, Type};
+use utoipa::ToSchema;
+use utoipa_axum::routes;
 
 /// Per region, the stream sends at most one point per this interval.
 pub const THROTTLE: Duration = Duration::from_millis(250);
@@ -88,12 +92,82 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 
 /// The dashboard's routes: read routes (`auth.protect_reads` applies).
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    let mut router = Router::new().route("/v1/dashboard/stream", get(stream));
+pub(crate) fn routes() -> ApiRouter {
+    let mut router = ApiRouter::new().routes(routes!(stream));
     for &(path, content_type, body) in ASSETS {
-        router = router.route(path, get(move || async move { asset(content_type, body) }));
+        let handler = get(move || async move { asset(content_type, body) });
+        router = router.routes((Vec::new(), asset_path(path, content_type), handler));
     }
     router
+}
+
+/// The OpenAPI operations of the embedded assets (they have no handler
+/// function to annotate; [`routes`] registers each with its operation).
+pub(crate) fn asset_paths() -> Paths {
+    let mut paths = Paths::new();
+    for &(path, content_type, _) in ASSETS {
+        paths.paths.extend(asset_path(path, content_type).paths);
+    }
+    paths
+}
+
+/// The operation of one embedded asset: `GET path`, 200 with its content
+/// type (a read route: 401 when `auth.protect_reads` is set).
+fn asset_path(path: &str, content_type: &str) -> Paths {
+    let schema = ObjectBuilder::new().schema_type(Type::String).build();
+    let ok = ResponseBuilder::new()
+        .description("The embedded asset (served with a strict Content-Security-Policy).")
+        .content(
+            content_type,
+            ContentBuilder::new().schema(Some(schema)).build(),
+        )
+        .build();
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+    };
+    let name = path.trim_start_matches('/');
+    let operation = OperationBuilder::new()
+        .tag("dashboard")
+        .summary(Some(if path == "/" {
+            "The dashboard page".to_string()
+        } else {
+            format!("Dashboard asset {name}")
+        }))
+        .operation_id(Some(if path == "/" {
+            "dashboard_page".to_string()
+        } else {
+            format!("dashboard_asset_{}", name.replace(['/', '.'], "_"))
+        }))
+        .security(utoipa::openapi::security::SecurityRequirement::default())
+        .security(utoipa::openapi::security::SecurityRequirement::new(
+            "admin_token",
+            Vec::<String>::new(),
+        ))
+        .security(utoipa::openapi::security::SecurityRequirement::new(
+            "ingest_token",
+            Vec::<String>::new(),
+        ))
+        .response("200", ok)
+        .response(
+            "401",
+            error("No valid bearer token while `auth.protect_reads` is set (`unauthorized`)."),
+        )
+        .response(
+            "503",
+            error("The node cannot serve the request now (`overloaded`, `request_timeout`)."),
+        )
+        .build();
+    let mut paths = Paths::new();
+    paths.add_path_operation(path, vec![HttpMethod::Get], operation);
+    paths
 }
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
@@ -128,7 +202,7 @@ fn asset(content_type: &'static str, body: &'static [u8]) -> Response {
 // ---- the stream -------------------------------------------------------------------
 
 /// One point of the phi trend: only non-personal fields of a valuation.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct TrendPoint {
     /// The run's region.
     pub region: String,
@@ -263,10 +337,10 @@ impl Feed {
                     let active = self.hub.is_active();
                     if active != self.active {
                         self.active = active;
-                        return Some(json_event("status", &json!({
-                            "server_time": rfc3339_micros(now_micros()),
-                            "market_active": active,
-                        })));
+                        return Some(json_event("status", &StatusEvent {
+                            server_time: rfc3339_micros(now_micros()),
+                            market_active: active,
+                        }));
                     }
                     if !self.throttle.is_empty() {
                         return Some(points_event(self.throttle.take()));
@@ -285,8 +359,50 @@ fn json_event(name: &str, value: &impl Serialize) -> Event {
 fn points_event(points: Vec<TrendPoint>) -> Event {
     json_event(
         "points",
-        &json!({ "server_time": rfc3339_micros(now_micros()), "points": points }),
+        &PointsEvent {
+            server_time: rfc3339_micros(now_micros()),
+            points,
+        },
     )
+}
+
+/// The `hello` event that opens a dashboard stream.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct HelloEvent<'a> {
+    /// This node's origin.
+    origin: &'a str,
+    /// When it was sent (RFC 3339 UTC, µs).
+    server_time: String,
+    /// Whether the market feed publishes.
+    market_active: bool,
+    /// The configured regions.
+    regions: &'a [String],
+    /// Per region, at most one point per this many ms.
+    throttle_ms: u64,
+    /// The trend window the page shows, seconds.
+    window_seconds: u64,
+    /// The newest stored point per region.
+    latest: Vec<TrendPoint>,
+    /// The recent past of the trend (at most one point per region per second).
+    recent: Vec<TrendPoint>,
+}
+
+/// A `points` event: the latest point per region of one throttle interval.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct PointsEvent {
+    /// When it was sent.
+    server_time: String,
+    /// One point per region that had runs.
+    points: Vec<TrendPoint>,
+}
+
+/// A `status` event: the feed was switched on or off.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StatusEvent {
+    /// When it was sent.
+    server_time: String,
+    /// Whether the market feed publishes now.
+    market_active: bool,
 }
 
 /// `GET /v1/dashboard/stream`: `hello` (origin, regions, whether the feed is
@@ -295,7 +411,21 @@ fn points_event(points: Vec<TrendPoint>) -> Event {
 /// `status` when the feed is switched on or off.
 /// A client may hold `limits.max_dashboard_streams_per_client` streams (429
 /// past it), the node `limits.max_dashboard_streams` (503 past it).
-async fn stream(
+#[utoipa::path(
+    get,
+    path = "/v1/dashboard/stream",
+    tag = "dashboard",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`: `hello` (a `HelloEvent`), then `points` (`PointsEvent`) and `status` (`StatusEvent`) events; each `data` is one JSON object.", content(
+            (HelloEvent = "text/event-stream"),
+        )),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn stream(
     State(state): State<Arc<AppState>>,
     ClientIp(client): ClientIp,
 ) -> Result<Response, ApiError> {
@@ -322,16 +452,16 @@ async fn stream(
     let regions = state.regions.names();
     let hello = json_event(
         "hello",
-        &json!({
-            "origin": hub.origin,
-            "server_time": rfc3339_micros(now_micros()),
-            "market_active": active,
-            "regions": regions,
-            "throttle_ms": THROTTLE.as_millis() as u64,
-            "window_seconds": WINDOW.as_secs(),
-            "latest": latest,
-            "recent": recent,
-        }),
+        &HelloEvent {
+            origin: &hub.origin,
+            server_time: rfc3339_micros(now_micros()),
+            market_active: active,
+            regions,
+            throttle_ms: THROTTLE.as_millis() as u64,
+            window_seconds: WINDOW.as_secs(),
+            latest,
+            recent,
+        },
     )
     .retry(RETRY);
     let mut tick = tokio::time::interval(THROTTLE);

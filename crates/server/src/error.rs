@@ -7,11 +7,13 @@ use axum::Json;
 use qunimbus_core::{FieldError, FieldErrorCode};
 use qunimbus_storage::StorageError;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// One invalid element of a batch.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ItemError {
     /// Position in the submitted array (0-based).
+    #[schema(minimum = 0)]
     pub index: usize,
     /// The offending field, when one is at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,19 +41,28 @@ pub struct ApiError {
     pub retry_after: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error response: `{"error": {...}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    /// What went wrong.
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
+/// The `error` member of an [`ErrorBody`].
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Machine-readable code, e.g. `out_of_range`, `unauthorized`, `busy`.
+    pub code: &'a str,
+    /// Human-readable message.
+    pub message: &'a str,
+    /// The offending field (a body field, a query or path parameter, or
+    /// `[i].field` for a batch item), when one is at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<&'a str>,
+    /// Every invalid item of a rejected batch.
     #[serde(skip_serializing_if = "<[ItemError]>::is_empty")]
-    items: &'a [ItemError],
+    #[schema(required = false)]
+    pub items: &'a [ItemError],
 }
 
 impl ApiError {
@@ -153,8 +164,8 @@ impl From<StorageError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
+        let body = ErrorBody {
+            error: ErrorDetail {
                 code: self.code,
                 message: &self.message,
                 field: self.field.as_deref(),

@@ -225,7 +225,7 @@ pub use qunimbus_ledger::audit::{
 
 /// The result of checking every block, link, stored Merkle node and the
 /// root against the newest signed checkpoint.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     /// True when nothing is wrong.
     pub ok: bool,
@@ -342,40 +342,73 @@ pub async fn verify_ledger(
 /// One block as a flat object: epoch-millisecond time, attestations as
 /// `attestation_<framework>` fields, payload fields as `payload_<name>`.
 pub fn grafana_row(block: &Block) -> serde_json::Value {
-    let mut row = serde_json::Map::new();
-    let millis = chrono::DateTime::parse_from_rfc3339(&block.timestamp)
-        .map(|t| t.timestamp_millis())
-        .ok();
-    row.insert("time".into(), serde_json::json!(millis));
-    row.insert("index".into(), serde_json::json!(block.index));
-    row.insert("kind".into(), serde_json::json!(block.kind.as_str()));
-    row.insert("phi_qevf".into(), serde_json::json!(block.phi_qevf));
-    row.insert("eta_ent".into(), serde_json::json!(block.eta_ent));
-    row.insert("region".into(), serde_json::json!(block.region));
-    row.insert("run_id".into(), serde_json::json!(block.run_id));
-    row.insert("hash".into(), serde_json::json!(block.hash));
-    row.insert(
-        "previous_hash".into(),
-        serde_json::json!(block.previous_hash),
-    );
-    for (framework, status) in &block.compliance_attestations {
-        row.insert(
-            format!("attestation_{framework}"),
-            serde_json::json!(status.as_str()),
-        );
-    }
-    if let Some(serde_json::Value::Object(payload)) = &block.payload {
-        for (key, value) in payload {
-            if !value.is_object() && !value.is_array() {
-                row.insert(format!("payload_{key}"), value.clone());
+    serde_json::to_value(GrafanaRow::of(block)).unwrap_or(serde_json::Value::Null)
+}
+
+/// One block as a flat row of the Grafana export.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct GrafanaRow {
+    /// The block's timestamp in epoch milliseconds.
+    pub time: Option<i64>,
+    /// The block's index.
+    pub index: u64,
+    /// The block's kind.
+    pub kind: &'static str,
+    /// Its `phi_qevf`, if any.
+    pub phi_qevf: Option<f64>,
+    /// Its `eta_ent`, if any.
+    pub eta_ent: Option<f64>,
+    /// Its region, if any.
+    pub region: Option<String>,
+    /// Its run id, if any.
+    pub run_id: Option<String>,
+    /// Its hash.
+    pub hash: String,
+    /// The previous block's hash.
+    pub previous_hash: String,
+    /// `attestation_<framework>`: each framework's status; `payload_<key>`:
+    /// each scalar member of the payload.
+    #[serde(flatten)]
+    #[schema(value_type = BTreeMap<String, Value>)]
+    pub columns: BTreeMap<String, serde_json::Value>,
+}
+
+impl GrafanaRow {
+    /// The row of `block`.
+    pub fn of(block: &Block) -> Self {
+        let mut columns = BTreeMap::new();
+        for (framework, status) in &block.compliance_attestations {
+            columns.insert(
+                format!("attestation_{framework}"),
+                serde_json::Value::from(status.as_str()),
+            );
+        }
+        if let Some(serde_json::Value::Object(payload)) = &block.payload {
+            for (key, value) in payload {
+                if !value.is_object() && !value.is_array() {
+                    columns.insert(format!("payload_{key}"), value.clone());
+                }
             }
         }
+        Self {
+            time: chrono::DateTime::parse_from_rfc3339(&block.timestamp)
+                .map(|t| t.timestamp_millis())
+                .ok(),
+            index: block.index,
+            kind: block.kind.as_str(),
+            phi_qevf: block.phi_qevf,
+            eta_ent: block.eta_ent,
+            region: block.region.clone(),
+            run_id: block.run_id.clone(),
+            hash: block.hash.clone(),
+            previous_hash: block.previous_hash.clone(),
+            columns,
+        }
     }
-    serde_json::Value::Object(row)
 }
 
 /// The result of checking checkpoints' RFC 3161 tokens.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimestampReport {
     /// Tokens checked.
     pub verified: u64,
@@ -386,7 +419,7 @@ pub struct TimestampReport {
 }
 
 /// A checkpoint whose token does not verify.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimestampFailure {
     /// The checkpoint's tree size.
     pub tree_size: u64,

@@ -1,64 +1,67 @@
 //! Ledger endpoints: summary, blocks, checkpoints, proofs, verification,
-//! attestations, the Grafana export and the C2SP tlog-tiles read API.
+//! attestations and the Grafana export (the C2SP tlog-tiles read API is in
+//! `tlog_api.rs`).
 
 use crate::api::{query_params, rate_limited, read_text, rejected};
-use crate::error::ApiError;
-use crate::ledger::{grafana_row, verify_ledger, verify_timestamps, VerifyReport};
+use crate::error::{ApiError, ErrorBody};
+use crate::ledger::{grafana_row, verify_ledger, verify_timestamps, GrafanaRow, VerifyReport};
+use crate::ledger_views::{
+    AttestationEntry, AttestationHistory, BlockPage, BlockView, CheckpointSummary,
+    ConsistencyProof, InclusionProof, LedgerSummary,
+};
 use crate::limits::RateClass;
+use crate::openapi::requests::AttestationRequest;
+use crate::openapi::responses::{
+    BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestTimeout, TooManyRequests,
+    Unauthorized, Unavailable, Unprocessable,
+};
+use crate::openapi::ApiRouter;
 use crate::state::{lock, AppState};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use qunimbus_core::{time::now_micros, time::rfc3339_micros, FieldError, FieldErrorCode};
 use qunimbus_ledger::attestation::parse_attestation_request;
 use qunimbus_ledger::block::{BlockDraft, BlockKind};
-use qunimbus_ledger::tiles::{self, TileRequest};
 use qunimbus_storage::StorageError;
-use serde::Serialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+use utoipa_axum::routes;
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// Read-only ledger routes.
-pub(crate) fn read_routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/ledger", get(summary))
-        .route("/v1/ledger/blocks", get(list_blocks))
-        .route("/v1/ledger/blocks/{index}", get(get_block))
-        .route("/v1/ledger/checkpoint", get(checkpoint))
-        .route("/v1/ledger/public-key", get(public_key))
-        .route("/v1/ledger/proof/inclusion", get(inclusion_proof))
-        .route("/v1/ledger/proof/consistency", get(consistency_proof))
-        .route(
-            "/v1/ledger/verify",
-            rate_limited(state, RateClass::Verify, get(verify)),
-        )
-        .route(
-            "/v1/ledger/attestations/{framework}",
-            get(attestation_history),
-        )
-        .route(
-            "/v1/ledger/export/grafana",
-            rate_limited(state, RateClass::Export, get(export_grafana)),
-        )
-        .route("/tlog/checkpoint", get(checkpoint))
-        .route("/tlog/tile/{*path}", get(tile))
+pub(crate) fn read_routes(state: &Arc<AppState>) -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(summary))
+        .routes(routes!(list_blocks))
+        .routes(routes!(get_block))
+        .routes(routes!(checkpoint))
+        .routes(routes!(public_key))
+        .routes(routes!(inclusion_proof))
+        .routes(routes!(consistency_proof))
+        .routes(rate_limited(state, RateClass::Verify, routes!(verify)))
+        .routes(routes!(attestation_history))
+        .routes(rate_limited(
+            state,
+            RateClass::Export,
+            routes!(export_grafana),
+        ))
 }
 
 /// Admin ledger routes.
-pub(crate) fn admin_routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/ledger/attestations", post(post_attestation))
+pub(crate) fn admin_routes() -> ApiRouter {
+    ApiRouter::new().routes(routes!(post_attestation))
 }
 
-fn storage_error(e: StorageError) -> ApiError {
+/// A storage error as the ledger endpoints answer it (422 for a range the
+/// stored tree does not have, 500 for a corrupt block).
+pub(crate) fn storage_error(e: StorageError) -> ApiError {
     match e {
         StorageError::OutOfRange(message) => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "out_of_range", message)
@@ -115,14 +118,19 @@ fn b64(hash: &[u8]) -> String {
 
 // ---- summary and blocks -----------------------------------------------------
 
-#[derive(Serialize)]
-struct CheckpointSummary {
-    tree_size: u64,
-    root_hash: String,
-    signed_at: String,
-}
-
-async fn summary(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// The ledger at a glance.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "Length, latest figures, hashes, the newest checkpoint and the last verification.", body = LedgerSummary),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let reader = state.store.reader();
     let head = state.store.tree_head();
     let genesis = reader.block(0).await.map_err(storage_error)?;
@@ -145,37 +153,61 @@ async fn summary(State(state): State<Arc<AppState>>) -> Result<Response, ApiErro
             signed_at: c.signed_at,
         });
     let last_verification = lock(&state.last_verification).clone();
-    Ok(Json(json!({
-        "origin": state.signer.name(),
-        "chain_length": head.size,
-        "root_hash": b64(&head.root),
-        "genesis_hash": genesis.map(|b| b.hash),
-        "latest_hash": latest.map(|b| b.hash),
-        "latest_phi_qevf": latest_valuation.as_ref().and_then(|b| b.phi_qevf),
-        "latest_eta_ent": latest_valuation.as_ref().and_then(|b| b.eta_ent),
-        "latest_valuation_timestamp": latest_valuation.map(|b| b.timestamp),
-        "compliance_frameworks": state.frameworks,
-        "checkpoint": checkpoint,
-        "public_key": state.verifier.to_vkey(),
-        "last_verification": last_verification,
-    }))
+    Ok(Json(LedgerSummary {
+        origin: state.signer.name(),
+        chain_length: head.size,
+        root_hash: b64(&head.root),
+        genesis_hash: genesis.map(|b| b.hash),
+        latest_hash: latest.map(|b| b.hash),
+        latest_phi_qevf: latest_valuation.as_ref().and_then(|b| b.phi_qevf),
+        latest_eta_ent: latest_valuation.as_ref().and_then(|b| b.eta_ent),
+        latest_valuation_timestamp: latest_valuation.map(|b| b.timestamp),
+        compliance_frameworks: &state.frameworks,
+        checkpoint,
+        public_key: state.verifier.to_vkey(),
+        last_verification,
+    })
     .into_response())
 }
 
-async fn get_block(
+/// One block.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/blocks/{index}",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(("index" = u64, Path, minimum = 0, maximum = 9223372036854775807_u64, description = "The block's index (0 is the genesis block).")),
+    responses(
+        (status = 200, description = "The block.", body = BlockView),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn get_block(
     State(state): State<Arc<AppState>>,
     Path(index): Path<String>,
 ) -> Result<Response, ApiError> {
-    let index: u64 = index.parse().map_err(|_| {
-        rejected(
-            &state,
-            FieldError::field(
-                "index",
-                FieldErrorCode::OutOfRange,
-                format!("index must be a non-negative integer, got {index:?}"),
-            ),
-        )
-    })?;
+    // Indexes are stored as SQL integers: past i64::MAX is out of range
+    // (it was a 500 from the database before).
+    let index: u64 = index
+        .parse()
+        .ok()
+        .filter(|i| *i <= i64::MAX as u64)
+        .ok_or_else(|| {
+            rejected(
+                &state,
+                FieldError::field(
+                    "index",
+                    FieldErrorCode::OutOfRange,
+                    format!(
+                        "index must be an integer from 0 to {}, got {index:?}",
+                        i64::MAX
+                    ),
+                ),
+            )
+        })?;
     match state
         .store
         .reader()
@@ -183,7 +215,7 @@ async fn get_block(
         .await
         .map_err(storage_error)?
     {
-        Some(block) => Ok(Json(block.to_json()).into_response()),
+        Some(block) => Ok(Json(BlockView::of(&block)).into_response()),
         None => Err(ApiError::not_found(format!(
             "no block {index}; the ledger has {} blocks",
             state.store.tree_head().size
@@ -195,7 +227,25 @@ async fn get_block(
 /// Largest page of `GET /v1/ledger/blocks`.
 const MAX_BLOCK_PAGE: u64 = 1000;
 
-async fn list_blocks(
+/// Blocks in index order.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/blocks",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(
+        ("from" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64, description = "First index (default 0)."),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."),
+    ),
+    responses(
+        (status = 200, description = "The page.", body = BlockPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn list_blocks(
     State(state): State<Arc<AppState>>,
     query: Params,
 ) -> Result<Response, ApiError> {
@@ -210,10 +260,15 @@ async fn list_blocks(
         .map_err(storage_error)?;
     let blocks = blocks
         .into_iter()
-        .map(|b| b.map(|b| b.to_json()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(storage_error)?;
-    Ok(Json(json!({ "from": from, "count": blocks.len(), "blocks": blocks })).into_response())
+    let blocks: Vec<BlockView> = blocks.iter().map(BlockView::of).collect();
+    Ok(Json(BlockPage {
+        from,
+        count: blocks.len(),
+        blocks,
+    })
+    .into_response())
 }
 
 // ---- checkpoints and keys ---------------------------------------------------
@@ -222,7 +277,20 @@ fn text(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
-async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// The newest signed checkpoint (C2SP signed note).
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/checkpoint",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The signed note: origin line, tree size, base64 root hash, blank line, signature lines.", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No checkpoint has been signed yet.", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     match state
         .store
         .reader()
@@ -235,7 +303,19 @@ async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiE
     }
 }
 
-async fn public_key(State(state): State<Arc<AppState>>) -> Response {
+/// The note verifier key of the checkpoints.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/public-key",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "`name+keyid+base64(0x01 ‖ Ed25519 public key)` and a newline.", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn public_key(State(state): State<Arc<AppState>>) -> Response {
     text(format!("{}\n", state.verifier.to_vkey()))
 }
 
@@ -256,7 +336,25 @@ async fn default_tree_size(state: &AppState) -> Result<u64, ApiError> {
     )
 }
 
-async fn inclusion_proof(
+/// An RFC 6962 inclusion proof (audit path) of a block.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/proof/inclusion",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(
+        ("index" = u64, Query, minimum = 0, maximum = 9223372036854775807_u64, description = "The block's index."),
+        ("tree_size" = Option<u64>, Query, minimum = 1, maximum = 9223372036854775807_u64, description = "The tree to prove against (default the newest checkpoint's size); above `index`."),
+    ),
+    responses(
+        (status = 200, description = "The audit path.", body = InclusionProof),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn inclusion_proof(
     State(state): State<Arc<AppState>>,
     query: Params,
 ) -> Result<Response, ApiError> {
@@ -287,17 +385,35 @@ async fn inclusion_proof(
         .await
         .map_err(storage_error)?;
     let root = reader.root_at(tree_size).await.map_err(storage_error)?;
-    Ok(Json(json!({
-        "index": index,
-        "tree_size": tree_size,
-        "leaf_hash": b64(&leaf),
-        "root_hash": b64(&root),
-        "hashes": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
-    }))
+    Ok(Json(InclusionProof {
+        index,
+        tree_size,
+        leaf_hash: b64(&leaf),
+        root_hash: b64(&root),
+        hashes: proof.iter().map(|h| b64(h)).collect(),
+    })
     .into_response())
 }
 
-async fn consistency_proof(
+/// An RFC 6962 consistency proof between two tree sizes.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/proof/consistency",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(
+        ("first" = u64, Query, minimum = 1, maximum = 9223372036854775807_u64, description = "The older tree size."),
+        ("second" = Option<u64>, Query, minimum = 1, maximum = 9223372036854775807_u64, description = "The newer tree size (default the newest checkpoint's); not below `first`."),
+    ),
+    responses(
+        (status = 200, description = "The proof.", body = ConsistencyProof),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn consistency_proof(
     State(state): State<Arc<AppState>>,
     query: Params,
 ) -> Result<Response, ApiError> {
@@ -327,19 +443,33 @@ async fn consistency_proof(
         .consistency_proof(first, second, stored)
         .await
         .map_err(storage_error)?;
-    Ok(Json(json!({
-        "first": first,
-        "second": second,
-        "first_root": b64(&reader.root_at(first).await.map_err(storage_error)?),
-        "second_root": b64(&reader.root_at(second).await.map_err(storage_error)?),
-        "hashes": proof.iter().map(|h| b64(h)).collect::<Vec<_>>(),
-    }))
+    Ok(Json(ConsistencyProof {
+        first,
+        second,
+        first_root: b64(&reader.root_at(first).await.map_err(storage_error)?),
+        second_root: b64(&reader.root_at(second).await.map_err(storage_error)?),
+        hashes: proof.iter().map(|h| b64(h)).collect(),
+    })
     .into_response())
 }
 
 // ---- verification and attestations ---------------------------------------------
 
-async fn verify(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// Re-checks every block, link, the Merkle root against the newest signed
+/// checkpoint, and the newest checkpoint's RFC 3161 token, now.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/verify",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The report (`ok` false names the first bad block).", body = VerifyReport),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn verify(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let report = verify_and_record(&state).await.map_err(storage_error)?;
     Ok(Json(report).into_response())
 }
@@ -371,7 +501,25 @@ pub(crate) async fn verify_and_record(state: &AppState) -> Result<VerifyReport, 
     Ok(report)
 }
 
-async fn post_attestation(
+/// Appends an `attestation` block with the given framework statuses.
+#[utoipa::path(
+    post,
+    path = "/v1/ledger/attestations",
+    tag = "ledger",
+    security(("admin_token" = [])),
+    request_body(content = AttestationRequest, description = "Framework → status for at least one configured framework."),
+    responses(
+        (status = 201, description = "The new block.", body = BlockView),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn post_attestation(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
@@ -397,14 +545,28 @@ async fn post_attestation(
             "no block returned",
         )
     })?;
-    Ok((StatusCode::CREATED, Json(block.to_json())).into_response())
+    Ok((StatusCode::CREATED, Json(BlockView::of(&block))).into_response())
 }
 
 /// Attestation blocks read for one framework's history (newest first);
 /// `truncated` in the answer says when older ones were left out.
 const ATTESTATION_HISTORY_LIMIT: u32 = 1000;
 
-async fn attestation_history(
+/// One framework's attestation history, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/attestations/{framework}",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(("framework" = String, Path, description = "A configured framework, e.g. `ISO-27001`.")),
+    responses(
+        (status = 200, description = "The history.", body = AttestationHistory),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "Not a configured framework.", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn attestation_history(
     State(state): State<Arc<AppState>>,
     Path(framework): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -422,18 +584,26 @@ async fn attestation_history(
         .await
         .map_err(storage_error)?;
     let truncated = blocks.len() as u32 == ATTESTATION_HISTORY_LIMIT;
-    let history: Vec<Value> = blocks
+    let history: Vec<AttestationEntry> = blocks
         .iter()
         .filter_map(|b| {
             b.compliance_attestations
                 .get(&framework)
-                .map(|s| json!({ "index": b.index, "timestamp": b.timestamp, "status": s.as_str(), "hash": b.hash }))
+                .map(|s| AttestationEntry {
+                    index: b.index,
+                    timestamp: &b.timestamp,
+                    status: s.as_str(),
+                    hash: &b.hash,
+                })
         })
         .collect();
-    Ok(
-        Json(json!({ "framework": framework, "count": history.len(), "truncated": truncated, "history": history }))
-            .into_response(),
-    )
+    Ok(Json(AttestationHistory {
+        framework: &framework,
+        count: history.len(),
+        truncated,
+        history,
+    })
+    .into_response())
 }
 
 // ---- Grafana export -------------------------------------------------------------
@@ -441,7 +611,28 @@ async fn attestation_history(
 /// Largest page of the Grafana export.
 const MAX_EXPORT_PAGE: u64 = 100_000;
 
-async fn export_grafana(
+/// The blocks as flat rows for Grafana (Infinity data source): `time` in
+/// epoch milliseconds, one `attestation_<framework>` per framework, scalar
+/// payload members as `payload_<key>`.
+#[utoipa::path(
+    get,
+    path = "/v1/ledger/export/grafana",
+    tag = "ledger",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(
+        ("from" = Option<u64>, Query, minimum = 0, maximum = 9223372036854775807_u64, description = "First index (default 0)."),
+        ("limit" = Option<u64>, Query, minimum = 1, maximum = 100000, description = "At most this many rows (default 10,000)."),
+    ),
+    responses(
+        (status = 200, description = "The rows, in index order.", body = Vec<GrafanaRow>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn export_grafana(
     State(state): State<Arc<AppState>>,
     query: Params,
 ) -> Result<Response, ApiError> {
@@ -469,71 +660,4 @@ async fn export_grafana(
             .map_or(from, |i| i + 1);
     }
     Ok(Json(rows).into_response())
-}
-
-// ---- C2SP tlog-tiles ---------------------------------------------------------------
-
-async fn tile(
-    State(state): State<Arc<AppState>>,
-    Path(path): Path<String>,
-) -> Result<Response, ApiError> {
-    let request = tiles::parse_tile_path(&path)
-        .map_err(|e| ApiError::not_found(format!("not a tile path: {e}")))?;
-    let size = state.store.tree_head().size;
-    let unavailable = || {
-        ApiError::not_found(format!(
-            "tile {path} is not available in a tree of {size} entries"
-        ))
-    };
-    let reader = state.store.reader();
-    let body = match request {
-        TileRequest::Hashes {
-            level,
-            index,
-            width,
-        } => {
-            let available = tiles::tile_width_at(level, index, size).ok_or_else(unavailable)?;
-            let width = width.unwrap_or(tiles::TILE_WIDTH);
-            if width > available {
-                return Err(unavailable());
-            }
-            let level_in_tree = level
-                .checked_mul(tiles::TILE_HEIGHT)
-                .ok_or_else(unavailable)?;
-            reader
-                .level_hashes(level_in_tree, index * tiles::TILE_WIDTH, width)
-                .await
-                .map_err(storage_error)?
-        }
-        TileRequest::Entries { index, width } => {
-            let available = tiles::tile_width_at(0, index, size).ok_or_else(unavailable)?;
-            let width = width.unwrap_or(tiles::TILE_WIDTH);
-            if width > available {
-                return Err(unavailable());
-            }
-            let blocks = reader
-                .blocks(index * tiles::TILE_WIDTH, width as u32)
-                .await
-                .map_err(storage_error)?;
-            let mut entries = Vec::with_capacity(blocks.len());
-            for block in blocks {
-                let block = block.map_err(storage_error)?;
-                entries.push(block.leaf_bytes().map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "ledger_corrupt",
-                        e.to_string(),
-                    )
-                })?);
-            }
-            tiles::entry_bundle(&entries).map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "ledger_corrupt",
-                    e.to_string(),
-                )
-            })?
-        }
-    };
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
 }

@@ -9,19 +9,27 @@ pub mod dashboard;
 pub mod error;
 pub mod ledger;
 mod ledger_api;
+mod ledger_views;
 pub mod limits;
 pub mod market;
 mod market_api;
+mod market_views;
 pub mod metrics;
+pub mod openapi;
+mod ops_api;
 pub mod relay;
+mod request;
 pub mod serve;
 pub mod state;
 pub mod supervise;
 pub mod tickets;
+mod tlog_api;
 pub mod trust;
 mod trust_api;
+mod trust_views;
 pub mod tsa;
 mod tsa_api;
+mod valuation_views;
 
 use auth::{Credentials, CredentialsError};
 use config::{Config, ConfigError};
@@ -172,6 +180,7 @@ pub struct RunningNode {
     stop: watch::Sender<bool>,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
+    operations: Vec<openapi::Operation>,
 }
 
 impl RunningNode {
@@ -301,7 +310,7 @@ impl RunningNode {
             .local_addr()
             .map_err(|source| NodeError::Bind { addr, source })?;
         let background = start_background(config, &state, signer, stamper, &stop_rx);
-        let app = api::router(state.clone());
+        let (app, operations) = api::router_and_operations(state.clone());
         let options = serve::ServeOptions {
             header_read_timeout: config.limits.header_read_timeout(),
             send_timeout: config.limits.send_timeout(),
@@ -315,6 +324,7 @@ impl RunningNode {
             stop,
             server,
             background,
+            operations,
         })
     }
 
@@ -326,6 +336,12 @@ impl RunningNode {
     /// The base URL, e.g. `http://127.0.0.1:8080`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The (method, path) of every route the router registered, as the
+    /// OpenAPI document spells them.
+    pub fn operations(&self) -> &[openapi::Operation] {
+        &self.operations
     }
 
     /// The node's tokens.

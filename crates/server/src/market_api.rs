@@ -2,59 +2,69 @@
 //! acknowledgements, activation and measured status.
 
 use crate::api::{query_params, read_text, rejected};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::limits::Slot;
 use crate::market::{run_session, Outgoing, ACTIVE_KEY};
+use crate::market_views::{
+    AckResult, ConnectedPartner, FeedActive, LatencyStatus, MarketStatus, PartnerCreated,
+    PartnerDisabled, PartnerList, PartnerView, TicketIssued,
+};
+use crate::openapi::requests::{AckRequest, PartnerRequestSchema};
+use crate::openapi::responses::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RequestTimeout, TooManyRequests,
+    Unauthorized, Unavailable, Unprocessable,
+};
+use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use crate::tickets::{TicketRefusal, MAX_TICKETS_PER_PARTNER, TICKET_TTL};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::SinkExt;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_core::{FieldError, FieldErrorCode};
 use qunimbus_market::{
-    latency_status, parse_client_message, throughput_status, PartnerRequest, ServerMessage,
+    parse_client_message, throughput_status, FeedValuation, PartnerRequest, ServerMessage,
 };
 use qunimbus_storage::{PartnerRecord, StorageError};
 use rand::RngCore;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use utoipa_axum::routes;
 
 type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 /// Admin routes.
-pub(crate) fn admin_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/partners", post(create_partner).get(list_partners))
-        .route("/v1/partners/{id}/disable", post(disable_partner))
-        .route("/v1/market/activate", post(activate))
-        .route("/v1/market/deactivate", post(deactivate))
+pub(crate) fn admin_routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(create_partner, list_partners))
+        .routes(routes!(disable_partner))
+        .routes(routes!(activate))
+        .routes(routes!(deactivate))
 }
 
 /// Partner routes (authenticated with the partner's own API key) and status.
-pub(crate) fn feed_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/market/feed", get(feed_ws))
-        .route("/v1/market/stream", get(feed_sse))
-        .route("/v1/market/ack", post(ack))
-        .route("/v1/market/ticket", post(ticket))
+pub(crate) fn feed_routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(feed_ws))
+        .routes(routes!(feed_sse))
+        .routes(routes!(ack))
+        .routes(routes!(ticket))
 }
 
 /// Read-only routes.
-pub(crate) fn read_routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/market/status", get(status))
+pub(crate) fn read_routes() -> ApiRouter {
+    ApiRouter::new().routes(routes!(status))
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -70,7 +80,26 @@ pub fn key_hash(key: &str) -> String {
 
 // ---- partner administration -------------------------------------------------
 
-async fn create_partner(
+/// Registers a partner; its API key is in the answer, this once.
+#[utoipa::path(
+    post,
+    path = "/v1/partners",
+    tag = "market",
+    security(("admin_token" = [])),
+    request_body(content = PartnerRequestSchema, description = "The partner's name and home region."),
+    responses(
+        (status = 201, description = "Registered.", body = PartnerCreated),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 408, response = RequestTimeout),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn create_partner(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
@@ -109,35 +138,73 @@ async fn create_partner(
     tracing::info!(partner = %name, %id, %region, "partner registered");
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": id, "name": name, "region": region, "api_key": api_key, "created_at": created_at })),
+        Json(PartnerCreated {
+            id,
+            name,
+            region,
+            api_key,
+            created_at,
+        }),
     )
         .into_response())
 }
 
-async fn list_partners(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// Every registered partner, with its open feed sessions.
+#[utoipa::path(
+    get,
+    path = "/v1/partners",
+    tag = "market",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The partners.", body = PartnerList),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn list_partners(
+    State(state): State<Arc<AppState>>,
+) -> Result<Response, ApiError> {
     let connected = state.market.connections();
-    let partners: Vec<_> = state
+    let partners: Vec<PartnerView> = state
         .store
         .reader()
         .partners()
         .await?
         .into_iter()
-        .map(|p| {
-            json!({
-                "id": p.id,
-                "name": p.name,
-                "region": p.region,
-                "created_at": p.created_at,
-                "disabled": p.disabled_at.is_some(),
-                "disabled_at": p.disabled_at,
-                "connections": connected.get(&p.id).copied().unwrap_or(0),
-            })
+        .map(|p| PartnerView {
+            connections: connected.get(&p.id).copied().unwrap_or(0),
+            disabled: p.disabled_at.is_some(),
+            id: p.id,
+            name: p.name,
+            region: p.region,
+            created_at: p.created_at,
+            disabled_at: p.disabled_at,
         })
         .collect();
-    Ok(Json(json!({ "count": partners.len(), "partners": partners })).into_response())
+    Ok(Json(PartnerList {
+        count: partners.len(),
+        partners,
+    })
+    .into_response())
 }
 
-async fn disable_partner(
+/// Disables a partner's key; its open sessions end.
+#[utoipa::path(
+    post,
+    path = "/v1/partners/{id}/disable",
+    tag = "market",
+    security(("admin_token" = [])),
+    params(("id" = String, Path, description = "The partner's id (`p_…`).")),
+    responses(
+        (status = 200, description = "Disabled (also when it already was).", body = PartnerDisabled),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn disable_partner(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -158,7 +225,12 @@ async fn disable_partner(
     }
     state.market.revoke(&id);
     tracing::info!(partner = %partner.name, %id, "partner disabled");
-    Ok(Json(json!({ "id": id, "name": partner.name, "disabled": true })).into_response())
+    Ok(Json(PartnerDisabled {
+        id,
+        name: partner.name,
+        disabled: true,
+    })
+    .into_response())
 }
 
 async fn set_active(state: &AppState, active: bool) -> Result<Response, ApiError> {
@@ -176,20 +248,59 @@ async fn set_active(state: &AppState, active: bool) -> Result<Response, ApiError
         "market feed {}",
         if active { "activated" } else { "deactivated" }
     );
-    Ok(Json(json!({ "active": active })).into_response())
+    Ok(Json(FeedActive { active }).into_response())
 }
 
-async fn activate(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// Switches publishing on (persisted).
+#[utoipa::path(
+    post,
+    path = "/v1/market/activate",
+    tag = "market",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Publishing.", body = FeedActive),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn activate(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     set_active(&state, true).await
 }
 
-async fn deactivate(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// Switches publishing off (persisted).
+#[utoipa::path(
+    post,
+    path = "/v1/market/deactivate",
+    tag = "market",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Not publishing.", body = FeedActive),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn deactivate(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     set_active(&state, false).await
 }
 
 // ---- status ----------------------------------------------------------------------
 
-async fn status(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// What was measured: partners connected, latency against its target,
+/// EPH throughput over the sliding window against its target.
+#[utoipa::path(
+    get,
+    path = "/v1/market/status",
+    tag = "market",
+    security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The measured status.", body = MarketStatus),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let hub = &state.market;
     let report = hub.latency();
     let (eph_per_hour, measured) = hub.eph_per_hour();
@@ -202,25 +313,25 @@ async fn status(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
         .into_iter()
         .map(|p| (p.id, p.name))
         .collect();
-    let connected: Vec<_> = connections
+    let connected: Vec<ConnectedPartner> = connections
         .iter()
         .filter(|(_, n)| **n > 0)
-        .map(|(id, n)| json!({ "id": id, "name": names.get(id), "connections": n }))
+        .map(|(id, n)| ConnectedPartner {
+            id,
+            name: names.get(id).map(String::as_str),
+            connections: *n,
+        })
         .collect();
-    Ok(Json(json!({
-        "origin": hub.origin,
-        "active": hub.is_active(),
-        "partners_connected": connected.len(),
-        "connected": connected,
-        "latency": {
-            "p99_ms": latency_status(&report, &hub.targets),
-            "overall": report.overall,
-            "per_partner": report.per_partner,
-        },
-        "eph_throughput_per_hour": throughput_status(eph_per_hour, measured, &hub.targets),
-        "throughput_window_seconds": hub.window().as_secs_f64(),
-        "targets": hub.targets,
-    }))
+    Ok(Json(MarketStatus {
+        origin: &hub.origin,
+        active: hub.is_active(),
+        partners_connected: connected.len(),
+        connected,
+        latency: LatencyStatus::of(report, &hub.targets),
+        eph_throughput_per_hour: throughput_status(eph_per_hour, measured, &hub.targets),
+        throughput_window_seconds: hub.window().as_secs_f64(),
+        targets: &hub.targets,
+    })
     .into_response())
 }
 
@@ -271,7 +382,20 @@ async fn authenticate_partner(
 
 /// `POST /v1/market/ticket` (partner key): a single-use ticket for opening
 /// the feed where no header can be sent (a browser's `EventSource`).
-async fn ticket(
+#[utoipa::path(
+    post,
+    path = "/v1/market/ticket",
+    tag = "market",
+    security(("partner_key" = [])),
+    responses(
+        (status = 201, description = "A ticket, valid once.", body = TicketIssued),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The partner is disabled (`partner_disabled`).", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn ticket(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -292,7 +416,10 @@ async fn ticket(
         })?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "ticket": ticket, "expires_in_seconds": TICKET_TTL.as_secs() })),
+        Json(TicketIssued {
+            ticket,
+            expires_in_seconds: TICKET_TTL.as_secs(),
+        }),
     )
         .into_response())
 }
@@ -330,12 +457,43 @@ const PARTNER_MAX_MESSAGE: usize = 64 * 1024;
 /// How long a send to one partner may take before it is treated as stalled.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn feed_ws(
+/// The live feed over WebSocket: a `snapshot`, the replay from `from_seq`
+/// (then `replayed`), then live `valuation` (or `withheld`) messages with
+/// gap-free `seq`; the partner answers `{"type":"ack","seq":N}` frames.
+/// Only the HTTP part (the upgrade) is described here.
+#[utoipa::path(
+    get,
+    path = "/v1/market/feed",
+    tag = "market",
+    security(("partner_key" = []), ("feed_ticket" = [])),
+    params(
+        ("from_seq" = Option<u64>, Query, minimum = 1, description = "Replay this node's messages from this seq."),
+        ("Upgrade" = String, Header, description = "`websocket`."),
+        ("Connection" = String, Header, description = "`Upgrade`."),
+        ("Sec-WebSocket-Key" = String, Header, description = "RFC 6455 key."),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`."),
+    ),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol; JSON text frames follow (`FeedValuation` and the other QMP messages)."),
+        (status = 400, description = "Not a valid WebSocket upgrade request (`websocket_upgrade`), or a malformed query (`malformed_query`).", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The partner is disabled (`partner_disabled`).", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+        (status = 426, description = "The connection cannot be upgraded (`websocket_upgrade`).", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn feed_ws(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     query: Params,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|e| {
+        state.metrics.reject("websocket_upgrade");
+        ApiError::new(e.status(), "websocket_upgrade", e.body_text())
+    })?;
     let params = query_params(&state, query, &["from_seq", "ticket"])?;
     let partner = authenticate_partner(&state, &headers, &params).await?;
     let from = from_seq(&state, &params)?;
@@ -422,7 +580,28 @@ async fn serve_ws(
     let _ = tokio::time::timeout(SEND_TIMEOUT, socket.close()).await;
 }
 
-async fn feed_sse(
+/// The live feed over server-sent events: the same messages as the
+/// WebSocket feed, each an event named by its type; acks go to
+/// `POST /v1/market/ack`.
+#[utoipa::path(
+    get,
+    path = "/v1/market/stream",
+    tag = "market",
+    security(("partner_key" = []), ("feed_ticket" = [])),
+    params(("from_seq" = Option<u64>, Query, minimum = 1, description = "Replay this node's messages from this seq.")),
+    responses(
+        (status = 200, description = "An endless `text/event-stream`: events `snapshot`, `replayed`, `valuation`, `withheld`, `disconnect`, …, each `data` one JSON message (a `valuation` event's data is a `FeedValuation`).", content(
+            (FeedValuation = "text/event-stream"),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The partner is disabled (`partner_disabled`).", body = ErrorBody),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn feed_sse(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     query: Params,
@@ -452,7 +631,24 @@ async fn feed_sse(
 }
 
 /// `POST /v1/market/ack {"seq": N}` for SSE partners (WebSocket partners ack in-band).
-async fn ack(
+#[utoipa::path(
+    post,
+    path = "/v1/market/ack",
+    tag = "market",
+    security(("partner_key" = [])),
+    request_body(content = AckRequest, description = "The ack."),
+    responses(
+        (status = 200, description = "Recorded; `acked` says how many live messages it took.", body = AckResult),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The partner is disabled (`partner_disabled`).", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn ack(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     query: Params,
@@ -474,10 +670,10 @@ async fn ack(
         error
     })?;
     let acked = state.market.ack(&partner.id, &message);
-    Ok(Json(json!({
-        "seq": message.seq,
-        "acked": acked.messages,
-        "latency_ms": acked.newest.map(|d| d.as_secs_f64() * 1000.0),
-    }))
+    Ok(Json(AckResult {
+        seq: message.seq,
+        acked: acked.messages,
+        latency_ms: acked.newest.map(|d| d.as_secs_f64() * 1000.0),
+    })
     .into_response())
 }

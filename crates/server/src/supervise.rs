@@ -32,7 +32,7 @@ pub struct TaskLabel {
 }
 
 /// What `/readyz` shows of one task.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TaskStatus {
     /// Whether it is running now.
     pub running: bool,
@@ -40,6 +40,7 @@ pub struct TaskStatus {
     pub restarts: u64,
     /// Why it last died, if it ever did.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
     pub last_failure: Option<String>,
 }
 

@@ -118,7 +118,7 @@ pub struct PolicyHolder {
 }
 
 /// What is known about the policy in force.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PolicyStatus {
     /// The file.
     pub path: String,
@@ -133,6 +133,7 @@ pub struct PolicyStatus {
     /// Why the last reload attempt failed (the previous policy stays in force).
     pub last_error: Option<String>,
     #[serde(skip)]
+    #[schema(ignore)]
     modified: Option<SystemTime>,
 }
 
@@ -248,16 +249,18 @@ impl qunimbus_market::DistributionPolicy for PolicyHolder {
 }
 
 /// The newest compliance evaluation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ComplianceSnapshot {
     /// When it was evaluated.
     pub evaluated_at: String,
     /// The verdicts.
     #[serde(flatten)]
     pub report: ComplianceReport,
-    /// The chain verification it used.
-    pub ledger: Value,
+    /// The chain verification it used (`null` before the first one).
+    pub ledger: Option<LedgerEvidence>,
 }
+
+pub use crate::trust_views::{LedgerEvidence, MeshRegion, MeshStatus};
 
 struct KernelState {
     regions: BTreeMap<String, RegionRecord>,
@@ -266,7 +269,7 @@ struct KernelState {
 }
 
 /// A region as reported by the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RegionView {
     /// Canonical name.
     pub name: String,
@@ -297,6 +300,7 @@ pub struct RegionView {
     /// Whether MTBF meets the target (`null` until the evidence can tell).
     pub mtbf_compliant: Option<bool>,
     #[serde(skip)]
+    #[schema(ignore)]
     health: RegionHealth,
 }
 
@@ -642,7 +646,7 @@ impl TrustKernel {
     }
 
     /// Mesh totals (SPEC §6).
-    pub fn mesh(&self) -> Value {
+    pub fn mesh(&self) -> MeshStatus {
         let views = self.region_views();
         let mtbf = combined_mtbf(views.iter().map(|v| &v.health));
         let average = if views.is_empty() {
@@ -650,24 +654,30 @@ impl TrustKernel {
         } else {
             views.iter().map(|v| v.trust_score).sum::<f64>() / views.len() as f64
         };
-        json!({
-            "total_regions": views.len(),
-            "active_regions": views.iter().filter(|v| v.status == "active").count(),
-            "average_trust": average,
-            "mtbf_hours": mtbf.hours(),
-            "mtbf_at_least_hours": match mtbf { Mtbf::NoFailures { at_least_hours } => Some(at_least_hours), Mtbf::Hours(_) => None },
-            "failures": views.iter().map(|v| v.failures).sum::<u32>(),
-            "mtbf_target_hours": self.settings.mtbf_target_hours,
-            "mtbf_compliant": mtbf.meets(self.settings.mtbf_target_hours),
-            "window_hours": self.settings.window_hours(),
-            "regions": views.iter().map(|v| json!({
-                "name": v.name,
-                "mtbf_hours": v.mtbf_hours,
-                "mtbf_at_least_hours": v.mtbf_at_least_hours,
-                "failures": v.failures,
-                "mtbf_compliant": v.mtbf_compliant,
-            })).collect::<Vec<_>>(),
-        })
+        MeshStatus {
+            total_regions: views.len(),
+            active_regions: views.iter().filter(|v| v.status == "active").count(),
+            average_trust: average,
+            mtbf_hours: mtbf.hours(),
+            mtbf_at_least_hours: match mtbf {
+                Mtbf::NoFailures { at_least_hours } => Some(at_least_hours),
+                Mtbf::Hours(_) => None,
+            },
+            failures: views.iter().map(|v| v.failures).sum::<u32>(),
+            mtbf_target_hours: self.settings.mtbf_target_hours,
+            mtbf_compliant: mtbf.meets(self.settings.mtbf_target_hours),
+            window_hours: self.settings.window_hours(),
+            regions: views
+                .iter()
+                .map(|v| MeshRegion {
+                    name: v.name.clone(),
+                    mtbf_hours: v.mtbf_hours,
+                    mtbf_at_least_hours: v.mtbf_at_least_hours,
+                    failures: v.failures,
+                    mtbf_compliant: v.mtbf_compliant,
+                })
+                .collect(),
+        }
     }
 
     /// Sets a region's status and optionally its trust override
@@ -1038,7 +1048,7 @@ impl TrustKernel {
     pub async fn evaluate_compliance(
         &self,
         ledger: Option<Result<(), String>>,
-        ledger_summary: Value,
+        ledger_summary: Option<LedgerEvidence>,
     ) -> Result<ComplianceSnapshot, TrustError> {
         let reader = self.store.reader();
         let mut stored_runs = Vec::new();
@@ -1158,9 +1168,9 @@ impl TrustKernel {
 /// The ledger part of a compliance evaluation, from the newest verification.
 fn ledger_evidence(
     report: Option<&crate::ledger::VerifyReport>,
-) -> (Option<Result<(), String>>, Value) {
+) -> (Option<Result<(), String>>, Option<LedgerEvidence>) {
     match report {
-        None => (None, Value::Null),
+        None => (None, None),
         Some(r) => {
             let verdict = if r.ok {
                 Ok(())
@@ -1170,11 +1180,11 @@ fn ledger_evidence(
                     .as_ref()
                     .map_or_else(|| "verification failed".to_string(), |f| format!("{f:?}")))
             };
-            let summary = json!({
-                "ok": r.ok,
-                "blocks_checked": r.blocks_checked,
-                "checkpoint_size": r.checkpoint_size,
-                "checked_at": r.checked_at,
+            let summary = Some(LedgerEvidence {
+                ok: r.ok,
+                blocks_checked: r.blocks_checked,
+                checkpoint_size: r.checkpoint_size,
+                checked_at: r.checked_at.clone(),
             });
             (Some(verdict), summary)
         }

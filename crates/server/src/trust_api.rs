@@ -7,46 +7,54 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::DateTime;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_trust::requests::{
     parse_command_reason, HealthEventRequest, RegionUpdate, RolloutRequest,
 };
 use qunimbus_trust::rollout::{Command, Rollout, RolloutError};
-use serde_json::json;
+use utoipa_axum::routes;
 
 use crate::api::{read_text, rejected};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::requests::{
+    CommandReason, HealthEventSchema, RegionUpdateSchema, RolloutRequestSchema,
+};
+use crate::openapi::responses::{
+    BadRequest, Forbidden, PayloadTooLarge, RequestTimeout, Unauthorized, Unavailable,
+    Unprocessable,
+};
+use crate::openapi::ApiRouter;
 use crate::state::AppState;
-use crate::trust::{evaluate_now, TrustError};
+use crate::trust::{evaluate_now, MeshStatus, PolicyStatus, RegionView, TrustError};
+use crate::trust_views::{
+    Attested, ComplianceStatus, Erased, EventRecorded, EventView, RegionChanged, RegionList,
+    RolloutList, RolloutView,
+};
 
 /// Read-only routes.
-pub(crate) fn read_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/regions", get(list_regions))
-        .route("/v1/regions/{region}", get(get_region))
-        .route("/v1/mesh", get(mesh))
-        .route("/v1/rollouts", get(list_rollouts))
-        .route("/v1/rollouts/{id}", get(get_rollout))
-        .route("/v1/compliance", get(compliance))
-        .route("/v1/policy", get(policy))
+pub(crate) fn read_routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(list_regions))
+        .routes(routes!(get_region))
+        .routes(routes!(mesh))
+        .routes(routes!(list_rollouts))
+        .routes(routes!(get_rollout))
+        .routes(routes!(compliance))
+        .routes(routes!(policy))
 }
 
 /// Admin routes.
-pub(crate) fn admin_routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/regions/{region}", axum::routing::put(put_region))
-        .route("/v1/rollouts", post(post_rollout))
-        .route("/v1/regions/{region}/events", post(post_event))
-        .route("/v1/rollouts/{id}/{command}", post(rollout_command))
-        .route("/v1/policy/reload", post(reload_policy))
-        .route(
-            "/v1/valuations/{run_id}",
-            axum::routing::delete(erase_personal_run),
-        )
-        .route("/v1/compliance/attest", post(attest))
+pub(crate) fn admin_routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(put_region))
+        .routes(routes!(post_rollout))
+        .routes(routes!(post_event))
+        .routes(routes!(rollout_command))
+        .routes(routes!(reload_policy))
+        .routes(routes!(erase_personal_run))
+        .routes(routes!(attest))
 }
 
 impl From<TrustError> for ApiError {
@@ -87,15 +95,33 @@ impl From<TrustError> for ApiError {
     }
 }
 
-async fn list_regions(State(state): State<Arc<AppState>>) -> Response {
-    Json(json!({
-        "window_hours": state.trust.settings.window_hours(),
-        "regions": state.trust.region_views(),
-    }))
+/// Every configured region, assessed now.
+#[utoipa::path(get, path = "/v1/regions", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The regions.", body = RegionList),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn list_regions(State(state): State<Arc<AppState>>) -> Response {
+    Json(RegionList {
+        window_hours: state.trust.settings.window_hours(),
+        regions: state.trust.region_views(),
+    })
     .into_response()
 }
 
-async fn get_region(
+/// One region, assessed now.
+#[utoipa::path(get, path = "/v1/regions/{region}", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(("region" = String, Path, description = "A configured region (case-insensitive).")),
+    responses(
+        (status = 200, description = "The region.", body = RegionView),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "Not a configured region (`unknown_region`).", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn get_region(
     State(state): State<Arc<AppState>>,
     Path(region): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -107,7 +133,23 @@ async fn get_region(
     Ok(Json(view).into_response())
 }
 
-async fn put_region(
+/// Sets a region's status and optionally a trust override (an `override` block).
+#[utoipa::path(put, path = "/v1/regions/{region}", tag = "trust", security(("admin_token" = [])),
+    params(("region" = String, Path, description = "A configured region (case-insensitive).")),
+    request_body(content = RegionUpdateSchema, description = "The new status, optionally a trust override."),
+    responses(
+        (status = 200, description = "Changed.", body = RegionChanged),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "Not a configured region (`unknown_region`).", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn put_region(
     State(state): State<Arc<AppState>>,
     Path(region): Path<String>,
     headers: HeaderMap,
@@ -121,10 +163,30 @@ async fn put_region(
         .set_region(&name, &update.status, update.trust, update.reason)
         .await?;
     let view = state.trust.region_view(&record.name);
-    Ok(Json(json!({ "region": view, "block_index": block_index })).into_response())
+    Ok(Json(RegionChanged {
+        region: view,
+        block_index,
+    })
+    .into_response())
 }
 
-async fn post_event(
+/// Records a failure or recovery of a region (a `health` block).
+#[utoipa::path(post, path = "/v1/regions/{region}/events", tag = "trust", security(("admin_token" = [])),
+    params(("region" = String, Path, description = "A configured region (case-insensitive).")),
+    request_body(content = HealthEventSchema, description = "The event."),
+    responses(
+        (status = 201, description = "Recorded.", body = EventRecorded),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "Not a configured region (`unknown_region`).", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn post_event(
     State(state): State<Arc<AppState>>,
     Path(region): Path<String>,
     headers: HeaderMap,
@@ -143,49 +205,76 @@ async fn post_event(
     let at = DateTime::from_timestamp_micros(event.at_micros).unwrap_or_default();
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "region": view,
-            "event": { "kind": event.kind.as_str(), "at": rfc3339_micros(at) },
-            "block_index": block_index,
-        })),
+        Json(EventRecorded {
+            region: view,
+            event: EventView {
+                kind: event.kind.as_str(),
+                at: rfc3339_micros(at),
+            },
+            block_index,
+        }),
     )
         .into_response())
 }
 
-async fn mesh(State(state): State<Arc<AppState>>) -> Response {
+/// Mesh totals: regions, average trust, MTBF against its target.
+#[utoipa::path(get, path = "/v1/mesh", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The mesh.", body = MeshStatus),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn mesh(State(state): State<Arc<AppState>>) -> Response {
     Json(state.trust.mesh()).into_response()
 }
 
 /// A rollout as the API shows it.
-fn rollout_view(state: &AppState, r: &Rollout) -> serde_json::Value {
+fn rollout_view<'a>(state: &AppState, r: &'a Rollout) -> RolloutView<'a> {
     let gates = r.gates(&state.trust.gate_inputs(), &state.trust.settings.thresholds);
-    json!({
-        "id": r.id,
-        "version": r.version,
-        "state": r.state,
-        "canary_region": r.canary_region,
-        "phase": r.phase,
-        "phases": r.phases,
-        "deployed_regions": r.deployed_regions(),
-        "phase_started_at": rfc3339_micros(DateTime::from_timestamp_micros(r.phase_started_at).unwrap_or_default()),
-        "soak_seconds": r.soak_micros as f64 / 1e6,
-        "reason": r.reason,
-        "gates": gates,
-        "history": r.history,
-    })
+    RolloutView {
+        id: &r.id,
+        version: &r.version,
+        state: r.state,
+        canary_region: &r.canary_region,
+        phase: r.phase,
+        phases: &r.phases,
+        deployed_regions: r.deployed_regions(),
+        phase_started_at: rfc3339_micros(
+            DateTime::from_timestamp_micros(r.phase_started_at).unwrap_or_default(),
+        ),
+        soak_seconds: r.soak_micros as f64 / 1e6,
+        reason: r.reason.as_deref(),
+        gates,
+        history: &r.history,
+    }
 }
 
-async fn list_rollouts(State(state): State<Arc<AppState>>) -> Response {
-    let views: Vec<_> = state
-        .trust
-        .rollouts()
-        .iter()
-        .map(|r| rollout_view(&state, r))
-        .collect();
-    Json(json!({ "rollouts": views })).into_response()
+/// Every rollout.
+#[utoipa::path(get, path = "/v1/rollouts", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The rollouts.", body = RolloutList),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn list_rollouts(State(state): State<Arc<AppState>>) -> Response {
+    let rollouts = state.trust.rollouts();
+    let views: Vec<RolloutView> = rollouts.iter().map(|r| rollout_view(&state, r)).collect();
+    Json(RolloutList { rollouts: views }).into_response()
 }
 
-async fn get_rollout(
+/// One rollout with its gates evaluated now.
+#[utoipa::path(get, path = "/v1/rollouts/{id}", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(("id" = String, Path, description = "The rollout's id.")),
+    responses(
+        (status = 200, description = "The rollout.", body = RolloutView),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "No such rollout (`unknown_rollout`).", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn get_rollout(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -196,7 +285,22 @@ async fn get_rollout(
     Ok(Json(rollout_view(&state, &rollout)).into_response())
 }
 
-async fn post_rollout(
+/// Starts a rollout at its canary phase.
+#[utoipa::path(post, path = "/v1/rollouts", tag = "trust", security(("admin_token" = [])),
+    request_body(content = RolloutRequestSchema, description = "The version, optionally the canary region."),
+    responses(
+        (status = 201, description = "Started.", body = RolloutView),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, description = "Another rollout is active (`rollout_active`).", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn post_rollout(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
@@ -210,7 +314,27 @@ async fn post_rollout(
     Ok((StatusCode::CREATED, Json(rollout_view(&state, &rollout))).into_response())
 }
 
-async fn rollout_command(
+/// An operator command: `advance`, `pause`, `resume` or `rollback`.
+#[utoipa::path(post, path = "/v1/rollouts/{id}/{command}", tag = "trust", security(("admin_token" = [])),
+    params(
+        ("id" = String, Path, description = "The rollout's id."),
+        ("command" = String, Path, description = "`advance`, `pause`, `resume` or `rollback`."),
+    ),
+    request_body(content = Option<CommandReason>, description = "Optionally a reason; an empty body is none."),
+    responses(
+        (status = 200, description = "Done.", body = RolloutView),
+        (status = 400, response = BadRequest),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No such rollout (`unknown_rollout`) or command (`not_found`).", body = ErrorBody),
+        (status = 409, description = "The command does not apply in the rollout's state (`invalid_transition`).", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn rollout_command(
     State(state): State<Arc<AppState>>,
     Path((id, command)): Path<(String, String)>,
     headers: HeaderMap,
@@ -227,45 +351,99 @@ async fn rollout_command(
     Ok(Json(rollout_view(&state, &rollout)).into_response())
 }
 
-async fn compliance(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// The newest compliance evaluation (evaluated now if none ran yet) and the policy in force.
+#[utoipa::path(get, path = "/v1/compliance", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "Verdicts per framework from evidence.", body = ComplianceStatus),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn compliance(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let snapshot = match state.trust.compliance() {
         Some(s) => s,
         None => evaluate_now(&state).await?,
     };
-    Ok(Json(json!({
-        "compliance": snapshot,
-        "policy": state.trust.policy.status(),
-    }))
+    Ok(Json(ComplianceStatus {
+        compliance: snapshot,
+        policy: state.trust.policy.status(),
+    })
     .into_response())
 }
 
-async fn attest(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// Verifies the ledger, evaluates compliance and writes an attestation block now.
+#[utoipa::path(post, path = "/v1/compliance/attest", tag = "trust", security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Written.", body = Attested),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn attest(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     crate::ledger_api::verify_and_record(&state).await?;
     let snapshot = evaluate_now(&state).await?;
     let block_index = state.trust.attest(&snapshot, false).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "block_index": block_index, "compliance": snapshot })),
+        Json(Attested {
+            block_index,
+            compliance: snapshot,
+        }),
     )
         .into_response())
 }
 
-async fn policy(State(state): State<Arc<AppState>>) -> Response {
+/// The compliance policy in force.
+#[utoipa::path(get, path = "/v1/policy", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The policy: file, SHA-256, rules, its config block.", body = PolicyStatus),
+        (status = 401, response = Unauthorized),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn policy(State(state): State<Arc<AppState>>) -> Response {
     Json(state.trust.policy.status()).into_response()
 }
 
-async fn reload_policy(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+/// Reloads the policy file (a `config` block when it changed).
+#[utoipa::path(post, path = "/v1/policy/reload", tag = "trust", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The policy in force.", body = PolicyStatus),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 422, description = "The file does not validate (`policy_invalid`); the previous policy stays in force.", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn reload_policy(
+    State(state): State<Arc<AppState>>,
+) -> Result<Response, ApiError> {
     let status = state.trust.reload_policy().await?;
     Ok(Json(status).into_response())
 }
 
-async fn erase_personal_run(
+/// Erases a personal-class run's link to its data subject off-ledger (an `erasure` block).
+#[utoipa::path(delete, path = "/v1/valuations/{run_id}", tag = "trust", security(("admin_token" = [])),
+    params(("run_id" = String, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "Erased.", body = Erased),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "No such run.", body = ErrorBody),
+        (status = 409, description = "The run is not personal-class (`not_personal_data`).", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn erase_personal_run(
     State(state): State<Arc<AppState>>,
     Path(run_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let (run_ref, block_index) = state.trust.erase_personal_run(&run_id).await?;
-    Ok(
-        Json(json!({ "erased": true, "run_ref": run_ref, "block_index": block_index }))
-            .into_response(),
-    )
+    Ok(Json(Erased {
+        erased: true,
+        run_ref,
+        block_index,
+    })
+    .into_response())
 }

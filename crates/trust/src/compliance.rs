@@ -64,6 +64,7 @@ pub struct Evidence {
 
 /// One framework's verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FrameworkStatus {
     /// `true`/`false` from evidence; `None` when nothing here evidences it.
     pub compliant: Option<bool>,
@@ -73,6 +74,7 @@ pub struct FrameworkStatus {
 
 /// The result of one evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ComplianceReport {
     /// Framework → verdict.
     pub frameworks: BTreeMap<String, FrameworkStatus>,

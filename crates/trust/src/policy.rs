@@ -62,6 +62,7 @@ pub enum PolicyError {
 
 /// One rule of the loaded policy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Rule {
     /// The `@id` annotation.
     pub id: String,

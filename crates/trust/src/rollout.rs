@@ -18,6 +18,7 @@ use crate::health::Mtbf;
 
 /// One rollout phase: the share of the fleet and the regions it adds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Phase {
     /// Share of the fleet running the new version once this phase is deployed.
@@ -123,6 +124,7 @@ pub fn plan_for_canary(
 
 /// Where a rollout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RolloutState {
     /// Deploying; advances after each soak.
@@ -160,6 +162,7 @@ impl std::fmt::Display for RolloutState {
 
 /// Thresholds of the automatic gates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateThresholds {
     /// Roll back when a deployed region's trust falls below this (0.7).
     pub rollback_trust: f64,
@@ -189,6 +192,7 @@ pub struct GateInputs {
 
 /// The outcome of one gate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GateResult {
     /// `trust`, `compliance` or `mtbf`.
     pub name: String,
@@ -200,6 +204,7 @@ pub struct GateResult {
 
 /// One recorded transition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Transition {
     /// When (RFC 3339 µs, from the caller's clock).
     pub at: String,

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 /// Summary statistics of a set of `phi_qevf` values. Percentiles use the
 /// nearest-rank method: p-th percentile = the ⌈p/100 · n⌉-th smallest value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PhiStats {
     /// Number of values.
     pub count: u64,

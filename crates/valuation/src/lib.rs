@@ -89,6 +89,7 @@ impl ValuationParams {
 /// The priced result for one run, with the intermediate factors so a reader
 /// can see how the price was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Valuation {
     /// `eta_ent / eta_baseline`.
     pub efficiency_multiplier: f64,
