@@ -332,7 +332,8 @@ async fn prometheus_scrapes_the_phi_the_node_computed() {
             .query(&[("query", "qunimbus_phi_qevf")])
             .send()
             .await;
-        if let Ok(answer) = answer {
+        // Until its storage is ready Prometheus answers 503 in plain text.
+        if let Ok(answer) = answer.and_then(|a| a.error_for_status()) {
             let body: Value = answer.json().await.expect("query answer JSON");
             let result = body["data"]["result"]
                 .as_array()
