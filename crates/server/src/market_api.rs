@@ -110,19 +110,14 @@ pub(crate) async fn create_partner(
     let id = format!("p_{}", random_hex(8));
     let api_key = format!("qmp_{}", random_hex(32));
     let created_at = rfc3339_micros(now_micros());
-    let inserted = state
-        .store
-        .execute(
-            "INSERT INTO partners (id, name, region, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-            vec![
-                Some(id.clone()),
-                Some(name.clone()),
-                Some(region.clone()),
-                Some(key_hash(&api_key)),
-                Some(created_at.clone()),
-            ],
-        )
-        .await;
+    let record = PartnerRecord {
+        id: id.clone(),
+        name: name.clone(),
+        region: region.clone(),
+        created_at: created_at.clone(),
+        disabled_at: None,
+    };
+    let inserted = state.store.add_partner(&record, &key_hash(&api_key)).await;
     match inserted {
         Ok(_) => {}
         Err(StorageError::Conflict(_)) => {
@@ -217,10 +212,7 @@ pub(crate) async fn disable_partner(
     if partner.disabled_at.is_none() {
         state
             .store
-            .execute(
-                "UPDATE partners SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL",
-                vec![Some(rfc3339_micros(now_micros())), Some(id.clone())],
-            )
+            .disable_partner(&id, &rfc3339_micros(now_micros()))
             .await?;
     }
     state.market.revoke(&id);
@@ -236,10 +228,10 @@ pub(crate) async fn disable_partner(
 async fn set_active(state: &AppState, active: bool) -> Result<Response, ApiError> {
     state
         .store
-        .execute(
-            "INSERT INTO node_state (key, value, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            vec![Some(ACTIVE_KEY.to_string()), Some(active.to_string()), Some(rfc3339_micros(now_micros()))],
+        .set_state(
+            ACTIVE_KEY,
+            &active.to_string(),
+            &rfc3339_micros(now_micros()),
         )
         .await?;
     state.market.set_active(active);

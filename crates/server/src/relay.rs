@@ -493,10 +493,10 @@ async fn publish_loop<F, Fut>(
         }
         if published > before {
             let saved = store
-                .execute(
-                    "INSERT INTO node_state (key, value, updated_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                    vec![Some(PUBLISHED_KEY.into()), Some(published.to_string()), Some(rfc3339_micros(now_micros()))],
+                .set_state(
+                    PUBLISHED_KEY,
+                    &published.to_string(),
+                    &rfc3339_micros(now_micros()),
                 )
                 .await;
             if let Err(e) = saved {

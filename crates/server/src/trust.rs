@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_core::{DataClass, RegionSet};
 use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind};
-use qunimbus_storage::{RegionRecord, SqlValue, Statement, StorageError, Store};
+use qunimbus_storage::{RegionRecord, StateChange, StorageError, Store};
 use qunimbus_trust::compliance::{self, ComplianceReport, Evidence, RolloutEvidence, StoredRuns};
 use qunimbus_trust::health::{
     assess, combined_mtbf, trust_score, HealthEvent, HealthEventKind, Mtbf, RegionHealth,
@@ -320,10 +320,6 @@ pub struct TrustKernel {
     compliance: Mutex<Option<ComplianceSnapshot>>,
 }
 
-fn text(value: impl Into<String>) -> SqlValue {
-    SqlValue::Text(Some(value.into()))
-}
-
 fn event_kind(kind: &str) -> Result<HealthEventKind, TrustError> {
     HealthEventKind::parse(kind).ok_or_else(|| TrustError::Corrupt(format!("event kind {kind:?}")))
 }
@@ -360,16 +356,11 @@ impl TrustKernel {
                     override_reason: None,
                     updated_at: at.clone(),
                 };
-                statements.push(Statement {
-                    sql: "INSERT INTO regions (name, status, tracked_since, trust_override, override_reason, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                    binds: vec![
-                        text(name.clone()),
-                        text("active"),
-                        SqlValue::Int(Some(record.tracked_since)),
-                        SqlValue::Real(None),
-                        SqlValue::Text(None),
-                        text(at.clone()),
-                    ],
+                statements.push(StateChange::TrackRegion {
+                    name: name.clone(),
+                    status: record.status.clone(),
+                    tracked_since: record.tracked_since,
+                    at: at.clone(),
                 });
                 added.push(name.clone());
                 stored.insert(name.clone(), record);
@@ -467,7 +458,7 @@ impl TrustKernel {
     async fn record_policy(
         &self,
         regions_added: Vec<String>,
-        statements: Vec<Statement>,
+        statements: Vec<StateChange>,
     ) -> Result<(), TrustError> {
         let status = self.policy.status();
         let recorded = self.policy_block(&status.sha256).await?;
@@ -718,15 +709,12 @@ impl TrustKernel {
             .store
             .append_blocks_with(
                 vec![draft],
-                vec![Statement {
-                    sql: "UPDATE regions SET status = $1, trust_override = $2, override_reason = $3, updated_at = $4 WHERE name = $5",
-                    binds: vec![
-                        text(next.status.clone()),
-                        SqlValue::Real(next.trust_override),
-                        SqlValue::Text(next.override_reason.clone()),
-                        text(next.updated_at.clone()),
-                        text(name.clone()),
-                    ],
+                vec![StateChange::SetRegion {
+                    name: name.clone(),
+                    status: next.status.clone(),
+                    trust_override: next.trust_override,
+                    override_reason: next.override_reason.clone(),
+                    at: next.updated_at.clone(),
                 }],
             )
             .await?;
@@ -769,25 +757,13 @@ impl TrustKernel {
             .store
             .append_blocks_with(
                 vec![draft],
-                vec![
-                    Statement {
-                        sql: "INSERT INTO region_events (region, kind, at_us, block_index) VALUES ($1, $2, $3, $4)",
-                        binds: vec![
-                            text(name.clone()),
-                            text(kind.as_str()),
-                            SqlValue::Int(Some(at)),
-                            SqlValue::BlockIndex(0),
-                        ],
-                    },
-                    Statement {
-                        sql: "UPDATE regions SET status = $1, updated_at = $2 WHERE name = $3",
-                        binds: vec![
-                            text(status.clone()),
-                            text(rfc3339_micros(now_micros())),
-                            text(name.clone()),
-                        ],
-                    },
-                ],
+                vec![StateChange::RecordHealthEvent {
+                    region: name.clone(),
+                    kind: kind.as_str().to_string(),
+                    at_us: at,
+                    status: status.clone(),
+                    recorded_at: rfc3339_micros(now_micros()),
+                }],
             )
             .await?;
         let mut state = lock(&self.state);
@@ -834,9 +810,9 @@ impl TrustKernel {
             .store
             .append_blocks_with(
                 vec![draft],
-                vec![Statement {
-                    sql: "UPDATE runs SET run_id = $1, erasure_salt = NULL WHERE run_id = $2 AND data_class = 'personal'",
-                    binds: vec![text(tombstone), text(run_id)],
+                vec![StateChange::EraseRun {
+                    run_id: run_id.to_string(),
+                    tombstone,
                 }],
             )
             .await?;
@@ -897,9 +873,10 @@ impl TrustKernel {
             &[],
         );
         let (id, created) = (rollout.id.clone(), rfc3339_micros(now));
-        self.record_transition(&mut rollout, draft, |state| Statement {
-            sql: "INSERT INTO rollouts (id, created_at, active, state) VALUES ($1, $2, $3, $4)",
-            binds: vec![text(id), text(created), SqlValue::Int(Some(1)), text(state)],
+        self.record_transition(&mut rollout, draft, |state| StateChange::InsertRollout {
+            id,
+            created_at: created,
+            state,
         })
         .await?;
         lock(&self.state).rollouts.push(rollout.clone());
@@ -940,7 +917,7 @@ impl TrustKernel {
         &self,
         rollout: &mut Rollout,
         draft: BlockDraft,
-        statement: impl FnOnce(String) -> Statement,
+        statement: impl FnOnce(String) -> StateChange,
     ) -> Result<(), TrustError> {
         let state =
             serde_json::to_string(&*rollout).map_err(|e| TrustError::Corrupt(e.to_string()))?;
@@ -969,13 +946,10 @@ impl TrustKernel {
             &step.gates,
         );
         let (id, active) = (rollout.id.clone(), rollout.state.is_active());
-        self.record_transition(&mut rollout, draft, |state| Statement {
-            sql: "UPDATE rollouts SET state = $1, active = $2 WHERE id = $3",
-            binds: vec![
-                text(state),
-                SqlValue::Int(Some(i64::from(active))),
-                text(id),
-            ],
+        self.record_transition(&mut rollout, draft, |state| StateChange::UpdateRollout {
+            id,
+            state,
+            active,
         })
         .await?;
         tracing::info!(rollout = %rollout.id, from = %transition.from, to = %transition.to, reason = %step.reason, "rollout transition");

@@ -12,6 +12,7 @@
 
 mod backend;
 mod cache;
+mod change;
 mod reader;
 mod record;
 mod scan;
@@ -19,13 +20,13 @@ mod trust;
 mod writer;
 
 pub use backend::DbTarget;
+pub use change::StateChange;
 pub use reader::{CheckpointRecord, CheckpointTimestamp, PartnerRecord, Reader};
 pub use record::{RunRecord, Stored};
 pub use scan::{BlockBatch, SCAN_BATCH};
 pub use trust::{RegionEventRecord, RegionRecord, StoredRunCount};
 pub use writer::{
-    CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, SqlValue, Statement,
-    TimestampOutcome,
+    CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, TimestampOutcome,
 };
 
 use backend::{dispatch, BeginWrite};
@@ -283,16 +284,50 @@ impl Store {
         .await
     }
 
-    /// Executes one small administrative write (`$1`… placeholders, text or
-    /// NULL binds) through the writer; returns the rows affected.
-    pub async fn execute(
-        &self,
-        sql: &'static str,
-        binds: Vec<Option<String>>,
-    ) -> Result<u64, StorageError> {
+    async fn admin(&self, write: change::AdminWrite) -> Result<u64, StorageError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(WriteJob::Statement { sql, binds, reply }, answer)
-            .await
+        self.submit(WriteJob::Admin { write, reply }, answer).await
+    }
+
+    /// Registers a partner whose API key hashes to `key_hash`; a name
+    /// already taken is [`StorageError::Conflict`].
+    pub async fn add_partner(
+        &self,
+        partner: &PartnerRecord,
+        key_hash: &str,
+    ) -> Result<(), StorageError> {
+        self.admin(change::AdminWrite::AddPartner {
+            id: partner.id.clone(),
+            name: partner.name.clone(),
+            region: partner.region.clone(),
+            key_hash: key_hash.to_string(),
+            created_at: partner.created_at.clone(),
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Disables partner `id` at `at` (RFC 3339) unless it already is;
+    /// returns whether this call disabled it.
+    pub async fn disable_partner(&self, id: &str, at: &str) -> Result<bool, StorageError> {
+        self.admin(change::AdminWrite::DisablePartner {
+            id: id.to_string(),
+            at: at.to_string(),
+        })
+        .await
+        .map(|rows| rows == 1)
+    }
+
+    /// Sets the `node_state` value of `key` (persisted node flags and
+    /// cursors), recording when (`at`, RFC 3339).
+    pub async fn set_state(&self, key: &str, value: &str, at: &str) -> Result<(), StorageError> {
+        self.admin(change::AdminWrite::SetState {
+            key: key.to_string(),
+            value: value.to_string(),
+            at: at.to_string(),
+        })
+        .await
+        .map(drop)
     }
 
     /// Appends blocks that record no run (attestations, rollouts, overrides).
@@ -303,19 +338,19 @@ impl Store {
         self.append_blocks_with(drafts, Vec::new()).await
     }
 
-    /// Appends blocks and runs `statements` in the same transaction: the
+    /// Appends blocks and makes `changes` in the same transaction: the
     /// state change and the block recording it commit together or not at
-    /// all. [`SqlValue::BlockIndex`] binds the index of one of the blocks.
+    /// all.
     pub async fn append_blocks_with(
         &self,
         drafts: Vec<qunimbus_ledger::block::BlockDraft>,
-        statements: Vec<Statement>,
+        changes: Vec<StateChange>,
     ) -> Result<Vec<Block>, StorageError> {
         let (reply, answer) = oneshot::channel();
         self.submit(
             WriteJob::Blocks {
                 drafts,
-                statements,
+                changes,
                 reply,
             },
             answer,

@@ -3,6 +3,7 @@
 
 use crate::backend::{dispatch, WriteConn};
 use crate::cache::NodeCache;
+use crate::change::{AdminWrite, StateChange};
 use crate::record::{block_json_columns, RunRecord, RunRow, RUN_COLUMNS};
 use crate::{StorageError, Stored, TreeHead};
 use qunimbus_ledger::block::{Block, BlockDraft};
@@ -44,17 +45,16 @@ pub(crate) enum WriteJob {
         received: Option<Instant>,
         reply: oneshot::Sender<Result<Vec<Stored>, StorageError>>,
     },
-    /// One parameterised statement (small administrative writes).
-    Statement {
-        sql: &'static str,
-        binds: Vec<Option<String>>,
+    /// One small administrative write (partners, node state).
+    Admin {
+        write: AdminWrite,
         reply: oneshot::Sender<Result<u64, StorageError>>,
     },
     /// Append blocks that record no run (attestations, rollouts, overrides),
-    /// and run `statements` in the same transaction.
+    /// and make `changes` in the same transaction.
     Blocks {
         drafts: Vec<BlockDraft>,
-        statements: Vec<Statement>,
+        changes: Vec<StateChange>,
         reply: oneshot::Sender<Result<Vec<Block>, StorageError>>,
     },
     /// Record a signed checkpoint.
@@ -74,7 +74,7 @@ pub(crate) enum WriteJob {
 
 /// A value bound to a [`Statement`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum SqlValue {
+pub(crate) enum SqlValue {
     /// TEXT (or NULL).
     Text(Option<String>),
     /// BIGINT / INTEGER (or NULL).
@@ -88,7 +88,7 @@ pub enum SqlValue {
 /// A parameterised statement (`$1`… placeholders) written in the same
 /// transaction as the blocks it accompanies.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Statement {
+pub(crate) struct Statement {
     /// The SQL, the same for both backends.
     pub sql: &'static str,
     /// One value per placeholder.
@@ -117,7 +117,7 @@ impl WriteJob {
         match self {
             Self::Runs { entries, .. } => entries.len(),
             Self::Blocks { drafts, .. } => drafts.len(),
-            Self::Checkpoint { .. } | Self::Timestamp { .. } | Self::Statement { .. } => 1,
+            Self::Checkpoint { .. } | Self::Timestamp { .. } | Self::Admin { .. } => 1,
         }
     }
 
@@ -133,7 +133,7 @@ impl WriteJob {
             Self::Blocks { reply, .. } => drop(reply.send(Err(e))),
             Self::Checkpoint { reply, .. } => drop(reply.send(Err(e))),
             Self::Timestamp { reply, .. } => drop(reply.send(Err(e))),
-            Self::Statement { reply, .. } => drop(reply.send(Err(e))),
+            Self::Admin { reply, .. } => drop(reply.send(Err(e))),
         }
     }
 }
@@ -257,7 +257,8 @@ impl Writer {
                 outcome,
                 reply,
             } => drop(reply.send(self.save_timestamp(size, outcome).await)),
-            WriteJob::Statement { sql, binds, reply } => {
+            WriteJob::Admin { write, reply } => {
+                let (sql, binds) = write.statement();
                 drop(reply.send(self.execute(sql, binds).await))
             }
             job => {
@@ -792,7 +793,7 @@ fn plan_group(
                 plan.outcomes.push(JobOutcome::Runs(stored));
             }
             WriteJob::Blocks {
-                drafts, statements, ..
+                drafts, changes, ..
             } => {
                 let mut sealed = Vec::with_capacity(drafts.len());
                 for draft in drafts {
@@ -800,14 +801,12 @@ fn plan_group(
                     sealed.push(block.clone());
                     plan.blocks.push(block);
                 }
-                for statement in statements {
-                    plan.extra.push(bind_statement(statement, &sealed)?);
+                for statement in changes.iter().flat_map(StateChange::statements) {
+                    plan.extra.push(bind_statement(&statement, &sealed)?);
                 }
                 plan.outcomes.push(JobOutcome::Blocks(sealed));
             }
-            WriteJob::Checkpoint { .. }
-            | WriteJob::Timestamp { .. }
-            | WriteJob::Statement { .. } => {}
+            WriteJob::Checkpoint { .. } | WriteJob::Timestamp { .. } | WriteJob::Admin { .. } => {}
         }
     }
     Ok(plan)

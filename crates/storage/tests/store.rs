@@ -8,7 +8,7 @@ use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind};
 use qunimbus_ledger::merkle;
 use qunimbus_ledger::verify::ChainVerifier;
 use qunimbus_storage::{
-    RunEntry, RunRecord, SqlValue, Statement, StorageError, Store, StoreOptions, Stored,
+    RunEntry, RunRecord, StateChange, StorageError, Store, StoreOptions, Stored,
 };
 use qunimbus_valuation::{PhiStats, ValuationEngine};
 use std::collections::BTreeMap;
@@ -470,13 +470,11 @@ async fn a_failing_group_rolls_back_and_the_chain_goes_on() {
             run_id: None,
             payload: None,
         };
-        let insert = || Statement {
-            sql: "INSERT INTO node_state (key, value, updated_at) VALUES ($1, $2, $3)",
-            binds: vec![
-                SqlValue::Text(Some("rollback-probe".into())),
-                SqlValue::Text(Some("x".into())),
-                SqlValue::Text(Some("2026-11-21T00:00:01.000000Z".into())),
-            ],
+        let insert = || StateChange::TrackRegion {
+            name: "rollback-probe".into(),
+            status: "active".into(),
+            tracked_since: 0,
+            at: "2026-11-21T00:00:01.000000Z".into(),
         };
         // The second insert repeats the primary key: the whole job fails,
         // and (committing alone) it is told why.
@@ -489,9 +487,14 @@ async fn a_failing_group_rolls_back_and_the_chain_goes_on() {
             db.name
         );
         assert_eq!(store.tree_head().size, size, "{}", db.name);
-        assert_eq!(
-            store.reader().state("rollback-probe").await.unwrap(),
-            None,
+        assert!(
+            store
+                .reader()
+                .regions()
+                .await
+                .unwrap()
+                .iter()
+                .all(|r| r.name != "rollback-probe"),
             "{}",
             db.name
         );
@@ -507,14 +510,14 @@ async fn a_failing_group_rolls_back_and_the_chain_goes_on() {
         assert_eq!(after.block_index, Some(size), "{}", db.name);
         let blocks = store.append_blocks_with(vec![draft], vec![insert()]).await;
         assert_eq!(blocks.unwrap()[0].index, size + 1, "{}", db.name);
-        assert_eq!(
+        assert!(
             store
                 .reader()
-                .state("rollback-probe")
+                .regions()
                 .await
                 .unwrap()
-                .as_deref(),
-            Some("x"),
+                .iter()
+                .any(|r| r.name == "rollback-probe"),
             "{}",
             db.name
         );

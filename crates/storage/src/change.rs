@@ -1,0 +1,206 @@
+//! Typed state changes that commit in the same transaction as the blocks
+//! recording them (the Trust Kernel's region, event, rollout and erasure
+//! changes), and the node's small administrative writes. The SQL for each
+//! lives here; callers name what changes, never how it is stored.
+
+use crate::writer::{SqlValue, Statement};
+
+/// One change of stored state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateChange {
+    /// A newly configured region starts being tracked.
+    TrackRegion {
+        /// Canonical name.
+        name: String,
+        /// Initial status.
+        status: String,
+        /// When tracking began (Unix µs).
+        tracked_since: i64,
+        /// When (RFC 3339).
+        at: String,
+    },
+    /// A region's status and trust override.
+    SetRegion {
+        /// Canonical name.
+        name: String,
+        /// New status.
+        status: String,
+        /// Operator's trust override, if any.
+        trust_override: Option<f64>,
+        /// Why the override was set.
+        override_reason: Option<String>,
+        /// When (RFC 3339).
+        at: String,
+    },
+    /// A health event of a region, recorded by the job's first block, and
+    /// the status it leaves the region in.
+    RecordHealthEvent {
+        /// Canonical name.
+        region: String,
+        /// `failure` or `recovery`.
+        kind: String,
+        /// When it happened (Unix µs).
+        at_us: i64,
+        /// The region's status afterwards.
+        status: String,
+        /// When it was recorded (RFC 3339).
+        recorded_at: String,
+    },
+    /// A new rollout and its state (JSON).
+    InsertRollout {
+        /// Rollout id.
+        id: String,
+        /// When it began (RFC 3339).
+        created_at: String,
+        /// Its state as JSON.
+        state: String,
+    },
+    /// A rollout's new state (JSON) and whether it is still active.
+    UpdateRollout {
+        /// Rollout id.
+        id: String,
+        /// Its state as JSON.
+        state: String,
+        /// Whether it is running or paused.
+        active: bool,
+    },
+    /// A personal-class run erased: its id replaced by `tombstone`, its salt
+    /// dropped.
+    EraseRun {
+        /// The run's id.
+        run_id: String,
+        /// What replaces it.
+        tombstone: String,
+    },
+}
+
+impl StateChange {
+    /// The statements that make the change.
+    pub(crate) fn statements(&self) -> Vec<Statement> {
+        let text = |s: &str| SqlValue::Text(Some(s.to_string()));
+        match self {
+            Self::TrackRegion {
+                name,
+                status,
+                tracked_since,
+                at,
+            } => vec![Statement {
+                sql: "INSERT INTO regions (name, status, tracked_since, trust_override, override_reason, updated_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                binds: vec![
+                    text(name),
+                    text(status),
+                    SqlValue::Int(Some(*tracked_since)),
+                    SqlValue::Real(None),
+                    SqlValue::Text(None),
+                    text(at),
+                ],
+            }],
+            Self::SetRegion {
+                name,
+                status,
+                trust_override,
+                override_reason,
+                at,
+            } => vec![Statement {
+                sql: "UPDATE regions SET status = $1, trust_override = $2, override_reason = $3, updated_at = $4 WHERE name = $5",
+                binds: vec![
+                    text(status),
+                    SqlValue::Real(*trust_override),
+                    SqlValue::Text(override_reason.clone()),
+                    text(at),
+                    text(name),
+                ],
+            }],
+            Self::RecordHealthEvent {
+                region,
+                kind,
+                at_us,
+                status,
+                recorded_at,
+            } => vec![
+                Statement {
+                    sql: "INSERT INTO region_events (region, kind, at_us, block_index) VALUES ($1, $2, $3, $4)",
+                    binds: vec![
+                        text(region),
+                        text(kind),
+                        SqlValue::Int(Some(*at_us)),
+                        SqlValue::BlockIndex(0),
+                    ],
+                },
+                Statement {
+                    sql: "UPDATE regions SET status = $1, updated_at = $2 WHERE name = $3",
+                    binds: vec![text(status), text(recorded_at), text(region)],
+                },
+            ],
+            Self::InsertRollout {
+                id,
+                created_at,
+                state,
+            } => vec![Statement {
+                sql: "INSERT INTO rollouts (id, created_at, active, state) VALUES ($1, $2, $3, $4)",
+                binds: vec![text(id), text(created_at), SqlValue::Int(Some(1)), text(state)],
+            }],
+            Self::UpdateRollout { id, state, active } => vec![Statement {
+                sql: "UPDATE rollouts SET state = $1, active = $2 WHERE id = $3",
+                binds: vec![text(state), SqlValue::Int(Some(i64::from(*active))), text(id)],
+            }],
+            Self::EraseRun { run_id, tombstone } => vec![Statement {
+                sql: "UPDATE runs SET run_id = $1, erasure_salt = NULL WHERE run_id = $2 AND data_class = 'personal'",
+                binds: vec![text(tombstone), text(run_id)],
+            }],
+        }
+    }
+}
+
+/// The small administrative writes that record no block.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AdminWrite {
+    /// A new partner (a taken name is `Conflict`).
+    AddPartner {
+        id: String,
+        name: String,
+        region: String,
+        key_hash: String,
+        created_at: String,
+    },
+    /// A partner's key stops working.
+    DisablePartner { id: String, at: String },
+    /// A `node_state` value.
+    SetState {
+        key: String,
+        value: String,
+        at: String,
+    },
+}
+
+impl AdminWrite {
+    pub(crate) fn statement(&self) -> (&'static str, Vec<Option<String>>) {
+        match self {
+            Self::AddPartner {
+                id,
+                name,
+                region,
+                key_hash,
+                created_at,
+            } => (
+                "INSERT INTO partners (id, name, region, key_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                vec![
+                    Some(id.clone()),
+                    Some(name.clone()),
+                    Some(region.clone()),
+                    Some(key_hash.clone()),
+                    Some(created_at.clone()),
+                ],
+            ),
+            Self::DisablePartner { id, at } => (
+                "UPDATE partners SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL",
+                vec![Some(at.clone()), Some(id.clone())],
+            ),
+            Self::SetState { key, value, at } => (
+                "INSERT INTO node_state (key, value, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                vec![Some(key.clone()), Some(value.clone()), Some(at.clone())],
+            ),
+        }
+    }
+}
