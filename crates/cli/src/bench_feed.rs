@@ -4,8 +4,8 @@
 use crate::feed_client::{run_partner, PartnerStats};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
-use qunimbus_server::config::Config;
-use qunimbus_server::RunningNode;
+use qunimbus_http::RunningNode;
+use qunimbus_node::config::Config;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@ use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_core::{DataClass, RunId, RunMetrics, Telemetry};
 use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind, DEFAULT_FRAMEWORKS};
 use qunimbus_ledger::merkle;
-use qunimbus_server::ledger::{genesis_block, valuation_draft, verify_ledger};
+use qunimbus_node::ledger::{genesis_block, valuation_draft, verify_ledger};
 use qunimbus_storage::{DbTarget, RunRecord, Store, StoreOptions};
 use qunimbus_valuation::ValuationEngine;
 use rand::Rng;

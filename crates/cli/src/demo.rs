@@ -5,7 +5,7 @@
 use crate::{logging, shutdown_signal, NodeArgs};
 use anyhow::{Context, Result};
 use clap::Args;
-use qunimbus_server::RunningNode;
+use qunimbus_http::RunningNode;
 use qunimbus_sim::{SimEvent, SimModel, SimulatedRun, Simulator};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -268,7 +268,7 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
 /// defaults per second) so the simulator's outages move MTBF and trust, and
 /// the rollout's phases soak, within a short run. Every figure is still
 /// measured; only the window, targets and soak are scaled.
-fn compress_trust_time(config: &mut qunimbus_server::config::Config) {
+fn compress_trust_time(config: &mut qunimbus_node::config::Config) {
     let t = &mut config.trust;
     t.window_hours /= 3600.0;
     t.mtbf_target_hours /= 3600.0;
@@ -413,7 +413,7 @@ async fn start_partners(
         changed = true;
     }
     if changed {
-        qunimbus_server::auth::write_private(&keys_file, &toml::to_string(&keys)?)
+        qunimbus_node::credentials::write_private(&keys_file, &toml::to_string(&keys)?)
             .with_context(|| format!("writing {}", keys_file.display()))?;
     }
     let ws_url = format!("ws://{}/v1/market/feed", node.local_addr());

@@ -6,11 +6,11 @@ use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use qunimbus_ledger::checkpoint::{NoteSigner, NoteVerifier};
 use qunimbus_ledger::merkle;
-use qunimbus_server::config::parse_database_url;
-use qunimbus_server::ledger::{
+use qunimbus_node::config::parse_database_url;
+use qunimbus_node::ledger::{
     grafana_row, verify_ledger, verify_timestamps, SignatureCheck, VerifyReport, SIGNING_KEY_FILE,
 };
-use qunimbus_server::tsa::load_anchors;
+use qunimbus_node::tsa::load_anchors;
 use qunimbus_storage::Reader;
 use std::io::Write;
 use std::path::{Path, PathBuf};

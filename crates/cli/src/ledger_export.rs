@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use qunimbus_ledger::audit::{LedgerAudit, SignedCheckpoint};
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::checkpoint::NoteVerifier;
-use qunimbus_server::ledger::VerifyReport;
+use qunimbus_node::ledger::VerifyReport;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};

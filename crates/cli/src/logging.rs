@@ -1,6 +1,6 @@
 //! Structured logging with `tracing`: human-readable by default, JSON on request.
 
-use qunimbus_server::config::LogFormat;
+use qunimbus_node::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `RUST_LOG` overrides `default_level`.

@@ -17,8 +17,8 @@ mod trust;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use qunimbus_server::config::{Config, CONFIG_FILE_ENV};
-use qunimbus_server::RunningNode;
+use qunimbus_http::RunningNode;
+use qunimbus_node::config::{Config, CONFIG_FILE_ENV};
 use std::path::PathBuf;
 
 /// mimalloc: the node and the ledger tools allocate many small JSON values
@@ -218,7 +218,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Compliance { target, attest } => trust::compliance(target, attest).await,
         Command::Policy(command) => trust::policy(command).await,
         Command::Tsa(TsaCommand::Init { data_dir, name }) => {
-            let files = qunimbus_server::tsa::init_files(&data_dir, &name)?;
+            let files = qunimbus_node::tsa::init_files(&data_dir, &name)?;
             println!("TSA key:   {} (mode 0600)", files.key.display());
             println!("TSA chain: {}", files.chain.display());
             println!(

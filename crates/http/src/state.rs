@@ -1,0 +1,17 @@
+//! What the HTTP layer shares between handlers: the node's services and the
+//! request limits and feed tickets that belong to the transport.
+
+use crate::limits::Limits;
+use crate::tickets::TicketBook;
+use qunimbus_node::Node;
+use std::sync::Arc;
+
+/// Handler state.
+pub struct AppState {
+    /// The node's services.
+    pub node: Arc<Node>,
+    /// Request limits and their live state.
+    pub limits: Limits,
+    /// Unused single-use feed tickets.
+    pub tickets: TicketBook,
+}
