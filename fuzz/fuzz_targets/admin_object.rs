@@ -21,7 +21,7 @@ use qunimbus_ledger::DEFAULT_FRAMEWORKS;
 use qunimbus_market::{PartnerRequest, PARTNER_NAME_MAX_CHARS};
 use serde_json::Value;
 
-/// The field lists of the admin handlers in crates/server/src.
+/// The field lists of the admin handlers in crates/http/src.
 const SCHEMAS: [&[&str]; 6] = [
     &["name", "region"],                  // POST /v1/partners
     &["status", "trust_score", "reason"], // PUT /v1/regions/{r}

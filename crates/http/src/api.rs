@@ -9,8 +9,7 @@ use crate::error::{ApiError, ErrorBody, ItemError};
 use crate::limits::{self, RateClass};
 use crate::openapi::requests::{QuoteRequestSchema, TelemetryRequest};
 use crate::openapi::responses::{
-    BadRequest, Forbidden, PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized,
-    Unavailable, Unprocessable,
+    AdminRouteErrors, BadRequest, JsonBodyErrors, RouteErrors, TooManyRequests, Unprocessable,
 };
 use crate::openapi::{ApiRouter, MethodRoutes, Operation};
 use crate::ops_api::{self, method_not_allowed, not_found};
@@ -206,14 +205,10 @@ fn batch_error(state: &AppState, refused: Vec<ItemRefusal>, total: usize) -> Api
     responses(
         (status = 201, description = "Stored now.", body = ValuationView),
         (status = 200, description = "The `run_id` was accepted before: its original result.", body = ValuationView),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 401, response = Unauthorized),
         (status = 403, description = "A compliance rule forbids this data class in this region (`policy_violation`); nothing was stored.", body = ErrorBody),
         (status = 429, description = "Ingest backpressure (`busy`): more than `ingest.max_queued_rows` runs wait for the writer; retry after `Retry-After`.", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        RouteErrors,
     )
 )]
 pub(crate) async fn post_telemetry(
@@ -235,6 +230,7 @@ pub(crate) async fn post_telemetry(
     state
         .node
         .metrics
+        .ingest
         .ingest_latency
         .observe(received.elapsed().as_secs_f64());
     let status = if outcome.is_created() {
@@ -257,14 +253,10 @@ pub(crate) async fn post_telemetry(
     responses(
         (status = 201, description = "At least one run was stored now.", body = BatchResponse),
         (status = 200, description = "Every run was accepted before.", body = BatchResponse),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 401, response = Unauthorized),
         (status = 403, description = "A compliance rule forbids one or more runs (`policy_violation`, `items` lists them); nothing was stored.", body = ErrorBody),
         (status = 429, description = "Ingest backpressure (`busy`): more than `ingest.max_queued_rows` runs wait for the writer; retry after `Retry-After`.", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        RouteErrors,
     )
 )]
 pub(crate) async fn post_telemetry_batch(
@@ -311,6 +303,7 @@ pub(crate) async fn post_telemetry_batch(
     state
         .node
         .metrics
+        .ingest
         .ingest_latency
         .observe(received.elapsed().as_secs_f64());
     let accepted = stored.iter().filter(|s| s.is_created()).count();
@@ -342,13 +335,9 @@ pub(crate) async fn post_telemetry_batch(
     request_body(content = QuoteRequestSchema, description = "The run's figures; `run_id`, `region` and `data_class` are optional but checked when given."),
     responses(
         (status = 200, description = "The price.", body = QuoteResponse),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 401, response = Unauthorized),
         (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        RouteErrors,
     )
 )]
 pub(crate) async fn quote(
@@ -388,9 +377,8 @@ const MAX_LIST_LIMIT: u32 = 1000;
     responses(
         (status = 200, description = "The valuations.", body = ListResponse),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn list_valuations(
@@ -449,9 +437,8 @@ pub(crate) async fn list_valuations(
     params(("run_id" = String, Path, description = "The run's id.")),
     responses(
         (status = 200, description = "The run.", body = ValuationView),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "No such run (or a personal-class run and the caller is not an admin).", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn get_valuation(
@@ -477,9 +464,8 @@ pub(crate) async fn get_valuation(
     security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The statistics.", body = StatsResponse),
-        (status = 401, response = Unauthorized),
         (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn valuation_stats(
@@ -502,9 +488,7 @@ pub(crate) async fn valuation_stats(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Cleared.", body = ResetResponse),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 503, response = Unavailable),
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn reset_history(State(state): State<Arc<AppState>>) -> Response {

@@ -2,7 +2,7 @@
 //! to watch the node live, and the throttled stream that feeds its phi chart.
 //!
 //! The page, its script and style sheet are compiled into the binary from
-//! `crates/server/assets/` and served with a strict Content-Security-Policy
+//! `crates/http/assets/` and served with a strict Content-Security-Policy
 //! (no inline script or style, nothing from another origin), so it works
 //! offline and behind any proxy. Everything it draws comes from the node's
 //! own read endpoints; there is no build step and no framework.
@@ -17,7 +17,7 @@
 
 use crate::error::ApiError;
 use crate::limits::{ClientIp, Slot};
-use crate::openapi::responses::{TooManyRequests, Unauthorized, Unavailable};
+use crate::openapi::responses::{RouteErrors, TooManyRequests};
 use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use axum::extract::State;
@@ -420,9 +420,8 @@ pub(crate) struct StatusEvent {
         (status = 200, description = "An endless `text/event-stream`: `hello` (a `HelloEvent`), then `points` (`PointsEvent`) and `status` (`StatusEvent`) events; each `data` is one JSON object.", content(
             (HelloEvent = "text/event-stream"),
         )),
-        (status = 401, response = Unauthorized),
         (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn stream(

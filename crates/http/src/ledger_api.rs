@@ -11,8 +11,8 @@ use crate::ledger_views::{
 use crate::limits::RateClass;
 use crate::openapi::requests::AttestationRequest;
 use crate::openapi::responses::{
-    BadRequest, Forbidden, NotFound, PayloadTooLarge, RequestTimeout, TooManyRequests,
-    Unauthorized, Unavailable, Unprocessable,
+    AdminRouteErrors, BadRequest, JsonBodyErrors, NotFound, RouteErrors, TooManyRequests,
+    Unprocessable,
 };
 use crate::openapi::ApiRouter;
 use crate::state::AppState;
@@ -126,8 +126,7 @@ fn b64(hash: &[u8]) -> String {
     security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "Length, latest figures, hashes, the newest checkpoint and the last verification.", body = LedgerSummary),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -179,10 +178,9 @@ pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Result<Respon
     params(("index" = u64, Path, minimum = 0, maximum = 9223372036854775807_u64, description = "The block's index (0 is the genesis block).")),
     responses(
         (status = 200, description = "The block.", body = BlockView),
-        (status = 401, response = Unauthorized),
         (status = 404, response = NotFound),
         (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn get_block(
@@ -241,9 +239,8 @@ const MAX_BLOCK_PAGE: u64 = 1000;
     responses(
         (status = 200, description = "The page.", body = BlockPage),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn list_blocks(
@@ -287,9 +284,8 @@ fn text(body: String) -> Response {
     security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The signed note: origin line, tree size, base64 root hash, blank line, signature lines.", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "No checkpoint has been signed yet.", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -314,8 +310,7 @@ pub(crate) async fn checkpoint(State(state): State<Arc<AppState>>) -> Result<Res
     security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "`name+keyid+base64(0x01 ‖ Ed25519 public key)` and a newline.", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn public_key(State(state): State<Arc<AppState>>) -> Response {
@@ -353,9 +348,8 @@ async fn default_tree_size(state: &AppState) -> Result<u64, ApiError> {
     responses(
         (status = 200, description = "The audit path.", body = InclusionProof),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn inclusion_proof(
@@ -412,9 +406,8 @@ pub(crate) async fn inclusion_proof(
     responses(
         (status = 200, description = "The proof.", body = ConsistencyProof),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn consistency_proof(
@@ -468,9 +461,8 @@ pub(crate) async fn consistency_proof(
     security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The report (`ok` false names the first bad block).", body = VerifyReport),
-        (status = 401, response = Unauthorized),
         (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn verify(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -491,13 +483,8 @@ pub(crate) async fn verify(State(state): State<Arc<AppState>>) -> Result<Respons
     request_body(content = AttestationRequest, description = "Framework → status for at least one configured framework."),
     responses(
         (status = 201, description = "The new block.", body = BlockView),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn post_attestation(
@@ -525,9 +512,8 @@ const ATTESTATION_HISTORY_LIMIT: u32 = 1000;
     params(("framework" = String, Path, description = "A configured framework, e.g. `ISO-27001`.")),
     responses(
         (status = 200, description = "The history.", body = AttestationHistory),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "Not a configured framework.", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn attestation_history(
@@ -591,10 +577,9 @@ const MAX_EXPORT_PAGE: u64 = 100_000;
     responses(
         (status = 200, description = "The rows, in index order.", body = Vec<GrafanaRow>),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 422, response = Unprocessable),
         (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn export_grafana(

@@ -10,8 +10,8 @@ use crate::market_views::{
 };
 use crate::openapi::requests::{AckRequest, PartnerRequestSchema};
 use crate::openapi::responses::{
-    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, RequestTimeout, TooManyRequests,
-    Unauthorized, Unavailable, Unprocessable,
+    AdminRouteErrors, BadRequest, Conflict, JsonBodyErrors, NotFound, RouteErrors, TooManyRequests,
+    Unprocessable,
 };
 use crate::openapi::ApiRouter;
 use crate::state::AppState;
@@ -76,14 +76,9 @@ pub(crate) fn read_routes() -> ApiRouter {
     request_body(content = PartnerRequestSchema, description = "The partner's name and home region."),
     responses(
         (status = 201, description = "Registered.", body = PartnerCreated),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 408, response = RequestTimeout),
         (status = 409, response = Conflict),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn create_partner(
@@ -128,9 +123,7 @@ pub(crate) async fn create_partner(
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "The partners.", body = PartnerList),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 503, response = Unavailable),
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn list_partners(
@@ -170,10 +163,8 @@ pub(crate) async fn list_partners(
     params(("id" = String, Path, description = "The partner's id (`p_…`).")),
     responses(
         (status = 200, description = "Disabled (also when it already was).", body = PartnerDisabled),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
-        (status = 503, response = Unavailable),
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn disable_partner(
@@ -206,9 +197,7 @@ async fn set_active(state: &AppState, active: bool) -> Result<Response, ApiError
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Publishing.", body = FeedActive),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 503, response = Unavailable),
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn activate(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -223,9 +212,7 @@ pub(crate) async fn activate(State(state): State<Arc<AppState>>) -> Result<Respo
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Not publishing.", body = FeedActive),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 503, response = Unavailable),
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn deactivate(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -243,8 +230,7 @@ pub(crate) async fn deactivate(State(state): State<Arc<AppState>>) -> Result<Res
     security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The measured status.", body = MarketStatus),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -337,10 +323,9 @@ async fn authenticate_partner(
     security(("partner_key" = [])),
     responses(
         (status = 201, description = "A ticket, valid once.", body = TicketIssued),
-        (status = 401, response = Unauthorized),
         (status = 403, description = "The partner is disabled (`partner_disabled`).", body = ErrorBody),
         (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn ticket(
@@ -424,12 +409,11 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
     responses(
         (status = 101, description = "Switched to the WebSocket protocol; JSON text frames follow (`FeedValuation` and the other QMP messages)."),
         (status = 400, description = "Not a valid WebSocket upgrade request (`websocket_upgrade`), or a malformed query (`malformed_query`).", body = ErrorBody),
-        (status = 401, response = Unauthorized),
         (status = 403, description = "The partner is disabled (`partner_disabled`).", body = ErrorBody),
         (status = 422, response = Unprocessable),
         (status = 426, description = "The connection cannot be upgraded (`websocket_upgrade`).", body = ErrorBody),
         (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn feed_ws(
@@ -547,11 +531,10 @@ async fn serve_ws(
             (FeedValuation = "text/event-stream"),
         )),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, description = "The partner is disabled (`partner_disabled`).", body = ErrorBody),
         (status = 422, response = Unprocessable),
         (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn feed_sse(
@@ -590,13 +573,9 @@ pub(crate) async fn feed_sse(
     request_body(content = AckRequest, description = "The ack."),
     responses(
         (status = 200, description = "Recorded; `acked` says how many live messages it took.", body = AckResult),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 403, description = "The partner is disabled (`partner_disabled`).", body = ErrorBody),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        RouteErrors,
     )
 )]
 pub(crate) async fn ack(

@@ -2,7 +2,7 @@
 //! OpenAPI document, and the answers for unknown routes and methods.
 
 use crate::error::ApiError;
-use crate::openapi::responses::{Unauthorized, Unavailable};
+use crate::openapi::responses::{RouteErrors, Unavailable};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -94,8 +94,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                 (String = "text/plain; version=0.0.4; charset=utf-8"),
                 (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
             )),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn metrics(
@@ -114,13 +113,14 @@ pub(crate) async fn metrics(
             let age = (chrono::Utc::now() - signed.with_timezone(&chrono::Utc)).num_milliseconds()
                 as f64
                 / 1000.0;
-            state.node.metrics.checkpoint_age.set(age.max(0.0));
+            state.node.metrics.ledger.checkpoint_age.set(age.max(0.0));
         }
     }
     let head = state.node.store.tree_head();
     state
         .node
         .metrics
+        .ledger
         .ledger_blocks
         .set(i64::try_from(head.size).unwrap_or(i64::MAX));
     let encoded = if openmetrics {
@@ -158,8 +158,7 @@ pub(crate) async fn metrics(
     security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json", body = Object),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn openapi_json() -> Response {

@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, ErrorBody};
 use crate::ledger_api::{checkpoint, storage_error};
-use crate::openapi::responses::{Unauthorized, Unavailable};
+use crate::openapi::responses::RouteErrors;
 use crate::openapi::{ApiRouter, Binary};
 use crate::state::AppState;
 use axum::extract::{Path, State};
@@ -29,9 +29,8 @@ pub(crate) fn routes() -> ApiRouter {
     security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The newest signed note.", body = String, content_type = "text/plain; charset=utf-8"),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "No checkpoint has been signed yet.", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn tlog_checkpoint(state: State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -49,9 +48,8 @@ pub(crate) async fn tlog_checkpoint(state: State<Arc<AppState>>) -> Result<Respo
     params(("path" = String, Path, description = "The tile path after `/tlog/tile/`, slashes included, e.g. `0/000.p/5` or `entries/000.p/5`.")),
     responses(
         (status = 200, description = "The tile's bytes.", body = Binary, content_type = "application/octet-stream"),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "Not a tile path, or the tile is not in the tree.", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn tile(

@@ -21,10 +21,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::openapi::requests::{
     CommandReason, HealthEventSchema, RegionUpdateSchema, RolloutRequestSchema,
 };
-use crate::openapi::responses::{
-    BadRequest, Forbidden, PayloadTooLarge, RequestTimeout, Unauthorized, Unavailable,
-    Unprocessable,
-};
+use crate::openapi::responses::{AdminRouteErrors, JsonBodyErrors, RouteErrors};
 use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use crate::trust_views::{
@@ -99,8 +96,7 @@ impl From<TrustError> for ApiError {
 #[utoipa::path(get, path = "/v1/regions", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The regions.", body = RegionList),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn list_regions(State(state): State<Arc<AppState>>) -> Response {
@@ -116,9 +112,8 @@ pub(crate) async fn list_regions(State(state): State<Arc<AppState>>) -> Response
     params(("region" = String, Path, description = "A configured region (case-insensitive).")),
     responses(
         (status = 200, description = "The region.", body = RegionView),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "Not a configured region (`unknown_region`).", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn get_region(
@@ -140,14 +135,9 @@ pub(crate) async fn get_region(
     request_body(content = RegionUpdateSchema, description = "The new status, optionally a trust override."),
     responses(
         (status = 200, description = "Changed.", body = RegionChanged),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, description = "Not a configured region (`unknown_region`).", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn put_region(
@@ -178,14 +168,9 @@ pub(crate) async fn put_region(
     request_body(content = HealthEventSchema, description = "The event."),
     responses(
         (status = 201, description = "Recorded.", body = EventRecorded),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, description = "Not a configured region (`unknown_region`).", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn post_event(
@@ -224,8 +209,7 @@ pub(crate) async fn post_event(
 #[utoipa::path(get, path = "/v1/mesh", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The mesh.", body = MeshStatus),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn mesh(State(state): State<Arc<AppState>>) -> Response {
@@ -260,8 +244,7 @@ fn rollout_view<'a>(state: &AppState, r: &'a Rollout) -> RolloutView<'a> {
 #[utoipa::path(get, path = "/v1/rollouts", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The rollouts.", body = RolloutList),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn list_rollouts(State(state): State<Arc<AppState>>) -> Response {
@@ -275,9 +258,8 @@ pub(crate) async fn list_rollouts(State(state): State<Arc<AppState>>) -> Respons
     params(("id" = String, Path, description = "The rollout's id.")),
     responses(
         (status = 200, description = "The rollout.", body = RolloutView),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "No such rollout (`unknown_rollout`).", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn get_rollout(
@@ -297,14 +279,9 @@ pub(crate) async fn get_rollout(
     request_body(content = RolloutRequestSchema, description = "The version, optionally the canary region."),
     responses(
         (status = 201, description = "Started.", body = RolloutView),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 409, description = "Another rollout is active (`rollout_active`).", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn post_rollout(
@@ -331,15 +308,10 @@ pub(crate) async fn post_rollout(
     request_body(content = Option<CommandReason>, description = "Optionally a reason; an empty body is none."),
     responses(
         (status = 200, description = "Done.", body = RolloutView),
-        (status = 400, response = BadRequest),
-        (status = 408, response = RequestTimeout),
-        (status = 413, response = PayloadTooLarge),
-        (status = 422, response = Unprocessable),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, description = "No such rollout (`unknown_rollout`) or command (`not_found`).", body = ErrorBody),
         (status = 409, description = "The command does not apply in the rollout's state (`invalid_transition`).", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        JsonBodyErrors,
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn rollout_command(
@@ -363,8 +335,7 @@ pub(crate) async fn rollout_command(
 #[utoipa::path(get, path = "/v1/compliance", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "Verdicts per framework from evidence.", body = ComplianceStatus),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn compliance(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -383,9 +354,7 @@ pub(crate) async fn compliance(State(state): State<Arc<AppState>>) -> Result<Res
 #[utoipa::path(post, path = "/v1/compliance/attest", tag = "trust", security(("admin_token" = [])),
     responses(
         (status = 201, description = "Written.", body = Attested),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
-        (status = 503, response = Unavailable),
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn attest(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -406,8 +375,7 @@ pub(crate) async fn attest(State(state): State<Arc<AppState>>) -> Result<Respons
 #[utoipa::path(get, path = "/v1/policy", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The policy: file, SHA-256, rules, its config block.", body = PolicyStatus),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn policy(State(state): State<Arc<AppState>>) -> Response {
@@ -418,10 +386,8 @@ pub(crate) async fn policy(State(state): State<Arc<AppState>>) -> Response {
 #[utoipa::path(post, path = "/v1/policy/reload", tag = "trust", security(("admin_token" = [])),
     responses(
         (status = 200, description = "The policy in force.", body = PolicyStatus),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 422, description = "The file does not validate (`policy_invalid`); the previous policy stays in force.", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn reload_policy(
@@ -436,11 +402,9 @@ pub(crate) async fn reload_policy(
     params(("run_id" = String, Path, description = "The run's id.")),
     responses(
         (status = 200, description = "Erased.", body = Erased),
-        (status = 401, response = Unauthorized),
-        (status = 403, response = Forbidden),
         (status = 404, description = "No such run.", body = ErrorBody),
         (status = 409, description = "The run is not personal-class (`not_personal_data`).", body = ErrorBody),
-        (status = 503, response = Unavailable),
+        AdminRouteErrors,
     )
 )]
 pub(crate) async fn erase_personal_run(

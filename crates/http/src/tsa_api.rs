@@ -5,8 +5,8 @@ use crate::api::{query_params, rate_limited, read_body, rejected};
 use crate::error::{ApiError, ErrorBody};
 use crate::limits::RateClass;
 use crate::openapi::responses::{
-    BadRequest, PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized, Unavailable,
-    Unprocessable, UnsupportedMediaType,
+    BadRequest, PayloadTooLarge, RequestTimeout, RouteErrors, TooManyRequests, Unprocessable,
+    UnsupportedMediaType,
 };
 use crate::openapi::{ApiRouter, Binary};
 use crate::state::AppState;
@@ -44,12 +44,11 @@ pub(crate) fn routes(state: &Arc<AppState>) -> ApiRouter {
     responses(
         (status = 200, description = "A DER `TimeStampResp`: granted, or a rejection whose PKIStatusInfo names the failure.", body = Binary, content_type = "application/timestamp-reply"),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
         (status = 429, response = TooManyRequests),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn timestamp(
@@ -91,8 +90,7 @@ pub(crate) async fn timestamp(
     security((), ("admin_token" = []), ("ingest_token" = [])),
     responses(
         (status = 200, description = "The chain, PEM.", body = String, content_type = "application/pem-certificate-chain"),
-        (status = 401, response = Unauthorized),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn certificates(State(state): State<Arc<AppState>>) -> Response {
@@ -113,10 +111,9 @@ pub(crate) async fn certificates(State(state): State<Arc<AppState>>) -> Response
     responses(
         (status = 200, description = "The DER RFC 3161 token over SHA-256 of the checkpoint body.", body = Binary, content_type = "application/timestamp-token"),
         (status = 400, response = BadRequest),
-        (status = 401, response = Unauthorized),
         (status = 404, description = "No such checkpoint (`not_found`), or its token is still pending (`timestamp_pending`).", body = ErrorBody),
         (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        RouteErrors,
     )
 )]
 pub(crate) async fn checkpoint_token(

@@ -166,16 +166,21 @@ impl Node {
                 let label = RegionLabel {
                     region: metric_label(&record.telemetry.region),
                 };
-                self.metrics.runs_accepted.get_or_create(&label).inc();
                 self.metrics
+                    .ingest
+                    .runs_accepted
+                    .get_or_create(&label)
+                    .inc();
+                self.metrics
+                    .ingest
                     .phi_qevf
                     .get_or_create(&label)
                     .set(record.valuation.phi_qevf);
                 self.record_history(record.valuation.phi_qevf);
             } else {
-                self.metrics.runs_duplicate.inc();
+                self.metrics.ingest.runs_duplicate.inc();
             }
         }
-        self.metrics.stored_runs.inc_by(created);
+        self.metrics.ingest.stored_runs.inc_by(created);
     }
 }

@@ -247,6 +247,7 @@ async fn load_history(
 ) -> Result<PhiHistory, NodeError> {
     let stored = store.reader().phi_stats().await?.count;
     metrics
+        .ingest
         .stored_runs
         .set(i64::try_from(stored).unwrap_or(i64::MAX));
     let mut history = PhiHistory::new(capacity);

@@ -211,17 +211,17 @@ impl MarketHub {
             message,
             received: None,
         }));
-        self.metrics.relayed_in.inc();
+        self.metrics.relay.relayed_in.inc();
     }
 
     /// Reports whether the NATS relay consumer is attached.
     pub fn set_relay_connected(&self, connected: bool) {
-        self.metrics.relay_connected.set(i64::from(connected));
+        self.metrics.relay.relay_connected.set(i64::from(connected));
     }
 
     /// Counts a valuation published to NATS.
     pub fn note_relayed(&self) {
-        self.metrics.relayed_out.inc();
+        self.metrics.relay.relayed_out.inc();
     }
 
     /// Measured EPH per hour over the sliding window, and whether the window
@@ -259,6 +259,7 @@ impl MarketHub {
                 name: partner.name.clone(),
                 histogram: self
                     .metrics
+                    .market
                     .market_latency_seconds
                     .get_or_create(&PartnerLabel {
                         partner: partner.name.clone(),
@@ -284,6 +285,7 @@ impl MarketHub {
     fn update_connected_metric(&self) {
         let total: usize = lock(&self.partners).values().map(|p| p.connections).sum();
         self.metrics
+            .market
             .partners_connected
             .set(i64::try_from(total).unwrap_or(i64::MAX));
     }
@@ -515,7 +517,7 @@ impl Session {
     /// Sends `disconnect` in the reserved last slot and ends the session.
     fn drop_with(&self, reason: &str, resume_from: u64) -> SessionEnd {
         tracing::warn!(partner = %self.partner.name, reason, resume_from, "disconnecting partner");
-        self.state.metrics.partner_disconnects.inc();
+        self.state.metrics.market.partner_disconnects.inc();
         let message = ServerMessage::Disconnect {
             reason: reason.to_string(),
             resume_from_seq: resume_from,
@@ -608,7 +610,7 @@ impl Session {
     /// Queues the `withheld` notice that keeps a seq space gap-free where
     /// policy keeps a valuation from this partner.
     fn push_withheld(&self, v: &FeedValuation, resume_from: u64) -> Result<(), SessionEnd> {
-        self.state.metrics.withheld_messages.inc();
+        self.state.metrics.market.withheld_messages.inc();
         self.push(
             &ServerMessage::Withheld {
                 origin: v.origin.clone(),

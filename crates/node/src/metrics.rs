@@ -51,151 +51,196 @@ pub struct OutcomeLabel {
     pub outcome: String,
 }
 
-/// The Trust Kernel's gauges and counters.
-pub struct TrustMetrics {
-    /// Trust score per region.
-    pub trust_score: Family<RegionLabel, Gauge<f64, AtomicU64>>,
-    /// 1 unless the region is down.
-    pub region_up: Family<RegionLabel, Gauge>,
-    /// Availability over the window.
-    pub availability: Family<RegionLabel, Gauge<f64, AtomicU64>>,
-    /// Failures in the window.
-    pub failures: Family<RegionLabel, Gauge>,
-    /// MTBF hours (only regions with failures in the window).
-    pub mtbf_hours: Family<RegionLabel, Gauge<f64, AtomicU64>>,
-    /// Mesh MTBF hours (absent without failures).
-    pub mesh_mtbf_hours: Family<RegionLabel, Gauge<f64, AtomicU64>>,
-    /// Rollout transitions by outcome.
-    pub rollouts: Family<OutcomeLabel, Counter>,
-    /// Requests rejected by a policy rule.
-    pub violations: Family<RuleLabel, Counter>,
-    /// 1 compliant, 0 not (absent when not evaluated).
-    pub compliance: Family<FrameworkLabel, Gauge>,
+/// Declares a set of metrics: a struct with one documented public field per
+/// metric and a `register` that registers each under its Prometheus name
+/// and help text, so a metric is declared in one place.
+macro_rules! metric_set {
+    (
+        $(#[$doc:meta])*
+        pub struct $set:ident {
+            $(
+                $(#[$field_doc:meta])*
+                $field:ident: $ty:ty = $init:expr => $name:literal, $help:literal;
+            )*
+        }
+    ) => {
+        $(#[$doc])*
+        pub struct $set {
+            $($(#[$field_doc])* pub $field: $ty,)*
+        }
+
+        impl $set {
+            fn register(registry: &mut Registry) -> Self {
+                $(
+                    let $field: $ty = $init;
+                    registry.register($name, $help, $field.clone());
+                )*
+                Self { $($field,)* }
+            }
+        }
+    };
 }
 
-impl TrustMetrics {
-    fn register(registry: &mut Registry) -> Self {
-        let m = Self {
-            trust_score: Family::default(),
-            region_up: Family::default(),
-            availability: Family::default(),
-            failures: Family::default(),
-            mtbf_hours: Family::default(),
-            mesh_mtbf_hours: Family::default(),
-            rollouts: Family::default(),
-            violations: Family::default(),
-            compliance: Family::default(),
-        };
-        registry.register(
-            "qunimbus_trust_score",
-            "Trust score per region (0-1; override or computed from availability and findings)",
-            m.trust_score.clone(),
-        );
-        registry.register(
-            "qunimbus_region_up",
-            "1 unless the region is down",
-            m.region_up.clone(),
-        );
-        registry.register(
-            "qunimbus_region_availability",
-            "Up time / observed time over the trust window",
-            m.availability.clone(),
-        );
-        registry.register(
-            "qunimbus_region_failures",
-            "Failures in the trust window",
-            m.failures.clone(),
-        );
-        registry.register(
-            "qunimbus_region_mtbf_hours",
-            "Mean time between failures over the window, hours (regions with failures only)",
-            m.mtbf_hours.clone(),
-        );
-        registry.register(
-            "qunimbus_mesh_mtbf_hours",
-            "Mean time between failures of all regions, hours (absent without failures)",
-            m.mesh_mtbf_hours.clone(),
-        );
-        registry.register(
-            "qunimbus_rollouts",
-            "Rollout transitions by resulting state",
-            m.rollouts.clone(),
-        );
-        registry.register(
-            "qunimbus_compliance_violations",
-            "Requests rejected by a compliance policy rule",
-            m.violations.clone(),
-        );
-        registry.register(
-            "qunimbus_compliance_status",
-            "1 when the framework is compliant by the latest evaluation, 0 when not",
-            m.compliance.clone(),
-        );
-        m
+/// Latency buckets from 50 µs to about 6.5 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+}
+
+metric_set! {
+    /// Ingest and the group commits that make runs durable.
+    pub struct IngestMetrics {
+        /// Last accepted `phi_qevf` per region (USD).
+        phi_qevf: Family<RegionLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_phi_qevf", "Last accepted phi_qevf per region (USD)";
+        /// Runs newly accepted per region.
+        runs_accepted: Family<RegionLabel, Counter> = Family::default()
+            => "qunimbus_runs_accepted", "Telemetry runs newly accepted";
+        /// Re-sent runs answered from the store (idempotent replays).
+        runs_duplicate: Counter = Counter::default()
+            => "qunimbus_runs_duplicate", "Telemetry runs re-sent with an already accepted run_id";
+        /// Rejected inputs by reason.
+        rejected: Family<ReasonLabel, Counter> = Family::default()
+            => "qunimbus_rejected_inputs", "Rejected inputs by reason";
+        /// Time from receiving an ingest request to having its durable answer (seconds).
+        ingest_latency: Histogram = latency_histogram()
+            => "qunimbus_ingest_latency_seconds", "Time from receiving a telemetry request to its durable answer";
+        /// Rows per group commit.
+        commit_rows: Histogram = Histogram::new(exponential_buckets(1.0, 2.0, 15))
+            => "qunimbus_commit_rows", "Rows written per group commit";
+        /// Duration of each group commit including fsync (seconds).
+        commit_seconds: Histogram = latency_histogram()
+            => "qunimbus_commit_seconds", "Duration of a group commit including fsync";
+        /// Runs in the database.
+        stored_runs: Gauge = Gauge::default()
+            => "qunimbus_stored_runs", "Runs stored in the database";
     }
 }
 
-/// The node's metrics and their registry.
+metric_set! {
+    /// The ledger, its checkpoints and their time-stamps.
+    pub struct LedgerMetrics {
+        /// Blocks in the ledger (tree size).
+        ledger_blocks: Gauge = Gauge::default()
+            => "qunimbus_ledger_blocks", "Blocks in the verification ledger";
+        /// Checkpoints signed and stored.
+        checkpoints_signed: Counter = Counter::default()
+            => "qunimbus_checkpoints_signed", "Signed checkpoints stored";
+        /// Checkpoints refused or failed.
+        checkpoint_failures: Counter = Counter::default()
+            => "qunimbus_checkpoint_failures", "Checkpoints refused (inconsistent) or failed to store";
+        /// Unix time (seconds) of the newest signed checkpoint.
+        checkpoint_timestamp: Gauge<f64, AtomicU64> = Gauge::default()
+            => "qunimbus_checkpoint_timestamp_seconds", "Unix time of the newest signed checkpoint";
+        /// Seconds since the newest checkpoint (set at scrape).
+        checkpoint_age: Gauge<f64, AtomicU64> = Gauge::default()
+            => "qunimbus_checkpoint_age_seconds", "Seconds since the newest signed checkpoint";
+        /// Chain verifications that found a problem.
+        verify_failures: Counter = Counter::default()
+            => "qunimbus_ledger_verify_failures", "Ledger verifications that failed";
+        /// Checkpoint time-stamp tokens obtained and verified.
+        tsa_tokens: Counter = Counter::default()
+            => "qunimbus_tsa_tokens", "Checkpoint time-stamp tokens obtained and verified";
+        /// Failed attempts to obtain a checkpoint token.
+        tsa_failures: Counter = Counter::default()
+            => "qunimbus_tsa_failures", "Failed attempts to obtain a checkpoint time-stamp token";
+        /// Checkpoints still waiting for a token.
+        tsa_pending: Gauge = Gauge::default()
+            => "qunimbus_tsa_pending", "Checkpoints waiting for a time-stamp token";
+    }
+}
+
+metric_set! {
+    /// The partner feed.
+    pub struct MarketMetrics {
+        /// Partner feed sessions connected now.
+        partners_connected: Gauge = Gauge::default()
+            => "qunimbus_partners_connected", "Partner feed sessions connected now";
+        /// Receipt-to-ack latency per partner (seconds).
+        market_latency_seconds: Family<PartnerLabel, Histogram> =
+            Family::new_with_constructor(latency_histogram)
+            => "qunimbus_market_latency_seconds", "Telemetry receipt to partner ack, per partner";
+        /// p99 receipt-to-ack latency per partner (ms), refreshed at scrape.
+        market_latency_ms: Family<PartnerLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_market_latency_ms", "Measured p99 feed latency (receipt to ack) per partner, ms";
+        /// Measured EPH per hour over the sliding window, refreshed at scrape.
+        eph_throughput: Family<RegionLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_eph_throughput", "Measured EPH per hour over the sliding window";
+        /// Partner sessions cut off (slow, disabled).
+        partner_disconnects: Counter = Counter::default()
+            => "qunimbus_partner_disconnects", "Partner sessions cut off (slow or disabled)";
+        /// Feed messages withheld from a partner by the distribution policy.
+        withheld_messages: Counter = Counter::default()
+            => "qunimbus_feed_withheld", "Feed messages withheld from partners by the distribution policy";
+    }
+}
+
+metric_set! {
+    /// The NATS relay between nodes.
+    pub struct RelayMetrics {
+        /// Local valuations published to NATS.
+        relayed_out: Counter = Counter::default()
+            => "qunimbus_feed_published_nats", "Local valuations published to NATS JetStream";
+        /// Other nodes' valuations received through NATS.
+        relayed_in: Counter = Counter::default()
+            => "qunimbus_feed_relayed_nats", "Valuations of other nodes relayed from NATS";
+        /// 1 while the NATS relay consumer is attached.
+        relay_connected: Gauge = Gauge::default()
+            => "qunimbus_feed_relay_connected", "1 while the NATS relay consumer is attached";
+        /// Messages from NATS the relay dropped, by reason.
+        relay_rejected: Family<ReasonLabel, Counter> = Family::default()
+            => "qunimbus_relay_rejected", "Messages from NATS dropped by the relay: unsigned, unknown_key, bad_signature, origin_mismatch, malformed";
+    }
+}
+
+metric_set! {
+    /// The Trust Kernel's gauges and counters.
+    pub struct TrustMetrics {
+        /// Trust score per region.
+        trust_score: Family<RegionLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_trust_score", "Trust score per region (0-1; override or computed from availability and findings)";
+        /// 1 unless the region is down.
+        region_up: Family<RegionLabel, Gauge> = Family::default()
+            => "qunimbus_region_up", "1 unless the region is down";
+        /// Availability over the window.
+        availability: Family<RegionLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_region_availability", "Up time / observed time over the trust window";
+        /// Failures in the window.
+        failures: Family<RegionLabel, Gauge> = Family::default()
+            => "qunimbus_region_failures", "Failures in the trust window";
+        /// MTBF hours (only regions with failures in the window).
+        mtbf_hours: Family<RegionLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_region_mtbf_hours", "Mean time between failures over the window, hours (regions with failures only)";
+        /// Mesh MTBF hours (absent without failures).
+        mesh_mtbf_hours: Family<RegionLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_mesh_mtbf_hours", "Mean time between failures of all regions, hours (absent without failures)";
+        /// Rollout transitions by outcome.
+        rollouts: Family<OutcomeLabel, Counter> = Family::default()
+            => "qunimbus_rollouts", "Rollout transitions by resulting state";
+        /// Share of the fleet on the active rollout's version.
+        rollout_phase_percent: Gauge = Gauge::default()
+            => "qunimbus_rollout_phase_percent", "Share of the fleet on the active rollout's version (0 without an active rollout)";
+        /// Requests rejected by a policy rule.
+        violations: Family<RuleLabel, Counter> = Family::default()
+            => "qunimbus_compliance_violations", "Requests rejected by a compliance policy rule";
+        /// 1 compliant, 0 not (absent when not evaluated).
+        compliance: Family<FrameworkLabel, Gauge> = Family::default()
+            => "qunimbus_compliance_status", "1 when the framework is compliant by the latest evaluation, 0 when not";
+    }
+}
+
+/// The node's metrics, by area, and their registry.
 pub struct Metrics {
     registry: Registry,
+    /// Ingest and group commits.
+    pub ingest: IngestMetrics,
+    /// Ledger, checkpoints and time-stamps.
+    pub ledger: LedgerMetrics,
+    /// The partner feed.
+    pub market: MarketMetrics,
+    /// The NATS relay.
+    pub relay: RelayMetrics,
     /// Trust Kernel figures.
     pub trust: TrustMetrics,
-    /// Share of the fleet on the active rollout's version.
-    pub rollout_phase_percent: Gauge,
-    /// Seconds since the newest checkpoint (set at scrape).
-    pub checkpoint_age: Gauge<f64, AtomicU64>,
-    /// Last accepted `phi_qevf` per region (USD).
-    pub phi_qevf: Family<RegionLabel, Gauge<f64, AtomicU64>>,
-    /// Runs newly accepted per region.
-    pub runs_accepted: Family<RegionLabel, Counter>,
-    /// Re-sent runs answered from the store (idempotent replays).
-    pub runs_duplicate: Counter,
-    /// Rejected inputs by reason.
-    pub rejected: Family<ReasonLabel, Counter>,
-    /// Time from receiving an ingest request to having its durable answer (seconds).
-    pub ingest_latency: Histogram,
-    /// Rows per group commit.
-    pub commit_rows: Histogram,
-    /// Duration of each group commit including fsync (seconds).
-    pub commit_seconds: Histogram,
-    /// Runs in the database.
-    pub stored_runs: Gauge,
-    /// Blocks in the ledger (tree size).
-    pub ledger_blocks: Gauge,
-    /// Checkpoints signed and stored.
-    pub checkpoints_signed: Counter,
-    /// Checkpoints refused or failed.
-    pub checkpoint_failures: Counter,
-    /// Unix time (seconds) of the newest signed checkpoint.
-    pub checkpoint_timestamp: Gauge<f64, AtomicU64>,
-    /// Chain verifications that found a problem.
-    pub verify_failures: Counter,
-    /// Checkpoint time-stamp tokens obtained and verified.
-    pub tsa_tokens: Counter,
-    /// Failed attempts to obtain a checkpoint token.
-    pub tsa_failures: Counter,
-    /// Checkpoints still waiting for a token.
-    pub tsa_pending: Gauge,
-    /// Partner feed sessions connected now.
-    pub partners_connected: Gauge,
-    /// Receipt-to-ack latency per partner (seconds).
-    pub market_latency_seconds: Family<PartnerLabel, Histogram>,
-    /// p99 receipt-to-ack latency per partner (ms), refreshed at scrape.
-    pub market_latency_ms: Family<PartnerLabel, Gauge<f64, AtomicU64>>,
-    /// Measured EPH per hour over the sliding window, refreshed at scrape.
-    pub eph_throughput: Family<RegionLabel, Gauge<f64, AtomicU64>>,
-    /// Partner sessions cut off (slow, disabled).
-    pub partner_disconnects: Counter,
-    /// Feed messages withheld from a partner by the distribution policy.
-    pub withheld_messages: Counter,
-    /// Local valuations published to NATS.
-    pub relayed_out: Counter,
-    /// Other nodes' valuations received through NATS.
-    pub relayed_in: Counter,
-    /// 1 while the NATS relay consumer is attached.
-    pub relay_connected: Gauge,
-    /// Messages from NATS the relay dropped, by reason.
-    pub relay_rejected: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -208,209 +253,13 @@ impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::default();
-        let phi_qevf = Family::<RegionLabel, Gauge<f64, AtomicU64>>::default();
-        registry.register(
-            "qunimbus_phi_qevf",
-            "Last accepted phi_qevf per region (USD)",
-            phi_qevf.clone(),
-        );
-        let runs_accepted = Family::<RegionLabel, Counter>::default();
-        registry.register(
-            "qunimbus_runs_accepted",
-            "Telemetry runs newly accepted",
-            runs_accepted.clone(),
-        );
-        let runs_duplicate = Counter::default();
-        registry.register(
-            "qunimbus_runs_duplicate",
-            "Telemetry runs re-sent with an already accepted run_id",
-            runs_duplicate.clone(),
-        );
-        let rejected = Family::<ReasonLabel, Counter>::default();
-        registry.register(
-            "qunimbus_rejected_inputs",
-            "Rejected inputs by reason",
-            rejected.clone(),
-        );
-        let ingest_latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 18));
-        registry.register(
-            "qunimbus_ingest_latency_seconds",
-            "Time from receiving a telemetry request to its durable answer",
-            ingest_latency.clone(),
-        );
-        let commit_rows = Histogram::new(exponential_buckets(1.0, 2.0, 15));
-        registry.register(
-            "qunimbus_commit_rows",
-            "Rows written per group commit",
-            commit_rows.clone(),
-        );
-        let commit_seconds = Histogram::new(exponential_buckets(0.000_05, 2.0, 18));
-        registry.register(
-            "qunimbus_commit_seconds",
-            "Duration of a group commit including fsync",
-            commit_seconds.clone(),
-        );
-        let stored = Gauge::default();
-        registry.register(
-            "qunimbus_stored_runs",
-            "Runs stored in the database",
-            stored.clone(),
-        );
-        let ledger_blocks = Gauge::default();
-        registry.register(
-            "qunimbus_ledger_blocks",
-            "Blocks in the verification ledger",
-            ledger_blocks.clone(),
-        );
-        let checkpoints_signed = Counter::default();
-        registry.register(
-            "qunimbus_checkpoints_signed",
-            "Signed checkpoints stored",
-            checkpoints_signed.clone(),
-        );
-        let checkpoint_failures = Counter::default();
-        registry.register(
-            "qunimbus_checkpoint_failures",
-            "Checkpoints refused (inconsistent) or failed to store",
-            checkpoint_failures.clone(),
-        );
-        let checkpoint_timestamp = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "qunimbus_checkpoint_timestamp_seconds",
-            "Unix time of the newest signed checkpoint",
-            checkpoint_timestamp.clone(),
-        );
-        let verify_failures = Counter::default();
-        registry.register(
-            "qunimbus_ledger_verify_failures",
-            "Ledger verifications that failed",
-            verify_failures.clone(),
-        );
-        let tsa_tokens = Counter::default();
-        registry.register(
-            "qunimbus_tsa_tokens",
-            "Checkpoint time-stamp tokens obtained and verified",
-            tsa_tokens.clone(),
-        );
-        let tsa_failures = Counter::default();
-        registry.register(
-            "qunimbus_tsa_failures",
-            "Failed attempts to obtain a checkpoint time-stamp token",
-            tsa_failures.clone(),
-        );
-        let tsa_pending = Gauge::default();
-        registry.register(
-            "qunimbus_tsa_pending",
-            "Checkpoints waiting for a time-stamp token",
-            tsa_pending.clone(),
-        );
-        let partners_connected = Gauge::default();
-        registry.register(
-            "qunimbus_partners_connected",
-            "Partner feed sessions connected now",
-            partners_connected.clone(),
-        );
-        let market_latency_seconds =
-            Family::<PartnerLabel, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
-            });
-        registry.register(
-            "qunimbus_market_latency_seconds",
-            "Telemetry receipt to partner ack, per partner",
-            market_latency_seconds.clone(),
-        );
-        let market_latency_ms = Family::<PartnerLabel, Gauge<f64, AtomicU64>>::default();
-        registry.register(
-            "qunimbus_market_latency_ms",
-            "Measured p99 feed latency (receipt to ack) per partner, ms",
-            market_latency_ms.clone(),
-        );
-        let eph_throughput = Family::<RegionLabel, Gauge<f64, AtomicU64>>::default();
-        registry.register(
-            "qunimbus_eph_throughput",
-            "Measured EPH per hour over the sliding window",
-            eph_throughput.clone(),
-        );
-        let partner_disconnects = Counter::default();
-        registry.register(
-            "qunimbus_partner_disconnects",
-            "Partner sessions cut off (slow or disabled)",
-            partner_disconnects.clone(),
-        );
-        let withheld_messages = Counter::default();
-        registry.register(
-            "qunimbus_feed_withheld",
-            "Feed messages withheld from partners by the distribution policy",
-            withheld_messages.clone(),
-        );
-        let relayed_out = Counter::default();
-        registry.register(
-            "qunimbus_feed_published_nats",
-            "Local valuations published to NATS JetStream",
-            relayed_out.clone(),
-        );
-        let relayed_in = Counter::default();
-        registry.register(
-            "qunimbus_feed_relayed_nats",
-            "Valuations of other nodes relayed from NATS",
-            relayed_in.clone(),
-        );
-        let relay_connected = Gauge::default();
-        registry.register(
-            "qunimbus_feed_relay_connected",
-            "1 while the NATS relay consumer is attached",
-            relay_connected.clone(),
-        );
-        let relay_rejected = Family::<ReasonLabel, Counter>::default();
-        registry.register(
-            "qunimbus_relay_rejected",
-            "Messages from NATS dropped by the relay: unsigned, unknown_key, bad_signature, origin_mismatch, malformed",
-            relay_rejected.clone(),
-        );
-        let trust = TrustMetrics::register(&mut registry);
-        let rollout_phase_percent = Gauge::default();
-        registry.register(
-            "qunimbus_rollout_phase_percent",
-            "Share of the fleet on the active rollout's version (0 without an active rollout)",
-            rollout_phase_percent.clone(),
-        );
-        let checkpoint_age = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "qunimbus_checkpoint_age_seconds",
-            "Seconds since the newest signed checkpoint",
-            checkpoint_age.clone(),
-        );
         Self {
+            ingest: IngestMetrics::register(&mut registry),
+            ledger: LedgerMetrics::register(&mut registry),
+            market: MarketMetrics::register(&mut registry),
+            relay: RelayMetrics::register(&mut registry),
+            trust: TrustMetrics::register(&mut registry),
             registry,
-            trust,
-            rollout_phase_percent,
-            checkpoint_age,
-            relay_connected,
-            relay_rejected,
-            relayed_out,
-            relayed_in,
-            partners_connected,
-            market_latency_seconds,
-            market_latency_ms,
-            eph_throughput,
-            partner_disconnects,
-            withheld_messages,
-            tsa_tokens,
-            tsa_failures,
-            tsa_pending,
-            ledger_blocks,
-            checkpoints_signed,
-            checkpoint_failures,
-            checkpoint_timestamp,
-            verify_failures,
-            phi_qevf,
-            runs_accepted,
-            runs_duplicate,
-            rejected,
-            ingest_latency,
-            commit_rows,
-            commit_seconds,
-            stored_runs: stored,
         }
     }
 
@@ -422,7 +271,8 @@ impl Metrics {
 
     /// Counts a rejected input.
     pub fn reject(&self, reason: &str) {
-        self.rejected
+        self.ingest
+            .rejected
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
             })
@@ -432,7 +282,8 @@ impl Metrics {
     /// Adds `by` (0 creates the series) to the relay's rejections for
     /// `reason` and returns the new total.
     pub fn relay_rejected(&self, reason: &str, by: u64) -> u64 {
-        self.relay_rejected
+        self.relay
+            .relay_rejected
             .get_or_create(&ReasonLabel {
                 reason: reason.to_string(),
             })
@@ -442,21 +293,21 @@ impl Metrics {
 
     /// Records one group commit.
     pub fn observe_commit(&self, rows: usize, took: Duration) {
-        self.commit_rows.observe(rows as f64);
-        self.commit_seconds.observe(took.as_secs_f64());
+        self.ingest.commit_rows.observe(rows as f64);
+        self.ingest.commit_seconds.observe(took.as_secs_f64());
     }
 
     /// Records the outcome of one checkpoint attempt.
     pub fn observe_checkpoint(&self, signed: bool) {
         if signed {
-            self.checkpoints_signed.inc();
+            self.ledger.checkpoints_signed.inc();
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0);
-            self.checkpoint_timestamp.set(now);
+            self.ledger.checkpoint_timestamp.set(now);
         } else {
-            self.checkpoint_failures.inc();
+            self.ledger.checkpoint_failures.inc();
         }
     }
 

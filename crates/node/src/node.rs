@@ -89,6 +89,7 @@ impl Node {
         let report = self.market.latency();
         for (partner, q) in &report.per_partner {
             self.metrics
+                .market
                 .market_latency_ms
                 .get_or_create(&crate::metrics::PartnerLabel {
                     partner: partner.clone(),
@@ -97,6 +98,7 @@ impl Node {
         }
         let (eph, _) = self.market.eph_per_hour();
         self.metrics
+            .market
             .eph_throughput
             .get_or_create(&crate::metrics::RegionLabel {
                 region: "global".into(),

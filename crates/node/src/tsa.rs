@@ -307,6 +307,7 @@ pub async fn run_timestamper(
         };
         if let Ok(pending) = store.reader().pending_timestamp_count().await {
             metrics
+                .ledger
                 .tsa_pending
                 .set(i64::try_from(pending).unwrap_or(i64::MAX));
         }
@@ -346,7 +347,7 @@ async fn stamp_pending(
                 error: "stored checkpoint note has no body".into(),
             };
             store.save_timestamp(checkpoint.size, outcome).await?;
-            metrics.tsa_failures.inc();
+            metrics.ledger.tsa_failures.inc();
             return Ok((true, more));
         };
         match stamper.stamp(&digest).await {
@@ -356,14 +357,14 @@ async fn stamp_pending(
                     source: stamper.source(),
                 };
                 store.save_timestamp(checkpoint.size, outcome).await?;
-                metrics.tsa_tokens.inc();
+                metrics.ledger.tsa_tokens.inc();
             }
             Err(error) => {
                 tracing::warn!(size = checkpoint.size, %error, attempts = checkpoint.attempts + 1, "checkpoint time-stamp pending");
                 store
                     .save_timestamp(checkpoint.size, TimestampOutcome::Failed { error })
                     .await?;
-                metrics.tsa_failures.inc();
+                metrics.ledger.tsa_failures.inc();
                 return Ok((true, more));
             }
         }

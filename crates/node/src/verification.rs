@@ -31,7 +31,7 @@ impl Node {
         let timestamps = verify_timestamps(reader, self.stamper.anchors(), true).await?;
         let report = report.with_timestamps(timestamps);
         if !report.ok {
-            self.metrics.verify_failures.inc();
+            self.metrics.ledger.verify_failures.inc();
             tracing::error!(failure = ?report.failure, "ledger verification failed");
         }
         *lock(&self.last_verification) = Some(report.clone());

@@ -13,6 +13,7 @@
 mod backend;
 mod cache;
 mod change;
+mod codec;
 mod reader;
 mod record;
 mod scan;
@@ -31,6 +32,7 @@ pub use writer::{
 
 use backend::{dispatch, BeginWrite};
 use cache::NodeCache;
+use codec::{fetch_nodes, root_from_nodes, to_hash};
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::merkle::{self, Hash, RightEdge};
 use record::{BlockRow, BLOCK_COLUMNS};
@@ -39,7 +41,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
-use writer::{fetch_nodes, root_from_nodes, to_hash, ChainHead, WriteJob, Writer};
+use writer::{ChainHead, WriteJob, Writer};
 
 /// Storage failures.
 #[derive(Debug, Error)]
@@ -445,7 +447,7 @@ async fn load_cache(conn: &mut backend::WriteConn, cache: &NodeCache) -> Result<
         };
         after = *last;
         let mut nodes: Vec<(merkle::NodeId, Hash)> =
-            writer::nodes_from_rows(rows)?.into_iter().collect();
+            codec::nodes_from_rows(rows)?.into_iter().collect();
         nodes.sort_by_key(|(id, _)| (id.level, id.index));
         cache.extend(&nodes);
         if !cache.enabled() {
@@ -489,7 +491,7 @@ async fn load_head(
                 .await?;
                 for (id, hash) in nodes {
                     sqlx::query("INSERT INTO merkle_nodes (node, hash) VALUES ($1, $2)")
-                        .bind(writer::node_key(id)?)
+                        .bind(codec::node_key(id)?)
                         .bind(hash.to_vec())
                         .execute(&mut *tx)
                         .await?;

@@ -2,8 +2,8 @@
 
 use crate::backend::{self, dispatch, DbTarget, ReadPool};
 use crate::cache::NodeCache;
+use crate::codec::{fetch_nodes, fold_plan, node_key, to_hash, to_i64};
 use crate::record::{BlockRow, RunRecord, RunRow, BLOCK_COLUMNS, RUN_COLUMNS};
-use crate::writer::{fetch_nodes, fold_plan, node_key, to_hash, to_i64};
 use crate::StorageError;
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::merkle::{self, Hash, NodeId};

@@ -5,8 +5,8 @@
 //! with rusqlite (no per-row hand-off); on PostgreSQL through the pool.
 
 use crate::backend::{dispatch, DbTarget};
+use crate::codec::{node_id, node_key, to_hash, to_i64};
 use crate::record::{BlockRow, BLOCK_COLUMNS};
-use crate::writer::{node_key, to_hash, to_i64};
 use crate::{Reader, StorageError};
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::merkle::{Hash, NodeId};
@@ -124,7 +124,7 @@ fn scan_sqlite(
                 while let Some(row) = rows.next().map_err(sqlite_error)? {
                     let key: i64 = row.get(0).map_err(sqlite_error)?;
                     let hash: Vec<u8> = row.get(1).map_err(sqlite_error)?;
-                    stored.insert(crate::writer::node_id(key)?, to_hash(&hash)?);
+                    stored.insert(node_id(key)?, to_hash(&hash)?);
                 }
             }
         }
@@ -174,7 +174,7 @@ impl ScanPool {
                             .await
                     })?;
                     for (key, hash) in found {
-                        stored.insert(crate::writer::node_id(key)?, to_hash(&hash)?);
+                        stored.insert(node_id(key)?, to_hash(&hash)?);
                     }
                 }
             }

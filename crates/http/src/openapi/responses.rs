@@ -3,6 +3,8 @@
 //! with the status its description names.
 
 use crate::error::ErrorBody;
+use std::collections::BTreeMap;
+use utoipa::openapi::{Ref, RefOr, Response};
 use utoipa::ToResponse;
 
 /// Malformed request: the body is not JSON / not UTF-8 (`malformed_json`),
@@ -82,3 +84,42 @@ pub struct TooManyRequests(#[allow(dead_code)] ErrorBody<'static>);
     headers(("Retry-After" = u32, description = "Seconds until a retry may succeed (absent for `shutting_down`)."))
 )]
 pub struct Unavailable(#[allow(dead_code)] ErrorBody<'static>);
+
+/// Declares a set of the error responses above that many operations share,
+/// for `responses(...)` of `#[utoipa::path]`.
+macro_rules! response_set {
+    ($(#[$doc:meta])* $name:ident { $($status:literal => $component:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([$((
+                    $status.to_string(),
+                    Ref::from_response_name(stringify!($component)).into(),
+                )),+])
+            }
+        }
+    };
+}
+
+response_set! {
+    /// What any route may answer before it runs: no valid token (when the
+    /// route or `auth.protect_reads` asks for one) and the node's own limits.
+    RouteErrors { "401" => Unauthorized, "503" => Unavailable }
+}
+
+response_set! {
+    /// What an admin route may answer before it runs.
+    AdminRouteErrors { "401" => Unauthorized, "403" => Forbidden, "503" => Unavailable }
+}
+
+response_set! {
+    /// What reading and parsing a JSON body may answer.
+    JsonBodyErrors {
+        "400" => BadRequest,
+        "408" => RequestTimeout,
+        "413" => PayloadTooLarge,
+        "422" => Unprocessable,
+    }
+}

@@ -1,0 +1,278 @@
+//! Tests of loading and validating the configuration.
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_are_valid() {
+    let c = Config::load(None, vec![], toml::Table::new()).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:8080");
+    assert_eq!(c.valuation, ValuationParams::default());
+    assert_eq!(c.region_set().unwrap().names().len(), 6);
+}
+
+#[test]
+fn flags_beat_environment_beat_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:1\"\ndata_dir = \"/from/file\"\n[valuation]\neta_baseline = 0.9\nprice_sensitivity = 5\n").unwrap();
+    let mut flags = toml::Table::new();
+    flags.insert("listen".into(), toml::Value::String("127.0.0.1:3".into()));
+    let c = Config::load(
+        Some(&file),
+        env(&[
+            ("QUNIMBUS_LISTEN", "127.0.0.1:2"),
+            ("QUNIMBUS_DATA_DIR", "/from/env"),
+            ("QUNIMBUS_VALUATION__ETA_BASELINE", "0.8"),
+            ("QUNIMBUS_ADMIN_TOKEN", "0123456789abcdef0"),
+            ("HOME", "/root"),
+        ]),
+        flags,
+    )
+    .unwrap();
+    assert_eq!(c.listen, "127.0.0.1:3");
+    assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+    assert_eq!(c.valuation.eta_baseline, 0.8);
+    assert_eq!(c.valuation.price_sensitivity, 5.0);
+    assert_eq!(c.auth.admin_token.as_deref(), Some("0123456789abcdef0"));
+}
+
+fn key_of(err: ConfigError) -> String {
+    match err {
+        ConfigError::Invalid { key, .. } => key,
+        other => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn errors_name_the_key() {
+    let cases: [(&str, &str); 12] = [
+        ("[trust]\nrollback_trust = 1.5", "trust.rollback_trust"),
+        ("[trust]\nsoak_secs = 0", "trust.soak_secs"),
+        ("[trust]\nwindow_hours = \"long\"", "trust.window_hours"),
+        (
+            "[[trust.phases]]\npercent = 100\nregions = [\"Atlantis\"]",
+            "trust.phases",
+        ),
+        (
+            "[[trust.phases]]\npercent = 50\nregions = [\"EU\"]",
+            "trust.phases",
+        ),
+        ("[valuation]\neta_baseline = 0.0", "valuation.eta_baseline"),
+        (
+            "[valuation]\ncoherence_variance_threshold = -1",
+            "valuation.coherence_variance_threshold",
+        ),
+        ("[valuation]\nbogus = 1", "valuation"),
+        ("listen = \"nope\"", "listen"),
+        ("regions = []", "regions"),
+        ("[history]\ncapacity = 0", "history.capacity"),
+        (
+            "[ingest]\nmax_batch_runs = \"many\"",
+            "ingest.max_batch_runs",
+        ),
+    ];
+    for (text, key) in cases {
+        let table: toml::Table = text.parse().unwrap();
+        let err = Config::from_table(table).unwrap_err();
+        let msg = err.to_string();
+        assert!(key_of(err).starts_with(key), "{text}: {msg}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_by_name() {
+    let err = Config::load(None, env(&[("QUNIMBUS_LISTN", "x")]), toml::Table::new()).unwrap_err();
+    assert!(err.to_string().contains("listn"), "{err}");
+}
+
+#[test]
+fn database_urls() {
+    let c = Config::load(
+        None,
+        env(&[("QUNIMBUS_DATABASE_URL", "postgres://u@h/db")]),
+        toml::Table::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.database().unwrap(),
+        DbTarget::Postgres("postgres://u@h/db".into())
+    );
+    let c = Config::load(
+        None,
+        env(&[("QUNIMBUS_DATABASE_URL", "sqlite:/x/y.db")]),
+        toml::Table::new(),
+    )
+    .unwrap();
+    assert_eq!(c.database().unwrap(), DbTarget::Sqlite("/x/y.db".into()));
+    let err = Config::load(
+        None,
+        env(&[("QUNIMBUS_DATABASE_URL", "mysql://x")]),
+        toml::Table::new(),
+    )
+    .unwrap_err();
+    assert_eq!(key_of(err), "database_url");
+}
+
+const PEER_A: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+const PEER_B: &str = "EnochRoot+af0cfe78+ATtqJ7zOtqQtYqOo0CpvDXNlMhV3HeJDpjrASKGLWdop";
+
+#[test]
+fn peer_keys_from_file_and_environment() {
+    let table: toml::Table = format!("[nats]\npeer_keys = [\"{PEER_A}\"]")
+        .parse()
+        .unwrap();
+    let c = Config::from_table(table).unwrap();
+    assert_eq!(c.nats.peer_verifiers().unwrap()[0].name(), "PeterNeumann");
+    for value in [
+        format!("{PEER_A},{PEER_B}"),
+        format!(" {PEER_A} \n{PEER_B} "),
+        format!("{PEER_A}, {PEER_B},"),
+        format!("[\"{PEER_A}\", \"{PEER_B}\"]"),
+    ] {
+        let c = Config::load(
+            None,
+            env(&[("QUNIMBUS_NATS__PEER_KEYS", &value)]),
+            toml::Table::new(),
+        )
+        .unwrap();
+        assert_eq!(c.nats.peer_keys, vec![PEER_A, PEER_B], "{value:?}");
+    }
+    let c = Config::load(
+        None,
+        env(&[("QUNIMBUS_NATS__PEER_KEYS", "")]),
+        toml::Table::new(),
+    )
+    .unwrap();
+    assert!(c.nats.peer_keys.is_empty());
+}
+
+#[test]
+fn bad_peer_keys_are_named() {
+    let tampered = PEER_A.replace("c74f20a3", "c74f20a4");
+    for (value, needle) in [
+        ("nonsense".to_string(), "entry 0"),
+        (format!("{PEER_B},{tampered}"), "entry 1"),
+        (format!("{PEER_A},{PEER_A}"), "listed twice"),
+        (PEER_A.replace("+ARpc", "+AXpc"), "entry 0"),
+    ] {
+        let err = Config::load(
+            None,
+            env(&[("QUNIMBUS_NATS__PEER_KEYS", &value)]),
+            toml::Table::new(),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(needle), "{value}: {msg}");
+        assert_eq!(key_of(err), "nats.peer_keys", "{value}");
+    }
+}
+
+#[test]
+fn nats_credentials_come_from_the_environment_only() {
+    let seed = format!("SU{}", "A".repeat(56));
+    let c = Config::load(
+        None,
+        env(&[
+            ("QUNIMBUS_NATS_URL", "tls://nats.example:4222"),
+            ("QUNIMBUS_NATS_USER", "node1"),
+            ("QUNIMBUS_NATS_PASSWORD", "s3cret-pass"),
+        ]),
+        toml::Table::new(),
+    )
+    .unwrap();
+    assert_eq!(c.nats.auth.user.as_deref(), Some("node1"));
+    assert_eq!(c.nats.auth.password.as_deref(), Some("s3cret-pass"));
+    let shown = format!("{c:?}");
+    assert!(
+        shown.contains("node1") && !shown.contains("s3cret-pass"),
+        "{shown}"
+    );
+    for (name, value) in [
+        ("QUNIMBUS_NATS_TOKEN", "tok-en"),
+        ("QUNIMBUS_NATS_NKEY_SEED", seed.as_str()),
+        ("QUNIMBUS_NATS_CREDS_FILE", "/run/secrets/nats.creds"),
+    ] {
+        let c = Config::load(None, env(&[(name, value)]), toml::Table::new()).unwrap();
+        assert!(c.nats.auth.is_set(), "{name}");
+        assert!(!format!("{c:?}").contains("tok-en"));
+        assert!(!format!("{c:?}").contains(&seed));
+    }
+    // Errors name the variable, never the value.
+    for (vars, named) in [
+        (
+            vec![("QUNIMBUS_NATS_USER", "node1")],
+            "QUNIMBUS_NATS_PASSWORD",
+        ),
+        (
+            vec![("QUNIMBUS_NATS_PASSWORD", "pw-1")],
+            "QUNIMBUS_NATS_USER",
+        ),
+        (
+            vec![
+                ("QUNIMBUS_NATS_TOKEN", "tok-1"),
+                ("QUNIMBUS_NATS_NKEY_SEED", &seed),
+            ],
+            "QUNIMBUS_NATS_NKEY_SEED",
+        ),
+        (
+            vec![("QUNIMBUS_NATS_NKEY_SEED", "SUshort")],
+            "QUNIMBUS_NATS_NKEY_SEED",
+        ),
+    ] {
+        let err = Config::load(None, env(&vars), toml::Table::new()).unwrap_err();
+        assert!(!err.to_string().contains("pw-1") && !err.to_string().contains("tok-1"));
+        assert_eq!(key_of(err), named, "{vars:?}");
+    }
+    // The file cannot hold them.
+    let table: toml::Table = "[nats]\nauth = { token = \"x\" }".parse().unwrap();
+    assert!(Config::from_table(table).is_err());
+    let table: toml::Table = "[nats]\ntoken = \"x\"".parse().unwrap();
+    assert_eq!(key_of(Config::from_table(table).unwrap_err()), "nats.token");
+    let err = Config::load(
+        None,
+        env(&[("QUNIMBUS_NATS__PASSWORD", "pw-2")]),
+        toml::Table::new(),
+    )
+    .unwrap_err();
+    assert_eq!(key_of(err), "nats.password");
+    // TLS files are paths (strings) from the environment; cert and key pair.
+    let c = Config::load(
+        None,
+        env(&[
+            ("QUNIMBUS_NATS__TLS_CA_FILE", "1234"),
+            ("QUNIMBUS_NATS__TLS_CERT_FILE", "/etc/q/client.pem"),
+            ("QUNIMBUS_NATS__TLS_KEY_FILE", "/etc/q/client.key"),
+        ]),
+        toml::Table::new(),
+    )
+    .unwrap();
+    assert_eq!(c.nats.tls_ca_file, Some(PathBuf::from("1234")));
+    let err = Config::load(
+        None,
+        env(&[("QUNIMBUS_NATS__TLS_KEY_FILE", "/etc/q/client.key")]),
+        toml::Table::new(),
+    )
+    .unwrap_err();
+    assert_eq!(key_of(err), "nats.tls_cert_file");
+    // A URL that is neither nats:// nor tls://.
+    let err = Config::load(
+        None,
+        env(&[("QUNIMBUS_NATS_URL", "http://x:4222")]),
+        toml::Table::new(),
+    )
+    .unwrap_err();
+    assert_eq!(key_of(err), "nats_url");
+}
+
+#[test]
+fn example_config_in_repo_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../qunimbus.example.toml");
+    Config::check_file(&path).unwrap();
+}
