@@ -87,6 +87,9 @@ pub enum BenchCommand {
         /// Inclusion proofs to time.
         #[arg(long, default_value_t = 20_000)]
         proofs: u64,
+        /// Times the whole ledger is verified (the best is reported too).
+        #[arg(long, default_value_t = 3)]
+        verify_runs: u32,
         /// PostgreSQL URL to benchmark instead of a temporary SQLite file.
         /// The benchmark creates and drops its own schema there.
         #[arg(long)]
@@ -120,8 +123,12 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             appends,
             clients,
             proofs,
+            verify_runs,
             database_url,
-        } => crate::bench_ledger::run(blocks, appends, clients, proofs, database_url).await,
+        } => {
+            crate::bench_ledger::run(blocks, appends, clients, proofs, verify_runs, database_url)
+                .await
+        }
     }
 }
 

@@ -123,10 +123,11 @@ pub async fn run(
     appends: u64,
     clients: u32,
     proofs: u64,
+    verify_runs: u32,
     database_url: Option<String>,
 ) -> Result<()> {
-    if clients == 0 || blocks < 2 || proofs == 0 {
-        bail!("--clients and --proofs must be at least 1, --blocks at least 2");
+    if clients == 0 || blocks < 2 || proofs == 0 || verify_runs == 0 {
+        bail!("--clients, --proofs and --verify-runs must be at least 1, --blocks at least 2");
     }
     let db = BenchDb::create(database_url).await?;
     println!("ledger bench on {}", db.target.describe());
@@ -200,16 +201,27 @@ pub async fn run(
         hist.max()
     );
 
-    // 3. Offline verification of the whole ledger.
-    let report = verify_ledger(reader, None, |_| {}).await?;
-    if !report.ok {
-        bail!("verification failed: {:?}", report.failure);
+    // 3. Offline verification of the whole ledger, `verify_runs` times (the
+    // machine is shared: the best run is the least disturbed one).
+    let mut best = f64::MAX;
+    for run in 1..=verify_runs {
+        let report = verify_ledger(reader, None, |_| {}).await?;
+        if !report.ok {
+            bail!("verification failed: {:?}", report.failure);
+        }
+        let seconds = report.duration_ms.max(1) as f64 / 1000.0;
+        best = best.min(seconds);
+        println!(
+            "verify run {run}: {} blocks and {} stored nodes in {} ms = {:.0} blocks/s",
+            report.blocks_checked,
+            report.nodes_checked,
+            report.duration_ms,
+            report.blocks_checked as f64 / seconds
+        );
     }
     println!(
-        "verify: {} blocks in {} ms = {:.0} blocks/s",
-        report.blocks_checked,
-        report.duration_ms,
-        report.blocks_checked as f64 / (report.duration_ms.max(1) as f64 / 1000.0)
+        "verify: best of {verify_runs} = {:.0} blocks/s",
+        size as f64 / best
     );
     store.close().await;
     db.drop_schema().await?;

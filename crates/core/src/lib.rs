@@ -3,6 +3,8 @@
 //!
 //! Nothing here performs I/O; the HTTP and SQL layers build on these types.
 
+#![warn(missing_docs)]
+
 pub mod region;
 pub mod telemetry;
 pub mod time;

@@ -5,6 +5,8 @@
 //! the start/stop life cycle shared by `serve`, `demo`, `bench` and the
 //! tests. The services themselves are in `qunimbus-node`.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod dashboard;
 pub mod error;

@@ -292,11 +292,23 @@ fn parallel_digests(batch: &[Result<Block, StorageError>]) -> Vec<Digest> {
     })
 }
 
+/// A batch of the scan with the digests of its blocks.
+type DigestedBatch = (BlockBatch, Vec<Digest>);
+
+/// Starts hashing `batch` on all cores, off the async threads.
+fn digest_in_background(batch: BlockBatch) -> tokio::task::JoinHandle<DigestedBatch> {
+    tokio::task::spawn_blocking(move || {
+        let digests = parallel_digests(&batch.blocks);
+        (batch, digests)
+    })
+}
+
 /// Audits the stored ledger ([`LedgerAudit`]): every block's hash and link,
 /// the genesis block, every stored Merkle node the blocks determine, and
 /// the root against the newest signed checkpoint (and its signature, when
-/// `verifier` is given). Blocks are read in bulk ahead of the checks and
-/// hashed on all cores. `progress` is called with the blocks checked so far.
+/// `verifier` is given). Three stages overlap: the scan reads batches
+/// ahead, the next batch is hashed on all cores while this one is audited.
+/// `progress` is called with the blocks checked so far.
 pub async fn verify_ledger(
     reader: &Reader,
     verifier: Option<&NoteVerifier>,
@@ -310,35 +322,48 @@ pub async fn verify_ledger(
     });
     let mut audit = LedgerAudit::new(checkpoint, verifier);
     let mut batches = reader.scan(true);
-    while let Some(batch) = batches.recv().await {
+    let mut hashing = match batches.recv().await {
+        Some(batch) => Some(digest_in_background(batch?)),
+        None => None,
+    };
+    while let Some(task) = hashing.take() {
+        let (batch, digests) = task
+            .await
+            .map_err(|e| StorageError::Corrupt(format!("verification worker failed: {e}")))?;
+        if let Some(next) = batches.recv().await {
+            hashing = Some(digest_in_background(next?));
+        }
+        audit_batch(&mut audit, batch, digests)?;
+        progress(audit.size());
         if audit.failed() {
             break;
         }
-        let BlockBatch { blocks, nodes } = batch?;
-        let (blocks, digests) = tokio::task::spawn_blocking(move || {
-            let digests = parallel_digests(&blocks);
-            (blocks, digests)
-        })
-        .await
-        .map_err(|e| StorageError::Corrupt(format!("verification worker failed: {e}")))?;
-        for (item, digest) in blocks.into_iter().zip(digests) {
-            let block = match item {
-                Ok(block) => block,
-                Err(StorageError::CorruptBlock { index, reason }) => {
-                    audit.fail(index, reason);
-                    break;
-                }
-                Err(e) => return Err(e),
-            };
-            let digest = digest.and_then(Result::ok);
-            if !audit.push(&block, digest.as_ref()) {
-                break;
-            }
-        }
-        audit.compare_stored_nodes(|id| nodes.get(&id).copied());
-        progress(audit.size());
     }
     Ok(VerifyReport::of(audit.finish(), started.elapsed()))
+}
+
+/// Pushes one hashed batch through the audit and compares the stored nodes
+/// its blocks completed.
+fn audit_batch(
+    audit: &mut LedgerAudit,
+    BlockBatch { blocks, nodes }: BlockBatch,
+    digests: Vec<Digest>,
+) -> Result<(), StorageError> {
+    for (item, digest) in blocks.into_iter().zip(digests) {
+        let block = match item {
+            Ok(block) => block,
+            Err(StorageError::CorruptBlock { index, reason }) => {
+                audit.fail(index, reason);
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        if !audit.push(&block, digest.and_then(Result::ok).as_ref()) {
+            return Ok(());
+        }
+    }
+    audit.compare_stored_nodes(|id| nodes.get(&id).copied());
+    Ok(())
 }
 
 /// One block as a flat object: epoch-millisecond time, attestations as

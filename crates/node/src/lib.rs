@@ -5,6 +5,8 @@
 //! and task supervision. `qunimbus-http` serves them; `qunimbus demo`,
 //! `bench` and the tests start them through it.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod credentials;
 pub mod ingest;

@@ -10,6 +10,8 @@
 //! without its block, and writers never contend for the database lock.
 //! Reads use a separate connection pool ([`Reader`]).
 
+#![warn(missing_docs)]
+
 mod backend;
 mod cache;
 mod change;

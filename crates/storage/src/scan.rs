@@ -115,7 +115,7 @@ fn scan_sqlite(
             return Ok(());
         }
         let to = from + batch.len() as u64;
-        let mut stored = HashMap::new();
+        let mut stored = HashMap::with_capacity(if with_nodes { 2 * batch.len() } else { 0 });
         if with_nodes {
             for (first, last) in completed_node_ranges(from, to) {
                 let mut rows = nodes
@@ -162,7 +162,7 @@ impl ScanPool {
             }
             let to = from + rows.len() as u64;
             let done = rows.len() < SCAN_BATCH as usize;
-            let mut stored = HashMap::new();
+            let mut stored = HashMap::with_capacity(if with_nodes { 2 * rows.len() } else { 0 });
             if with_nodes {
                 for (first, last) in completed_node_ranges(from, to) {
                     let (lo, hi) = (node_key(first)?, node_key(last)?);

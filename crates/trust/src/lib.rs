@@ -3,6 +3,8 @@
 //! the Cedar policy engine. The node (crate `qunimbus-node`) persists the
 //! state, records every change on the ledger and serves the HTTP API.
 
+#![warn(missing_docs)]
+
 pub mod compliance;
 pub mod health;
 pub mod policy;

@@ -6,6 +6,8 @@
 //!
 //! Pure: no I/O, no clock, no global state.
 
+#![warn(missing_docs)]
+
 mod history;
 
 pub use history::{nearest_rank, PhiHistory, PhiStats};

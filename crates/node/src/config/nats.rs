@@ -5,6 +5,7 @@ use qunimbus_ledger::checkpoint::NoteVerifier;
 use serde::Deserialize;
 use std::path::PathBuf;
 
+/// NATS JetStream scale-out of the market feed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
