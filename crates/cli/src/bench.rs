@@ -17,6 +17,13 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000_000)]
         runs: u64,
     },
+    /// Candle parsing: a synthetic Binance kline CSV written to a temporary
+    /// file, then read and checked bar by bar (MB/s and bars/s).
+    Candles {
+        /// Bars in the file.
+        #[arg(long, default_value_t = 2_000_000)]
+        bars: u64,
+    },
     /// Compliance policy: loading the default Cedar policy (every decision of
     /// the six regions evaluated), the data path's table lookups, and direct
     /// Cedar evaluations (the path for regions outside the table).
@@ -118,6 +125,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             rate,
             stalled,
         } => crate::bench_feed::run(seconds, max_rate, partners.zip(rate), stalled).await,
+        BenchCommand::Candles { bars } => crate::bench_trading::candles(bars),
         BenchCommand::Ledger {
             blocks,
             appends,

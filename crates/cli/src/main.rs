@@ -5,6 +5,7 @@ mod bench;
 mod bench_feed;
 mod bench_ingest;
 mod bench_ledger;
+mod bench_trading;
 mod demo;
 mod feed_client;
 mod import;
