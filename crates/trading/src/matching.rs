@@ -1,0 +1,251 @@
+//! Paper matching, one engine for backtests and live paper trading (SPEC §8).
+//! An order submitted after bar *t* closed can fill from bar *t + 1* on,
+//! never earlier, so no fill uses a price the strategy could not have seen:
+//! market orders fill at the next open; limits fill at the limit when a bar
+//! trades through it, or at the open when the bar gaps through; stops
+//! trigger on touch and fill at the stop, or at the open on a gap. Market
+//! and stop fills pay the taker fee and the slippage, limit fills the maker
+//! fee. Prices and quantities are exact decimals on the instrument's grid.
+
+use crate::candles::Candle;
+use crate::instrument::Instrument;
+use rust_decimal::Decimal;
+use std::str::FromStr;
+
+/// Buy or sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Buy the base asset.
+    Buy,
+    /// Sell the base asset.
+    Sell,
+}
+
+/// How an order is priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderKind {
+    /// At the next open.
+    Market,
+    /// At this price or better.
+    Limit(Decimal),
+    /// Becomes a market order when the price touches this one.
+    Stop(Decimal),
+}
+
+/// A working order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    /// The caller's id.
+    pub id: u64,
+    /// Buy or sell.
+    pub side: Side,
+    /// Market, limit or stop.
+    pub kind: OrderKind,
+    /// Quantity (on the lot grid).
+    pub quantity: Decimal,
+    /// Open time (µs) of the last bar the submitter had seen; the order can
+    /// fill only on later bars.
+    pub seen_until_us: i64,
+}
+
+/// One execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fill {
+    /// The order filled.
+    pub order_id: u64,
+    /// Buy or sell.
+    pub side: Side,
+    /// Execution price (on the tick grid).
+    pub price: Decimal,
+    /// Quantity filled (the whole order).
+    pub quantity: Decimal,
+    /// Fee paid in the quote asset.
+    pub fee: Decimal,
+    /// Open time (µs) of the bar it filled on.
+    pub time_us: i64,
+}
+
+/// Fees and slippage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Costs {
+    /// Fee of market and stop fills, a fraction of notional.
+    pub taker_fee: Decimal,
+    /// Fee of limit fills, a fraction of notional.
+    pub maker_fee: Decimal,
+    /// Adverse price move of market and stop fills, basis points.
+    pub slippage_bps: Decimal,
+}
+
+impl Default for Costs {
+    /// SPEC §8 defaults: taker 0.1 %, maker 0.1 %, no slippage.
+    fn default() -> Self {
+        Self {
+            taker_fee: Decimal::new(1, 3),
+            maker_fee: Decimal::new(1, 3),
+            slippage_bps: Decimal::ZERO,
+        }
+    }
+}
+
+/// A bar price as an exact decimal (the shortest decimal that reads back
+/// as the same `f64`, i.e. what the candle file said); `None` for a value a
+/// decimal cannot hold (a checked candle has none).
+fn decimal(value: f64) -> Option<Decimal> {
+    Decimal::from_str(&value.to_string()).ok()
+}
+
+/// The working orders of one instrument.
+#[derive(Debug, Clone)]
+pub struct PaperBook {
+    instrument: Instrument,
+    costs: Costs,
+    orders: Vec<Order>,
+}
+
+impl PaperBook {
+    /// An empty book for `instrument`.
+    pub fn new(instrument: Instrument, costs: Costs) -> Self {
+        Self {
+            instrument,
+            costs,
+            orders: Vec::new(),
+        }
+    }
+
+    /// The instrument traded.
+    pub fn instrument(&self) -> &Instrument {
+        &self.instrument
+    }
+
+    /// Orders still working, oldest first.
+    pub fn working(&self) -> &[Order] {
+        &self.orders
+    }
+
+    /// Adds an order (checked by the caller's pre-trade gate).
+    pub fn submit(&mut self, order: Order) {
+        self.orders.push(order);
+    }
+
+    /// Cancels a working order; false when it is not working.
+    pub fn cancel(&mut self, id: u64) -> bool {
+        let before = self.orders.len();
+        self.orders.retain(|o| o.id != id);
+        self.orders.len() != before
+    }
+
+    /// Matches the working orders against a bar that just closed, oldest
+    /// first; filled orders leave the book.
+    pub fn on_bar(&mut self, bar: &Candle) -> Vec<Fill> {
+        let (Some(open), Some(high), Some(low)) =
+            (decimal(bar.open), decimal(bar.high), decimal(bar.low))
+        else {
+            return Vec::new();
+        };
+        let mut fills = Vec::new();
+        let mut working = Vec::with_capacity(self.orders.len());
+        for order in std::mem::take(&mut self.orders) {
+            let price = if order.seen_until_us < bar.open_time_us {
+                execution_price(&order, open, high, low)
+            } else {
+                None
+            };
+            match price {
+                Some((price, taker)) => {
+                    fills.push(self.fill(&order, price, taker, bar.open_time_us))
+                }
+                None => working.push(order),
+            }
+        }
+        self.orders = working;
+        fills
+    }
+
+    fn fill(&self, order: &Order, price: Decimal, taker: bool, time_us: i64) -> Fill {
+        let (rate, price) = if taker {
+            let slip = price * self.costs.slippage_bps / Decimal::from(10_000);
+            let moved = match order.side {
+                Side::Buy => self.instrument.ceil_price(price + slip),
+                Side::Sell => self.instrument.floor_price(price - slip),
+            };
+            (self.costs.taker_fee, moved)
+        } else {
+            (self.costs.maker_fee, price)
+        };
+        Fill {
+            order_id: order.id,
+            side: order.side,
+            price,
+            quantity: order.quantity,
+            fee: price * order.quantity * rate,
+            time_us,
+        }
+    }
+}
+
+/// Where `order` executes in a bar with these prices, and whether it takes
+/// liquidity; `None` when the bar does not reach it.
+fn execution_price(
+    order: &Order,
+    open: Decimal,
+    high: Decimal,
+    low: Decimal,
+) -> Option<(Decimal, bool)> {
+    match (order.kind, order.side) {
+        (OrderKind::Market, _) => Some((open, true)),
+        (OrderKind::Limit(limit), Side::Buy) if open <= limit => Some((open, false)),
+        (OrderKind::Limit(limit), Side::Buy) => (low <= limit).then_some((limit, false)),
+        (OrderKind::Limit(limit), Side::Sell) if open >= limit => Some((open, false)),
+        (OrderKind::Limit(limit), Side::Sell) => (high >= limit).then_some((limit, false)),
+        (OrderKind::Stop(stop), Side::Buy) if open >= stop => Some((open, true)),
+        (OrderKind::Stop(stop), Side::Buy) => (high >= stop).then_some((stop, true)),
+        (OrderKind::Stop(stop), Side::Sell) if open <= stop => Some((open, true)),
+        (OrderKind::Stop(stop), Side::Sell) => (low <= stop).then_some((stop, true)),
+    }
+}
+
+/// Cash and position of one instrument, kept exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Account {
+    /// Quote-asset balance.
+    pub cash: Decimal,
+    /// Base-asset position (spot: never below zero when the gate is obeyed).
+    pub position: Decimal,
+    /// Fees paid so far.
+    pub fees_paid: Decimal,
+}
+
+impl Account {
+    /// An account holding `cash`.
+    pub fn with_cash(cash: Decimal) -> Self {
+        Self {
+            cash,
+            ..Self::default()
+        }
+    }
+
+    /// Books a fill: the notional and the fee move cash, the quantity moves
+    /// the position.
+    pub fn apply(&mut self, fill: &Fill) {
+        let notional = fill.price * fill.quantity;
+        match fill.side {
+            Side::Buy => {
+                self.cash -= notional + fill.fee;
+                self.position += fill.quantity;
+            }
+            Side::Sell => {
+                self.cash += notional - fill.fee;
+                self.position -= fill.quantity;
+            }
+        }
+        self.fees_paid += fill.fee;
+    }
+
+    /// Cash plus the position valued at `price`.
+    pub fn equity(&self, price: Decimal) -> Decimal {
+        self.cash + self.position * price
+    }
+}
+
+#[cfg(test)]
+mod tests;
