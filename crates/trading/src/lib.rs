@@ -1,15 +1,19 @@
 //! QBTC's pure trading core (SPEC §8): fixed-point instruments, the
 //! validated symbol universe with its per-tier limits, streaming candle
-//! readers, and the paper matching engine. No HTTP, no SQL, no clock: time comes from the bars.
+//! readers, streaming indicators, the strategies and the paper matching
+//! engine. No HTTP, no SQL, no clock: time comes from the bars.
 
 #![warn(missing_docs)]
 
 pub mod candles;
+pub mod indicators;
 pub mod instrument;
 pub mod matching;
+pub mod strategy;
 pub mod universe;
 
 pub use candles::{Candle, CandleError, CandleFormat, CandleReader};
 pub use instrument::{Instrument, OrderCheck};
 pub use matching::{Account, Costs, Fill, Order, OrderKind, PaperBook, Side};
+pub use strategy::{Signal, Strategy, StrategyError};
 pub use universe::{Tier, Universe, UniverseError};
