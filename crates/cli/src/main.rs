@@ -14,6 +14,7 @@ mod ledger_export;
 mod logging;
 mod partner;
 mod retry;
+mod trade;
 mod trust;
 
 use anyhow::{Context, Result};
@@ -88,6 +89,9 @@ enum Command {
     /// Measure performance on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// QBTC trading: backtests.
+    #[command(subcommand)]
+    Trade(trade::TradeCommand),
 }
 
 #[derive(Subcommand)]
@@ -194,7 +198,11 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<trade::BadInput>().is_some() {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -211,6 +219,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench(command) => bench::run(command).await,
+        Command::Trade(command) => trade::run(command),
         Command::Ledger(command) => ledger::run(command).await,
         Command::Partner(command) => partner::run(command).await,
         Command::Import(args) => import::run(args).await,

@@ -5,15 +5,17 @@
 
 #![warn(missing_docs)]
 
+pub mod backtest;
 pub mod candles;
 pub mod indicators;
 pub mod instrument;
 pub mod matching;
+pub mod report;
 pub mod strategy;
 pub mod universe;
 
 pub use candles::{Candle, CandleError, CandleFormat, CandleReader};
 pub use instrument::{Instrument, OrderCheck};
-pub use matching::{Account, Costs, Fill, Order, OrderKind, PaperBook, Side};
+pub use matching::{Costs, Fill, Order, OrderKind, OrderSize, PaperBook, Portfolio, Side};
 pub use strategy::{Signal, Strategy, StrategyError};
 pub use universe::{Tier, Universe, UniverseError};

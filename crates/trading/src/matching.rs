@@ -32,6 +32,16 @@ pub enum OrderKind {
     Stop(Decimal),
 }
 
+/// How much an order trades.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderSize {
+    /// This base quantity (on the lot grid).
+    Base(Decimal),
+    /// As much as this quote amount buys at the fill price, fee included,
+    /// rounded down to the lot (like a market order's `quoteOrderQty`).
+    Quote(Decimal),
+}
+
 /// A working order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
@@ -41,8 +51,8 @@ pub struct Order {
     pub side: Side,
     /// Market, limit or stop.
     pub kind: OrderKind,
-    /// Quantity (on the lot grid).
-    pub quantity: Decimal,
+    /// How much.
+    pub size: OrderSize,
     /// Open time (µs) of the last bar the submitter had seen; the order can
     /// fill only on later bars.
     pub seen_until_us: i64,
@@ -90,7 +100,7 @@ impl Default for Costs {
 /// A bar price as an exact decimal (the shortest decimal that reads back
 /// as the same `f64`, i.e. what the candle file said); `None` for a value a
 /// decimal cannot hold (a checked candle has none).
-fn decimal(value: f64) -> Option<Decimal> {
+pub(crate) fn decimal(value: f64) -> Option<Decimal> {
     Decimal::from_str(&value.to_string()).ok()
 }
 
@@ -100,6 +110,7 @@ pub struct PaperBook {
     instrument: Instrument,
     costs: Costs,
     orders: Vec<Order>,
+    expired: Vec<u64>,
 }
 
 impl PaperBook {
@@ -109,6 +120,7 @@ impl PaperBook {
             instrument,
             costs,
             orders: Vec::new(),
+            expired: Vec::new(),
         }
     }
 
@@ -134,6 +146,12 @@ impl PaperBook {
         self.orders.len() != before
     }
 
+    /// Orders that reached their price but whose quote budget bought less
+    /// than the minimum quantity or notional, removed since the last call.
+    pub fn take_expired(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.expired)
+    }
+
     /// Matches the working orders against a bar that just closed, oldest
     /// first; filled orders leave the book.
     pub fn on_bar(&mut self, bar: &Candle) -> Vec<Fill> {
@@ -151,9 +169,10 @@ impl PaperBook {
                 None
             };
             match price {
-                Some((price, taker)) => {
-                    fills.push(self.fill(&order, price, taker, bar.open_time_us))
-                }
+                Some((price, taker)) => match self.fill(&order, price, taker, bar.open_time_us) {
+                    Some(fill) => fills.push(fill),
+                    None => self.expired.push(order.id),
+                },
                 None => working.push(order),
             }
         }
@@ -161,7 +180,7 @@ impl PaperBook {
         fills
     }
 
-    fn fill(&self, order: &Order, price: Decimal, taker: bool, time_us: i64) -> Fill {
+    fn fill(&self, order: &Order, price: Decimal, taker: bool, time_us: i64) -> Option<Fill> {
         let (rate, price) = if taker {
             let slip = price * self.costs.slippage_bps / Decimal::from(10_000);
             let moved = match order.side {
@@ -172,14 +191,27 @@ impl PaperBook {
         } else {
             (self.costs.maker_fee, price)
         };
-        Fill {
+        let quantity = match order.size {
+            OrderSize::Base(quantity) => quantity,
+            OrderSize::Quote(budget) => {
+                let quantity = self
+                    .instrument
+                    .floor_quantity(budget / (price * (Decimal::ONE + rate)));
+                let i = &self.instrument;
+                if quantity < i.min_quantity || price * quantity < i.min_notional {
+                    return None;
+                }
+                quantity
+            }
+        };
+        Some(Fill {
             order_id: order.id,
             side: order.side,
             price,
-            quantity: order.quantity,
-            fee: price * order.quantity * rate,
+            quantity,
+            fee: price * quantity * rate,
             time_us,
-        }
+        })
     }
 }
 
@@ -204,46 +236,57 @@ fn execution_price(
     }
 }
 
-/// Cash and position of one instrument, kept exactly.
+/// Cash and the positions of several instruments, kept exactly.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Account {
+pub struct Portfolio {
     /// Quote-asset balance.
     pub cash: Decimal,
-    /// Base-asset position (spot: never below zero when the gate is obeyed).
-    pub position: Decimal,
+    /// Base-asset position per instrument (spot: never below zero when the
+    /// gate is obeyed).
+    pub positions: Vec<Decimal>,
     /// Fees paid so far.
     pub fees_paid: Decimal,
 }
 
-impl Account {
-    /// An account holding `cash`.
-    pub fn with_cash(cash: Decimal) -> Self {
+impl Portfolio {
+    /// A portfolio holding `cash` and no position in any of `instruments`.
+    pub fn new(cash: Decimal, instruments: usize) -> Self {
         Self {
             cash,
-            ..Self::default()
+            positions: vec![Decimal::ZERO; instruments],
+            fees_paid: Decimal::ZERO,
         }
     }
 
-    /// Books a fill: the notional and the fee move cash, the quantity moves
-    /// the position.
-    pub fn apply(&mut self, fill: &Fill) {
+    /// Books a fill of instrument `index`: the notional and the fee move
+    /// cash, the quantity moves the position.
+    pub fn apply(&mut self, index: usize, fill: &Fill) {
         let notional = fill.price * fill.quantity;
+        let Some(position) = self.positions.get_mut(index) else {
+            return;
+        };
         match fill.side {
             Side::Buy => {
                 self.cash -= notional + fill.fee;
-                self.position += fill.quantity;
+                *position += fill.quantity;
             }
             Side::Sell => {
                 self.cash += notional - fill.fee;
-                self.position -= fill.quantity;
+                *position -= fill.quantity;
             }
         }
         self.fees_paid += fill.fee;
     }
 
-    /// Cash plus the position valued at `price`.
-    pub fn equity(&self, price: Decimal) -> Decimal {
-        self.cash + self.position * price
+    /// Cash plus every position valued at its price in `prices`.
+    pub fn equity(&self, prices: &[Decimal]) -> Decimal {
+        self.cash
+            + self
+                .positions
+                .iter()
+                .zip(prices)
+                .map(|(q, p)| q * p)
+                .sum::<Decimal>()
     }
 }
 

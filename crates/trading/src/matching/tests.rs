@@ -36,7 +36,7 @@ fn order(id: u64, side: Side, kind: OrderKind, seen_minute: i64) -> Order {
         id,
         side,
         kind,
-        quantity: d("0.5"),
+        size: OrderSize::Base(d("0.5")),
         seen_until_us: seen_minute * 60_000_000,
     }
 }
@@ -148,7 +148,7 @@ fn cancelled_orders_never_fill_and_unfilled_ones_keep_working() {
 
 #[test]
 fn the_account_reconciles_exactly_after_many_fills() {
-    let mut account = Account::with_cash(d("10000"));
+    let mut account = Portfolio::new(d("10000"), 1);
     let mut book = book();
     let (mut traded, mut gross) = (Decimal::ZERO, Decimal::ZERO);
     for minute in 0..2000i64 {
@@ -168,12 +168,33 @@ fn the_account_reconciles_exactly_after_many_fills() {
                     d("1")
                 };
             gross += fill.price * fill.quantity;
-            account.apply(&fill);
+            account.apply(0, &fill);
         }
     }
-    assert_eq!(account.position, Decimal::ZERO);
+    assert_eq!(account.positions, [Decimal::ZERO]);
     assert_eq!(account.cash, d("10000") + traded - account.fees_paid);
     // Fees are 0.1 % of every notional, exactly.
     assert_eq!(account.fees_paid, gross * d("0.001"));
     assert!(gross > d("100000"));
+}
+
+#[test]
+fn a_quote_budget_buys_what_it_can_at_the_fill_price_fee_included() {
+    let mut book = book();
+    let spend = |id, budget: &str| Order {
+        size: OrderSize::Quote(d(budget)),
+        ..order(id, Side::Buy, OrderKind::Market, 0)
+    };
+    book.submit(spend(1, "1000"));
+    book.submit(spend(2, "4"));
+    let fills = book.on_bar(&bar(1, 100.0, 101.0, 99.0, 100.0));
+    // 1000 / (100 × 1.001) = 9.99000999… → 9.99000 on the lot grid.
+    assert_eq!(fills.len(), 1);
+    assert_eq!((fills[0].quantity, fills[0].fee), (d("9.99"), d("0.999")));
+    assert!(fills[0].price * fills[0].quantity + fills[0].fee <= d("1000"));
+    assert_eq!(
+        book.take_expired(),
+        [2],
+        "4 USDT is below the minimum notional"
+    );
 }

@@ -1,0 +1,196 @@
+//! `qunimbus trade backtest` as a process: a deterministic report, and bad
+//! input refused with status 2, one line naming the problem and no report.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn qunimbus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qunimbus"))
+        .args(args)
+        .output()
+        .expect("run qunimbus")
+}
+
+/// 3,000 one-minute BTCUSDT klines of a wave, so SMAs cross many times.
+fn write_klines(path: &Path) {
+    let mut text = String::new();
+    for i in 0..3_000u64 {
+        let phase = i as f64 / 40.0;
+        let close = 60_000.0 + 800.0 * phase.sin() + (i % 7) as f64;
+        let open = close - 3.0;
+        let t = 1_700_000_000_000 + i * 60_000;
+        text.push_str(&format!(
+            "{t},{open:.2},{:.2},{:.2},{close:.2},1.5,{},90000,10,0.7,42000,0\n",
+            close + 10.0,
+            open - 10.0,
+            t + 59_999
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_backtest_report_is_byte_identical_on_every_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("BTCUSDT-1m.csv");
+    write_klines(&data);
+    let reports = ["a.json", "b.json"].map(|name| dir.path().join(name));
+    for report in &reports {
+        let out = qunimbus(&[
+            "trade",
+            "backtest",
+            "--data",
+            data.to_str().unwrap(),
+            "--strategy",
+            "sma_cross",
+            "--param",
+            "fast=5",
+            "--param",
+            "slow=20",
+            "--json",
+            report.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let (a, b) = (
+        std::fs::read(&reports[0]).unwrap(),
+        std::fs::read(&reports[1]).unwrap(),
+    );
+    assert_eq!(a, b);
+    let report: serde_json::Value = serde_json::from_slice(&a).unwrap();
+    let trades = report["trades"].as_array().unwrap();
+    assert!(trades.len() > 10, "{} trades", trades.len());
+    assert_eq!(
+        report["metrics"]["trades"].as_u64().unwrap() as usize,
+        trades.len()
+    );
+    assert_eq!(report["metrics"]["bars"], 3000);
+    assert_eq!(trades[0]["symbol"], "BTCUSDT");
+    // Fills are on the universe's grid: BTCUSDT lot 0.00001.
+    let quantity: f64 = trades[0]["quantity"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (quantity * 1e5 - (quantity * 1e5).round()).abs() < 1e-6,
+        "{quantity}"
+    );
+    assert!(report["metrics"]["annualisation"]
+        .as_str()
+        .unwrap()
+        .contains("sqrt(365)"));
+}
+
+fn refused(args: &[&str], needle: &str) {
+    let out = qunimbus(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: {stderr} lacks {needle:?}"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_naming_file_line_and_field_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("BTCUSDT-1m.csv");
+    write_klines(&data);
+    let bad = dir.path().join("ETHUSDT-1m.csv");
+    std::fs::write(
+        &bad,
+        "60000,1,2,0.5,1,1,0,0,0,0,0,0\n120000,1,0.5,2,1,1,0,0,0,0,0,0\n",
+    )
+    .unwrap();
+    let report = dir.path().join("r.json");
+    let (d, r) = (data.to_str().unwrap(), report.to_str().unwrap());
+    let b = bad.to_str().unwrap();
+    refused(
+        &[
+            "trade",
+            "backtest",
+            "--data",
+            b,
+            "--strategy",
+            "sma_cross",
+            "--json",
+            r,
+        ],
+        &format!("{b}:2: `high`"),
+    );
+    refused(
+        &[
+            "trade",
+            "backtest",
+            "--data",
+            d,
+            "--strategy",
+            "macd",
+            "--json",
+            r,
+        ],
+        "unknown strategy \"macd\"",
+    );
+    refused(
+        &[
+            "trade",
+            "backtest",
+            "--data",
+            d,
+            "--strategy",
+            "sma_cross",
+            "--param",
+            "fats=3",
+            "--json",
+            r,
+        ],
+        "no parameter \"fats\"",
+    );
+    refused(
+        &[
+            "trade",
+            "backtest",
+            "--data",
+            d,
+            "--strategy",
+            "sma_cross",
+            "--fee=-0.001",
+            "--json",
+            r,
+        ],
+        "--fee",
+    );
+    let universe = dir.path().join("u.toml");
+    let default = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../trading/universe/default.toml"
+    ))
+    .unwrap();
+    let eth = &default[default.find("[[symbol]]\nsymbol = \"ETHUSDT\"").unwrap()..];
+    let eth = &eth[..eth.find("\n\n").unwrap()];
+    std::fs::write(&universe, format!("{default}\n{eth}\n")).unwrap();
+    let u = universe.to_str().unwrap();
+    refused(
+        &[
+            "trade",
+            "backtest",
+            "--data",
+            d,
+            "--strategy",
+            "sma_cross",
+            "--universe",
+            u,
+            "--json",
+            r,
+        ],
+        "listed twice",
+    );
+    assert!(!report.exists(), "no report after a refusal");
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".partial")));
+}
