@@ -19,6 +19,7 @@ pub enum BenchCommand {
     },
     /// Candle parsing: a synthetic Binance kline CSV written to a temporary
     /// file, then read and checked bar by bar (MB/s and bars/s).
+    #[command(after_help = "Example:\n  qunimbus bench candles --bars 2000000")]
     Candles {
         /// Bars in the file.
         #[arg(long, default_value_t = 2_000_000)]
