@@ -25,6 +25,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2_000_000)]
         bars: u64,
     },
+    /// Backtest throughput: `sma_cross` on synthetic one-minute bars on one
+    /// core, and the PyPI `backtesting` package on a prefix of the same bars
+    /// when python3 has it.
+    #[command(
+        after_help = "Example:\n  qunimbus bench backtest --bars 10000000 --peer-bars 200000"
+    )]
+    Backtest {
+        /// Bars for our engine.
+        #[arg(long, default_value_t = 10_000_000)]
+        bars: u64,
+        /// Bars for the peer (0: skip it).
+        #[arg(long, default_value_t = 200_000)]
+        peer_bars: u64,
+    },
     /// Compliance policy: loading the default Cedar policy (every decision of
     /// the six regions evaluated), the data path's table lookups, and direct
     /// Cedar evaluations (the path for regions outside the table).
@@ -127,6 +141,9 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             stalled,
         } => crate::bench_feed::run(seconds, max_rate, partners.zip(rate), stalled).await,
         BenchCommand::Candles { bars } => crate::bench_trading::candles(bars),
+        BenchCommand::Backtest { bars, peer_bars } => {
+            crate::bench_trading::backtest(bars, peer_bars)
+        }
         BenchCommand::Ledger {
             blocks,
             appends,

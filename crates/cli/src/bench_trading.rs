@@ -1,7 +1,10 @@
-//! `qunimbus bench candles`: how fast candle files are read and checked.
+//! `qunimbus bench candles` and `bench backtest`: how fast candle files are
+//! read and checked, and how fast the backtest engine runs beside the PyPI
+//! `backtesting` package.
 
 use anyhow::{bail, Context, Result};
-use qunimbus_trading::CandleReader;
+use qunimbus_trading::{backtest, strategy, Candle, CandleReader, Costs};
+use rust_decimal::Decimal;
 use std::io::{BufWriter, Write};
 use std::time::Instant;
 
@@ -55,5 +58,144 @@ pub fn candles(bars: u64) -> Result<()> {
         size as f64 / 1e6 / took,
         read as f64 / took
     );
+    Ok(())
+}
+
+/// A deterministic one-minute random walk (no I/O: the bench measures the
+/// engine).
+fn synthetic_bars(bars: u64) -> impl Iterator<Item = Candle> {
+    let mut price = 60_000.0f64;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    (0..bars).map(move |i| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let step = (state % 2001) as f64 / 1000.0 - 1.0;
+        let open = price;
+        price = (price * (1.0 + step * 0.001)).max(1.0);
+        Candle {
+            open_time_us: 1_700_000_000_000_000 + i as i64 * 60_000_000,
+            open: (open * 100.0).round() / 100.0,
+            high: (open.max(price) * 100.0).round() / 100.0 + 1.0,
+            low: (open.min(price) * 100.0).round() / 100.0 - 1.0,
+            close: (price * 100.0).round() / 100.0,
+            volume: 1.0,
+        }
+    })
+}
+
+const PEER: &str = r##"
+import sys, time, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from backtesting import Backtest, Strategy
+from backtesting.lib import crossover
+from backtesting.test import SMA
+df = pd.read_csv(sys.argv[1], index_col=0, parse_dates=True)
+class SmaCross(Strategy):
+    def init(self):
+        self.a = self.I(SMA, self.data.Close, 10)
+        self.b = self.I(SMA, self.data.Close, 30)
+    def next(self):
+        if crossover(self.a, self.b):
+            self.buy()
+        elif crossover(self.b, self.a):
+            self.position.close()
+bt = Backtest(df, SmaCross, cash=10_000_000_000, commission=.001, exclusive_orders=True, finalize_trades=True)
+t = time.perf_counter(); s = bt.run(); took = time.perf_counter() - t
+print(len(df) / took, int(s["# Trades"]))
+"##;
+
+/// Bars per second of the peer `backtesting` package on `bars` of the same
+/// walk, or why it could not be measured.
+fn peer_rate(bars: u64) -> Result<(f64, u64), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("bars.csv");
+    let mut text = String::from("Date,Open,High,Low,Close,Volume\n");
+    for c in synthetic_bars(bars) {
+        let t = chrono::DateTime::from_timestamp_micros(c.open_time_us).unwrap_or_default();
+        text.push_str(&format!(
+            "{},{},{},{},{},{}\n",
+            t.format("%Y-%m-%d %H:%M:%S"),
+            c.open,
+            c.high,
+            c.low,
+            c.close,
+            c.volume
+        ));
+    }
+    std::fs::write(&path, text).map_err(|e| e.to_string())?;
+    let out = std::process::Command::new("python3")
+        .args(["-c", PEER])
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("python3: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut fields = text.split_whitespace();
+    let rate = fields
+        .next()
+        .and_then(|r| r.parse().ok())
+        .ok_or("no rate")?;
+    let trades = fields
+        .next()
+        .and_then(|r| r.parse().ok())
+        .ok_or("no trade count")?;
+    Ok((rate, trades))
+}
+
+/// `sma_cross` (10/30, all-in, 0.1 % fee) on `bars` synthetic one-minute
+/// bars on one core, and the peer on `peer_bars` of the same walk. The cash
+/// is large so that the peer's whole-unit sizing never runs out of units
+/// to buy as fees wear the equity down (else it stops trading early).
+pub fn backtest(bars: u64, peer_bars: u64) -> Result<()> {
+    if bars == 0 {
+        bail!("--bars must be at least 1");
+    }
+    let universe = qunimbus_trading::Universe::default_universe()?;
+    let instrument = universe
+        .instrument("BTCUSDT")
+        .cloned()
+        .context("BTCUSDT is in the built-in universe")?;
+    let run = |n: u64| -> Result<(f64, usize)> {
+        let params = [("fast", "10"), ("slow", "30")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
+        let market = backtest::Market {
+            instrument: instrument.clone(),
+            bars: Box::new(synthetic_bars(n).map(Ok)),
+            strategy: strategy::build("sma_cross", &params)?,
+        };
+        let started = Instant::now();
+        let result = backtest::run(
+            vec![market],
+            Decimal::from(1_000_000),
+            Costs::default(),
+            backtest::Sizing::AllIn,
+        )?;
+        Ok((
+            n as f64 / started.elapsed().as_secs_f64(),
+            result.trades.len(),
+        ))
+    };
+    let (ours, trades) = run(bars)?;
+    println!("backtest: sma_cross on {bars} bars: {ours:.0} bars/s on one core ({trades} trades)");
+    if peer_bars == 0 {
+        return Ok(());
+    }
+    let (ours_small, our_trades) = run(peer_bars)?;
+    match peer_rate(peer_bars) {
+        Ok((peer, peer_trades)) => println!(
+            "peer backtesting (PyPI) on the first {peer_bars} bars: {peer:.0} bars/s ({peer_trades} trades; ours {our_trades}, {ours_small:.0} bars/s) → ours/peer = {:.0}× (target ≥ 300×)",
+            ours / peer
+        ),
+        Err(why) => println!("peer not measured (python3 with the backtesting package: {why})"),
+    }
     Ok(())
 }
