@@ -8,10 +8,13 @@
 
 use crate::candles::{Candle, CandleError};
 use crate::instrument::Instrument;
-use crate::matching::{Costs, Fill, Order, OrderKind, OrderSize, PaperBook, Portfolio, Side};
+use crate::matching::{
+    exact_price, Costs, Fill, Order, OrderKind, OrderSize, PaperBook, Portfolio, PriceError, Side,
+};
 use crate::strategy::{Signal, Strategy};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use thiserror::Error;
 
 /// How an entry is sized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,13 +102,36 @@ struct Lane {
     last: Option<(Candle, u64)>,
     bar_count: u64,
     entry: Option<Entry>,
-    reserved: Decimal,
     next_id: u64,
 }
 
-/// The close of a bar as an exact decimal (a checked candle always has one).
-fn price_of(value: f64) -> Decimal {
-    crate::matching::decimal(value).unwrap_or(Decimal::ZERO)
+/// Why a backtest stopped.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum BacktestError {
+    /// A candle file is bad.
+    #[error(transparent)]
+    Candle(#[from] CandleError),
+    /// A bar's price holds no exact decimal (a bar not read by
+    /// [`CandleReader`](crate::CandleReader), which rejects such prices).
+    #[error("{symbol} bar {bar}: {source}")]
+    Price {
+        /// The symbol.
+        symbol: String,
+        /// Bar number (0-based).
+        bar: u64,
+        /// The price.
+        source: PriceError,
+    },
+}
+
+impl Lane {
+    fn price_error(&self, bar: u64) -> impl FnOnce(PriceError) -> BacktestError + '_ {
+        move |source| BacktestError::Price {
+            symbol: self.market.instrument.symbol.clone(),
+            bar,
+            source,
+        }
+    }
 }
 
 /// Runs a backtest from `cash` with these costs and sizing.
@@ -114,7 +140,7 @@ pub fn run(
     cash: Decimal,
     costs: Costs,
     sizing: Sizing,
-) -> Result<BacktestResult, CandleError> {
+) -> Result<BacktestResult, BacktestError> {
     let mut lanes = Vec::with_capacity(markets.len());
     for mut market in markets {
         let next = market.bars.next().transpose()?;
@@ -126,7 +152,6 @@ pub fn run(
             last: None,
             bar_count: 0,
             entry: None,
-            reserved: Decimal::ZERO,
             next_id: 0,
         });
     }
@@ -143,7 +168,7 @@ pub fn run(
         }
         run.mark(time);
     }
-    run.finish(&mut lanes, costs);
+    run.finish(&mut lanes, costs)?;
     Ok(run.result)
 }
 
@@ -187,8 +212,7 @@ impl Run {
         lanes: &mut [Lane],
         index: usize,
         sizing: Sizing,
-    ) -> Result<(), CandleError> {
-        let equity_before = self.portfolio.equity(&self.prices);
+    ) -> Result<(), BacktestError> {
         let lane = &mut lanes[index];
         let Some(bar) = lane.next.take() else {
             return Ok(());
@@ -200,27 +224,29 @@ impl Run {
         // 1970-01-01 was a Thursday: day 2 and 3 mod 7 are Saturday and Sunday.
         let weekday = bar.open_time_us.div_euclid(MICROS_PER_DAY).rem_euclid(7);
         self.result.weekend_bars |= weekday == 2 || weekday == 3;
-        for fill in lane.book.on_bar(&bar) {
+        let fills = lane.book.on_bar(&bar).map_err(lane.price_error(bar_no))?;
+        for fill in fills {
             self.book_fill(lane, index, fill, bar_no);
         }
         self.result.expired_orders += lane.book.take_expired().len() as u64;
-        if lane.book.working().is_empty() {
-            lane.reserved = Decimal::ZERO;
-        }
-        self.prices[index] = price_of(bar.close);
-        lane.last = Some((bar, bar_no));
         let position = self.portfolio.positions[index];
+        // Flat, the price does not count in equity: convert it only when held.
+        if !position.is_zero() {
+            self.prices[index] =
+                exact_price(bar.close, "close").map_err(lane.price_error(bar_no))?;
+        }
+        lane.last = Some((bar, bar_no));
         let signal = lane.market.strategy.on_bar(&bar);
         if !lane.book.working().is_empty() {
             return Ok(());
         }
         let size = match signal {
             Signal::Enter if position.is_zero() => {
-                let reserved: Decimal = lanes.iter().map(|l| l.reserved).sum();
+                let reserved: Decimal = lanes.iter().map(|l| l.book.reserved_quote()).sum();
                 let free = self.portfolio.cash - reserved;
                 let budget = match sizing {
                     Sizing::AllIn => free,
-                    Sizing::FixedFraction(f) => (equity_before * f).min(free),
+                    Sizing::FixedFraction(f) => (self.portfolio.equity(&self.prices) * f).min(free),
                 };
                 (budget > Decimal::ZERO).then_some((Side::Buy, OrderSize::Quote(budget)))
             }
@@ -231,9 +257,6 @@ impl Run {
         };
         let lane = &mut lanes[index];
         if let Some((side, size)) = size {
-            if let OrderSize::Quote(budget) = size {
-                lane.reserved = budget;
-            }
             lane.next_id += 1;
             lane.book.submit(Order {
                 id: lane.next_id,
@@ -278,9 +301,10 @@ impl Run {
         if self.portfolio.positions.iter().any(|p| !p.is_zero()) {
             self.result.exposed_steps += 1;
         }
+        let changed = self.result.equity.last().is_none_or(|&(_, e)| e != equity);
         if equity > self.peak {
             self.peak = equity;
-        } else if self.peak > Decimal::ZERO {
+        } else if changed && self.peak > Decimal::ZERO {
             let fall = ((self.peak - equity) / self.peak).to_f64().unwrap_or(0.0);
             self.result.max_drawdown = self.result.max_drawdown.max(fall);
         }
@@ -293,11 +317,11 @@ impl Run {
     }
 
     /// Closes open positions at the last bar's open (taker fee) and totals.
-    fn finish(&mut self, lanes: &mut [Lane], costs: Costs) {
+    fn finish(&mut self, lanes: &mut [Lane], costs: Costs) -> Result<(), BacktestError> {
         for (index, lane) in lanes.iter_mut().enumerate() {
             let position = self.portfolio.positions[index];
             if let (true, Some((bar, bar_no))) = (position > Decimal::ZERO, lane.last) {
-                let price = price_of(bar.open);
+                let price = exact_price(bar.open, "open").map_err(lane.price_error(bar_no))?;
                 let fill = Fill {
                     order_id: 0,
                     side: Side::Sell,
@@ -314,5 +338,6 @@ impl Run {
         if let Some(last) = self.result.equity.last_mut() {
             last.1 = self.result.final_equity;
         }
+        Ok(())
     }
 }

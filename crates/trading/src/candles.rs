@@ -12,6 +12,13 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use thiserror::Error;
 
+/// The largest price a bar may have: fills are exact decimals, and price ×
+/// quantity must stay far inside their 28 digits.
+pub const MAX_PRICE: f64 = 1e15;
+
+/// The smallest non-zero price a bar may have (12 decimal places).
+pub const MIN_PRICE: f64 = 1e-12;
+
 /// One bar.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candle {
@@ -131,6 +138,21 @@ impl<R: BufRead> CandleReader<R> {
                 return Err(error(
                     field,
                     format!("must be a finite number ≥ 0, got {value}"),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("open", candle.open),
+            ("high", candle.high),
+            ("low", candle.low),
+            ("close", candle.close),
+        ] {
+            if value != 0.0 && !(MIN_PRICE..=MAX_PRICE).contains(&value) {
+                return Err(error(
+                    field,
+                    format!(
+                        "price {value} is outside {MIN_PRICE}..={MAX_PRICE} (exact decimal prices)"
+                    ),
                 ));
             }
         }

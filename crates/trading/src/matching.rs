@@ -11,6 +11,7 @@ use crate::candles::Candle;
 use crate::instrument::Instrument;
 use rust_decimal::Decimal;
 use std::str::FromStr;
+use thiserror::Error;
 
 /// Buy or sell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,11 +98,21 @@ impl Default for Costs {
     }
 }
 
-/// A bar price as an exact decimal (the shortest decimal that reads back
-/// as the same `f64`, i.e. what the candle file said); `None` for a value a
-/// decimal cannot hold (a checked candle has none).
-pub(crate) fn decimal(value: f64) -> Option<Decimal> {
-    Decimal::from_str(&value.to_string()).ok()
+/// A bar price that no exact decimal holds.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[error("bar {field} {value} is not an exact decimal price")]
+pub struct PriceError {
+    /// `open`, `high`, `low` or `close`.
+    pub field: &'static str,
+    /// The value.
+    pub value: f64,
+}
+
+/// A bar price as an exact decimal: the shortest decimal that reads back as
+/// the same `f64`, i.e. what the candle file said. A checked candle's
+/// prices always convert.
+pub fn exact_price(value: f64, field: &'static str) -> Result<Decimal, PriceError> {
+    Decimal::from_str(&value.to_string()).map_err(|_| PriceError { field, value })
 }
 
 /// The working orders of one instrument.
@@ -152,14 +163,27 @@ impl PaperBook {
         std::mem::take(&mut self.expired)
     }
 
+    /// The quote amount that working buy orders sized by budget may spend.
+    pub fn reserved_quote(&self) -> Decimal {
+        self.orders
+            .iter()
+            .map(|o| match o.size {
+                OrderSize::Quote(budget) => budget,
+                OrderSize::Base(_) => Decimal::ZERO,
+            })
+            .sum()
+    }
+
     /// Matches the working orders against a bar that just closed, oldest
-    /// first; filled orders leave the book.
-    pub fn on_bar(&mut self, bar: &Candle) -> Vec<Fill> {
-        let (Some(open), Some(high), Some(low)) =
-            (decimal(bar.open), decimal(bar.high), decimal(bar.low))
-        else {
-            return Vec::new();
-        };
+    /// first; filled orders leave the book. The bar's prices are converted
+    /// only when an order is working.
+    pub fn on_bar(&mut self, bar: &Candle) -> Result<Vec<Fill>, PriceError> {
+        if self.orders.is_empty() {
+            return Ok(Vec::new());
+        }
+        let open = exact_price(bar.open, "open")?;
+        let high = exact_price(bar.high, "high")?;
+        let low = exact_price(bar.low, "low")?;
         let mut fills = Vec::new();
         let mut working = Vec::with_capacity(self.orders.len());
         for order in std::mem::take(&mut self.orders) {
@@ -177,7 +201,7 @@ impl PaperBook {
             }
         }
         self.orders = working;
-        fills
+        Ok(fills)
     }
 
     fn fill(&self, order: &Order, price: Decimal, taker: bool, time_us: i64) -> Option<Fill> {

@@ -2,6 +2,7 @@
 //! slippage, no lookahead, and exact accounting.
 
 use super::*;
+use std::str::FromStr;
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
@@ -49,7 +50,7 @@ fn book() -> PaperBook {
 fn fill_price(o: Order, b: &Candle) -> Option<Decimal> {
     let mut book = book();
     book.submit(o);
-    book.on_bar(b).first().map(|f| f.price)
+    book.on_bar(b).unwrap().first().map(|f| f.price)
 }
 
 #[test]
@@ -57,8 +58,11 @@ fn market_orders_fill_at_the_next_open_never_on_the_bar_they_saw() {
     let mut book = book();
     book.submit(order(1, Side::Buy, OrderKind::Market, 0));
     // The bar the strategy decided on: no fill from it.
-    assert!(book.on_bar(&bar(0, 100.0, 101.0, 99.0, 100.5)).is_empty());
-    let fills = book.on_bar(&bar(1, 100.7, 102.0, 100.1, 101.0));
+    assert!(book
+        .on_bar(&bar(0, 100.0, 101.0, 99.0, 100.5))
+        .unwrap()
+        .is_empty());
+    let fills = book.on_bar(&bar(1, 100.7, 102.0, 100.1, 101.0)).unwrap();
     assert_eq!(fills.len(), 1);
     assert_eq!((fills[0].price, fills[0].time_us), (d("100.7"), 60_000_000));
     assert_eq!(fills[0].fee, d("0.05035"));
@@ -120,7 +124,7 @@ fn takers_pay_slippage_on_the_tick_grid_against_them_and_makers_none() {
     book.submit(order(1, Side::Buy, OrderKind::Market, 0));
     book.submit(order(2, Side::Sell, OrderKind::Market, 0));
     book.submit(order(3, Side::Buy, OrderKind::Limit(d("99")), 0));
-    let fills = book.on_bar(&b);
+    let fills = book.on_bar(&b).unwrap();
     let got: Vec<(u64, Decimal, Decimal)> =
         fills.iter().map(|f| (f.order_id, f.price, f.fee)).collect();
     // 100 × (1 ± 0.0005) = 100.05 / 99.95; fees on the slipped notional.
@@ -141,8 +145,11 @@ fn cancelled_orders_never_fill_and_unfilled_ones_keep_working() {
     book.submit(order(2, Side::Buy, OrderKind::Limit(d("95")), 0));
     assert!(book.cancel(1));
     assert!(!book.cancel(1));
-    assert!(book.on_bar(&bar(1, 100.0, 101.0, 96.0, 100.0)).is_empty());
-    let fills = book.on_bar(&bar(2, 99.0, 99.5, 94.0, 95.0));
+    assert!(book
+        .on_bar(&bar(1, 100.0, 101.0, 96.0, 100.0))
+        .unwrap()
+        .is_empty());
+    let fills = book.on_bar(&bar(2, 99.0, 99.5, 94.0, 95.0)).unwrap();
     assert_eq!(fills.iter().map(|f| f.order_id).collect::<Vec<_>>(), [2]);
 }
 
@@ -159,7 +166,10 @@ fn the_account_reconciles_exactly_after_many_fills() {
         };
         book.submit(order(minute as u64, side, OrderKind::Market, minute));
         let open = 100.0 + (minute % 37) as f64 * 0.07;
-        for fill in book.on_bar(&bar(minute + 1, open, open + 1.0, open - 1.0, open)) {
+        for fill in book
+            .on_bar(&bar(minute + 1, open, open + 1.0, open - 1.0, open))
+            .unwrap()
+        {
             traded += fill.price
                 * fill.quantity
                 * if fill.side == Side::Buy {
@@ -187,7 +197,7 @@ fn a_quote_budget_buys_what_it_can_at_the_fill_price_fee_included() {
     };
     book.submit(spend(1, "1000"));
     book.submit(spend(2, "4"));
-    let fills = book.on_bar(&bar(1, 100.0, 101.0, 99.0, 100.0));
+    let fills = book.on_bar(&bar(1, 100.0, 101.0, 99.0, 100.0)).unwrap();
     // 1000 / (100 × 1.001) = 9.99000999… → 9.99000 on the lot grid.
     assert_eq!(fills.len(), 1);
     assert_eq!((fills[0].quantity, fills[0].fee), (d("9.99"), d("0.999")));
@@ -197,4 +207,21 @@ fn a_quote_budget_buys_what_it_can_at_the_fill_price_fee_included() {
         [2],
         "4 USDT is below the minimum notional"
     );
+}
+
+#[test]
+fn a_bar_price_without_an_exact_decimal_is_an_error_not_a_silent_skip() {
+    let mut book = book();
+    // An empty book converts nothing.
+    assert_eq!(book.on_bar(&bar(1, 1e30, 1e30, 1e30, 1e30)), Ok(vec![]));
+    book.submit(order(1, Side::Buy, OrderKind::Market, 0));
+    assert_eq!(book.reserved_quote(), Decimal::ZERO);
+    let e = book.on_bar(&bar(1, 1e30, 1e30, 1e30, 1e30)).unwrap_err();
+    assert_eq!(e.field, "open");
+    assert_eq!(book.working().len(), 1, "nothing was matched");
+    book.submit(Order {
+        size: OrderSize::Quote(d("250")),
+        ..order(2, Side::Buy, OrderKind::Market, 0)
+    });
+    assert_eq!(book.reserved_quote(), d("250"));
 }
