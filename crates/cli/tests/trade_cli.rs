@@ -82,7 +82,12 @@ fn a_backtest_report_is_byte_identical_on_every_run() {
         .contains("sqrt(365)"));
 }
 
-fn refused(args: &[&str], needle: &str) {
+/// `qunimbus trade backtest ARGS --json REPORT` must be refused.
+fn refused(args: &[&str], report: &str, needle: &str) {
+    let mut all = vec!["trade", "backtest"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--json", report]);
+    let args = all.as_slice();
     let out = qunimbus(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
@@ -108,58 +113,23 @@ fn bad_input_exits_2_naming_file_line_and_field_and_writes_nothing() {
     let (d, r) = (data.to_str().unwrap(), report.to_str().unwrap());
     let b = bad.to_str().unwrap();
     refused(
-        &[
-            "trade",
-            "backtest",
-            "--data",
-            b,
-            "--strategy",
-            "sma_cross",
-            "--json",
-            r,
-        ],
+        &["--data", b, "--strategy", "sma_cross"],
+        r,
         &format!("{b}:2: `high`"),
     );
     refused(
-        &[
-            "trade",
-            "backtest",
-            "--data",
-            d,
-            "--strategy",
-            "macd",
-            "--json",
-            r,
-        ],
+        &["--data", d, "--strategy", "macd"],
+        r,
         "unknown strategy \"macd\"",
     );
     refused(
-        &[
-            "trade",
-            "backtest",
-            "--data",
-            d,
-            "--strategy",
-            "sma_cross",
-            "--param",
-            "fats=3",
-            "--json",
-            r,
-        ],
+        &["--data", d, "--strategy", "sma_cross", "--param", "fats=3"],
+        r,
         "no parameter \"fats\"",
     );
     refused(
-        &[
-            "trade",
-            "backtest",
-            "--data",
-            d,
-            "--strategy",
-            "sma_cross",
-            "--fee=-0.001",
-            "--json",
-            r,
-        ],
+        &["--data", d, "--strategy", "sma_cross", "--fee=-0.001"],
+        r,
         "--fee",
     );
     let universe = dir.path().join("u.toml");
@@ -173,18 +143,8 @@ fn bad_input_exits_2_naming_file_line_and_field_and_writes_nothing() {
     std::fs::write(&universe, format!("{default}\n{eth}\n")).unwrap();
     let u = universe.to_str().unwrap();
     refused(
-        &[
-            "trade",
-            "backtest",
-            "--data",
-            d,
-            "--strategy",
-            "sma_cross",
-            "--universe",
-            u,
-            "--json",
-            r,
-        ],
+        &["--data", d, "--strategy", "sma_cross", "--universe", u],
+        r,
         "listed twice",
     );
     assert!(!report.exists(), "no report after a refusal");

@@ -50,6 +50,23 @@ pub struct CandleError {
     pub message: String,
 }
 
+impl CandleError {
+    /// An error at `line` of `file` about `field`.
+    pub fn at(file: &str, line: usize, field: &str, message: impl Into<String>) -> Self {
+        Self {
+            file: file.to_string(),
+            line,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A failed read of `file` at `line`.
+    fn unreadable(file: &str, line: usize, e: &std::io::Error) -> Self {
+        Self::at(file, line, "(file)", format!("cannot read: {e}"))
+    }
+}
+
 /// The formats understood.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CandleFormat {
@@ -82,12 +99,8 @@ impl CandleReader {
     /// generic OHLCV; otherwise Binance klines).
     pub fn open(path: &Path) -> Result<Self, CandleError> {
         let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| CandleError {
-            file: name.clone(),
-            line: 0,
-            field: "(file)".into(),
-            message: format!("cannot open: {e}"),
-        })?;
+        let file = File::open(path)
+            .map_err(|e| CandleError::at(&name, 0, "(file)", format!("cannot open: {e}")))?;
         let json = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("json"));
@@ -121,12 +134,8 @@ impl<R: BufRead> CandleReader<R> {
     }
 
     fn check(&mut self, line: usize, candle: Candle) -> Result<Candle, CandleError> {
-        let error = |field: &str, message: String| CandleError {
-            file: self.file.clone(),
-            line,
-            field: field.to_string(),
-            message,
-        };
+        let error =
+            |field: &str, message: String| CandleError::at(&self.file, line, field, message);
         for (field, value) in [
             ("open", candle.open),
             ("high", candle.high),

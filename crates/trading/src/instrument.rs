@@ -131,6 +131,21 @@ fn floor_to(value: Decimal, step: Decimal) -> Decimal {
     (value / step).floor() * step
 }
 
+/// BTCUSDT with Binance-like filters, for the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_btcusdt() -> Instrument {
+    Instrument {
+        symbol: "BTCUSDT".into(),
+        base: "BTC".into(),
+        quote: "USDT".into(),
+        tier: 1,
+        tick_size: Decimal::new(1, 2),
+        lot_size: Decimal::new(1, 5),
+        min_quantity: Decimal::new(1, 5),
+        min_notional: Decimal::from(5),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,16 +156,7 @@ mod tests {
     }
 
     fn btc() -> Instrument {
-        Instrument {
-            symbol: "BTCUSDT".into(),
-            base: "BTC".into(),
-            quote: "USDT".into(),
-            tier: 1,
-            tick_size: d("0.01"),
-            lot_size: d("0.00001"),
-            min_quantity: d("0.00001"),
-            min_notional: d("5"),
-        }
+        test_btcusdt()
     }
 
     #[test]

@@ -60,12 +60,7 @@ impl<R: BufRead> CsvParser<R> {
     }
 
     fn error(&self, field: &str, message: String) -> CandleError {
-        CandleError {
-            file: self.file.clone(),
-            line: self.line,
-            field: field.to_string(),
-            message,
-        }
+        CandleError::at(&self.file, self.line, field, message)
     }
 
     /// The next non-empty line without its line ending.
@@ -76,7 +71,7 @@ impl<R: BufRead> CsvParser<R> {
             let n = self
                 .input
                 .read_line(&mut self.buf)
-                .map_err(|e| self.error("(file)", format!("cannot read: {e}")))?;
+                .map_err(|e| CandleError::unreadable(&self.file, self.line, &e))?;
             if n == 0 {
                 return Ok(None);
             }

@@ -24,16 +24,6 @@ pub(super) struct JsonParser<R> {
     number: String,
 }
 
-/// A failed read of the file.
-fn read_error(file: &str, line: usize, e: &std::io::Error) -> CandleError {
-    CandleError {
-        file: file.to_string(),
-        line,
-        field: "(file)".into(),
-        message: format!("cannot read: {e}"),
-    }
-}
-
 const FIELDS: [&str; 6] = ["open_time", "open", "high", "low", "close", "volume"];
 
 impl<R: BufRead> JsonParser<R> {
@@ -50,12 +40,7 @@ impl<R: BufRead> JsonParser<R> {
     }
 
     fn error(&self, field: &str, message: String) -> CandleError {
-        CandleError {
-            file: self.file.clone(),
-            line: self.line,
-            field: field.to_string(),
-            message,
-        }
+        CandleError::at(&self.file, self.line, field, message)
     }
 
     /// The next byte that is not white space, without consuming it.
@@ -63,7 +48,7 @@ impl<R: BufRead> JsonParser<R> {
         loop {
             let buf = match self.input.fill_buf() {
                 Ok(buf) => buf,
-                Err(e) => return Err(read_error(&self.file, self.line, &e)),
+                Err(e) => return Err(CandleError::unreadable(&self.file, self.line, &e)),
             };
             let Some(&byte) = buf.first() else {
                 return Ok(None);
@@ -100,7 +85,7 @@ impl<R: BufRead> JsonParser<R> {
         loop {
             let buf = match self.input.fill_buf() {
                 Ok(buf) => buf,
-                Err(e) => return Err(read_error(&self.file, self.line, &e)),
+                Err(e) => return Err(CandleError::unreadable(&self.file, self.line, &e)),
             };
             let taken = buf
                 .iter()

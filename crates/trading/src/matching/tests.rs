@@ -9,16 +9,7 @@ fn d(s: &str) -> Decimal {
 }
 
 fn instrument() -> Instrument {
-    Instrument {
-        symbol: "BTCUSDT".into(),
-        base: "BTC".into(),
-        quote: "USDT".into(),
-        tier: 1,
-        tick_size: d("0.01"),
-        lot_size: d("0.00001"),
-        min_quantity: d("0.00001"),
-        min_notional: d("5"),
-    }
+    crate::instrument::test_btcusdt()
 }
 
 fn bar(minute: i64, open: f64, high: f64, low: f64, close: f64) -> Candle {
