@@ -118,12 +118,7 @@ impl LimitsConfig {
             ),
             ("max_dashboard_streams", self.max_dashboard_streams as u64),
         ] {
-            if value == 0 {
-                return Err(ConfigError::invalid(
-                    format!("limits.{key}"),
-                    "must be at least 1",
-                ));
-            }
+            super::at_least_one(&format!("limits.{key}"), value)?;
         }
         if self.body_read_timeout_ms > self.request_timeout_ms {
             return Err(ConfigError::invalid(
