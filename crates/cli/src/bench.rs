@@ -39,6 +39,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 200_000)]
         peer_bars: u64,
     },
+    /// Sizing + pre-trade gate: Kelly sizing and the gate's check for one
+    /// order, over the 77 instruments of the built-in universe (latency
+    /// percentiles and decisions per second on one core).
+    #[command(after_help = "Example:\n  qunimbus bench decisions --decisions 2000000")]
+    Decisions {
+        /// Decisions to make.
+        #[arg(long, default_value_t = 2_000_000)]
+        decisions: u64,
+    },
+    /// The three trading benchmarks in one run: candles, backtest (with the
+    /// peer side by side) and decisions, at their default sizes.
+    #[command(after_help = "Example:\n  qunimbus bench trading")]
+    Trading,
     /// Compliance policy: loading the default Cedar policy (every decision of
     /// the six regions evaluated), the data path's table lookups, and direct
     /// Cedar evaluations (the path for regions outside the table).
@@ -141,6 +154,8 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             stalled,
         } => crate::bench_feed::run(seconds, max_rate, partners.zip(rate), stalled).await,
         BenchCommand::Candles { bars } => crate::bench_trading::candles(bars),
+        BenchCommand::Decisions { decisions } => crate::bench_trading::decisions(decisions),
+        BenchCommand::Trading => crate::bench_trading::all(),
         BenchCommand::Backtest { bars, peer_bars } => {
             crate::bench_trading::backtest(bars, peer_bars)
         }

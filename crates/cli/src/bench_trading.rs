@@ -1,9 +1,12 @@
-//! `qunimbus bench candles` and `bench backtest`: how fast candle files are
-//! read and checked, and how fast the backtest engine runs beside the PyPI
-//! `backtesting` package.
+//! `qunimbus bench candles`, `bench backtest`, `bench decisions` and `bench
+//! trading` (all three): how fast candle files are read and checked, how
+//! fast the backtest engine runs beside the PyPI `backtesting` package, and
+//! how long Kelly sizing plus the pre-trade gate take per order.
 
 use anyhow::{bail, Context, Result};
-use qunimbus_trading::{backtest, strategy, Candle, CandleReader, Costs};
+use qunimbus_trading::risk::{AccountView, Gate, GateLimits, OrderRequest, Purpose};
+use qunimbus_trading::sizing::{entry_quantity, KellyConfig, SizeInputs, TradeWindow};
+use qunimbus_trading::{backtest, strategy, Candle, CandleReader, Costs, Instrument, Side, Tier};
 use rust_decimal::Decimal;
 use std::io::{BufWriter, Write};
 use std::time::Instant;
@@ -163,12 +166,18 @@ pub fn backtest(bars: u64, peer_bars: u64) -> Result<()> {
         .instrument("BTCUSDT")
         .cloned()
         .context("BTCUSDT is in the built-in universe")?;
+    let tier = universe
+        .tier_of(&instrument)
+        .cloned()
+        .context("BTCUSDT's tier is in the built-in universe")?;
     let run = |n: u64| -> Result<(f64, usize)> {
         let params = [("fast", "10"), ("slow", "30")]
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into();
         let market = backtest::Market {
             instrument: instrument.clone(),
+            tier: tier.clone(),
+            strategy_name: "sma_cross".into(),
             bars: Box::new(synthetic_bars(n).map(Ok)),
             strategy: strategy::build("sma_cross", &params)?,
         };
@@ -197,5 +206,108 @@ pub fn backtest(bars: u64, peer_bars: u64) -> Result<()> {
         ),
         Err(why) => println!("peer not measured (python3 with the backtesting package: {why})"),
     }
+    Ok(())
+}
+
+/// The trading benchmarks at their default sizes, in one run.
+pub fn all() -> Result<()> {
+    candles(2_000_000)?;
+    backtest(10_000_000, 200_000)?;
+    decisions(2_000_000)
+}
+
+/// One decision: the Kelly fraction of a track, the entry size, and the
+/// gate's check of the order. Returns whether the gate approved.
+fn decide(
+    gate: &mut Gate,
+    kelly: &KellyConfig,
+    track: &TradeWindow,
+    market: (&Instrument, &Tier),
+    i: u64,
+) -> bool {
+    let (instrument, tier) = market;
+    let price = Decimal::new(6_000_000 + (i % 977) as i64 * 13, 2);
+    let equity = Decimal::from(100_000 + (i % 5_000) as i64);
+    let fraction = kelly.risk_fraction(track, tier);
+    let inputs = SizeInputs {
+        equity,
+        price,
+        stop_distance: None,
+        free_cash: equity,
+        position_value: Decimal::ZERO,
+        fee: Decimal::new(1, 3),
+    };
+    let quantity = instrument.floor_quantity(entry_quantity(fraction, 0.85, tier, &inputs));
+    let order = OrderRequest {
+        instrument,
+        tier,
+        side: if i.is_multiple_of(3) {
+            Side::Sell
+        } else {
+            Side::Buy
+        },
+        quantity,
+        price,
+        priced: false,
+        purpose: Purpose::Trade,
+    };
+    let account = AccountView {
+        equity,
+        free_cash: equity,
+        position: if i.is_multiple_of(2) {
+            quantity
+        } else {
+            Decimal::ZERO
+        },
+        gross_exposure: Decimal::from(20_000),
+        day_loss: Decimal::ZERO,
+    };
+    gate.check(i as i64 * 250_000, &order, &account).is_ok()
+}
+
+/// `decisions` sizing + gate decisions over the universe's instruments:
+/// first timed as a whole (decisions per second), then each one timed
+/// (latency percentiles).
+pub fn decisions(decisions: u64) -> Result<()> {
+    if decisions == 0 {
+        bail!("--decisions must be at least 1");
+    }
+    let universe = qunimbus_trading::Universe::default_universe()?;
+    let markets: Vec<(&Instrument, &Tier)> = universe
+        .instruments
+        .iter()
+        .filter_map(|i| universe.tier_of(i).map(|t| (i, t)))
+        .collect();
+    let kelly = KellyConfig::default();
+    // A measured track: 100 trades, 55 % winners.
+    let mut track = TradeWindow::new(kelly.kelly_window);
+    for n in 0..100 {
+        track.push(if n % 20 < 11 { 0.012 } else { -0.01 });
+    }
+    let mut gate = Gate::new(GateLimits::default());
+    let market = |i: u64| markets[(i % markets.len() as u64) as usize];
+    let started = Instant::now();
+    let mut approved = 0u64;
+    for i in 0..decisions {
+        approved += u64::from(decide(&mut gate, &kelly, &track, market(i), i));
+    }
+    let rate = decisions as f64 / started.elapsed().as_secs_f64();
+    let mut latencies = Vec::with_capacity(decisions as usize);
+    for i in 0..decisions {
+        let t = Instant::now();
+        std::hint::black_box(decide(&mut gate, &kelly, &track, market(i), i));
+        latencies.push(t.elapsed().as_nanos() as u64);
+    }
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    println!(
+        "decisions: {decisions} Kelly sizing + pre-trade checks over {} instruments: {rate:.0} decisions/s on one core (target > 1,000,000); latency p50 {:.2} µs, p99 {:.2} µs (target < 5), p99.9 {:.2} µs, max {:.2} µs; {approved} approved, {} denied",
+        markets.len(),
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        at(1.0),
+        decisions - approved
+    );
     Ok(())
 }

@@ -4,8 +4,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use qunimbus_trading::backtest::{self, Market, Sizing};
+use qunimbus_trading::backtest::{self, Market, RiskConfig, Sizing};
 use qunimbus_trading::{report, strategy, CandleReader, Costs, Universe};
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ pub enum TradeCommand {
     /// Backtest a strategy on candle files (several files: several symbols
     /// sharing one portfolio).
     #[command(
-        after_help = "Example:\n  qunimbus trade backtest --data BTCUSDT-1m.csv --strategy sma_cross --param fast=10 --param slow=30 --json report.json"
+        after_help = "Example:\n  qunimbus trade backtest --data BTCUSDT-1m.csv --strategy sma_cross --param fast=10 --param slow=30 --json report.json --html report.html"
     )]
     Backtest(BacktestArgs),
 }
@@ -30,9 +31,15 @@ pub enum TradeCommand {
 /// How entries are sized.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum SizingArg {
-    /// `--fraction` of equity per entry.
+    /// Fractional Kelly from the measured edge, with the pre-trade gate, the
+    /// emergency ladder and the confidence levels (SPEC §8).
+    Kelly,
+    /// `--fraction` of equity per entry (instrument filters and cash only).
+    #[value(name = "fixed_fraction", alias = "fixed-fraction")]
     FixedFraction,
-    /// All free cash (to compare with other backtesters).
+    /// All free cash, to compare with other backtesters (instrument filters
+    /// and cash only).
+    #[value(name = "all_in", alias = "all-in")]
     AllIn,
 }
 
@@ -63,14 +70,20 @@ pub struct BacktestArgs {
     #[arg(long, default_value = "0")]
     slippage_bps: String,
     /// Entry sizing.
-    #[arg(long, value_enum, default_value = "fixed-fraction")]
+    #[arg(long, value_enum, default_value = "kelly")]
     sizing: SizingArg,
-    /// Fraction of equity per entry with `--sizing fixed-fraction`.
+    /// Fraction of equity per entry with `--sizing fixed_fraction`.
     #[arg(long, default_value = "0.1")]
     fraction: String,
+    /// The fraction of full Kelly with `--sizing kelly` (capped by the tier).
+    #[arg(long, default_value = "0.25")]
+    kelly_fraction: String,
     /// Write the JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the HTML report (one self-contained file) here.
+    #[arg(long)]
+    html: Option<PathBuf>,
 }
 
 fn decimal(
@@ -127,8 +140,15 @@ fn markets(args: &BacktestArgs, universe: &Universe) -> Result<Vec<Market>, BadI
         let bars = CandleReader::open(&file).map_err(|e| BadInput(e.to_string()))?;
         let strategy =
             strategy::build(&args.strategy, &params).map_err(|e| BadInput(e.to_string()))?;
+        let tier = universe.tier_of(&instrument).cloned().ok_or_else(|| {
+            BadInput(format!(
+                "--data {arg}: symbol {symbol:?} has no tier in the universe"
+            ))
+        })?;
         markets.push(Market {
             instrument,
+            tier,
+            strategy_name: args.strategy.clone(),
             bars: Box::new(bars),
             strategy,
         });
@@ -138,9 +158,33 @@ fn markets(args: &BacktestArgs, universe: &Universe) -> Result<Vec<Market>, BadI
 
 /// Writes `text` to `path` whole or not at all.
 fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("json.partial");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".partial");
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The sizing `args` ask for, with its description for the report.
+fn sizing(args: &BacktestArgs, costs: &Costs) -> Result<(Sizing, String), BadInput> {
+    let fraction = |flag, text| decimal(flag, text, Decimal::new(1, 6), Some(Decimal::ONE));
+    Ok(match args.sizing {
+        SizingArg::AllIn => (Sizing::AllIn, "all_in".into()),
+        SizingArg::FixedFraction => {
+            let f = fraction("fraction", &args.fraction)?;
+            (
+                Sizing::FixedFraction(f),
+                format!("fixed_fraction {}", f.normalize()),
+            )
+        }
+        SizingArg::Kelly => {
+            let c = fraction("kelly-fraction", &args.kelly_fraction)?;
+            let mut risk = RiskConfig::default();
+            risk.kelly.kelly_fraction = c.to_f64().unwrap_or(0.0);
+            risk.gate.fee = costs.taker_fee;
+            (Sizing::Kelly(risk), format!("kelly {}", c.normalize()))
+        }
+    })
 }
 
 /// Runs a trading command.
@@ -159,20 +203,12 @@ pub fn run(command: TradeCommand) -> Result<()> {
         Decimal::ZERO,
         Some(Decimal::from(1000)),
     )?;
-    let sizing = match args.sizing {
-        SizingArg::AllIn => Sizing::AllIn,
-        SizingArg::FixedFraction => Sizing::FixedFraction(decimal(
-            "fraction",
-            &args.fraction,
-            Decimal::new(1, 6),
-            Some(Decimal::ONE),
-        )?),
-    };
     let costs = Costs {
         taker_fee: fee,
         maker_fee: fee,
         slippage_bps,
     };
+    let (sizing, sizing_name) = sizing(&args, &costs)?;
     let markets = markets(&args, &universe)?;
     let result =
         backtest::run(markets, cash, costs, sizing).map_err(|e| BadInput(e.to_string()))?;
@@ -183,19 +219,10 @@ pub fn run(command: TradeCommand) -> Result<()> {
         "cash": cash.normalize().to_string(),
         "fee": fee.normalize().to_string(),
         "slippage_bps": slippage_bps.normalize().to_string(),
-        "sizing": match sizing { Sizing::AllIn => "all_in".to_string(), Sizing::FixedFraction(f) => format!("fixed_fraction {}", f.normalize()) },
+        "sizing": sizing_name,
     });
     let report = report::to_json(&result, inputs);
-    let m = &report["metrics"];
-    println!(
-        "{} bars, {} trades, final equity {} ({:.2} %), max drawdown {:.2} %, fees {}",
-        result.bars,
-        m["trades"],
-        result.final_equity.round_dp(2),
-        m["total_return_pct"].as_f64().unwrap_or(0.0),
-        m["max_drawdown_pct"].as_f64().unwrap_or(0.0),
-        result.fees_paid.round_dp(2)
-    );
+    print_summary(&report);
     if let Some(path) = &args.json {
         write_atomically(
             path,
@@ -203,5 +230,33 @@ pub fn run(command: TradeCommand) -> Result<()> {
         )?;
         println!("report: {}", path.display());
     }
+    if let Some(path) = &args.html {
+        write_atomically(path, &report::to_html(&report))?;
+        println!("html report: {}", path.display());
+    }
     Ok(())
+}
+
+fn print_summary(report: &serde_json::Value) {
+    let m = &report["metrics"];
+    println!(
+        "{} bars, {} trades, final equity {} ({:.2} %), max drawdown {:.2} %, fees {}",
+        m["bars"],
+        m["trades"],
+        m["final_equity"].as_str().unwrap_or("?"),
+        m["total_return_pct"].as_f64().unwrap_or(0.0),
+        m["max_drawdown_pct"].as_f64().unwrap_or(0.0),
+        m["fees_paid"].as_str().unwrap_or("?"),
+    );
+    let risk = &report["risk"];
+    if risk["enforced"] == true {
+        println!(
+            "risk: {} approved, denied {}, {} entries without edge, {} at confidence 1, {} ladder transitions",
+            risk["approved"],
+            risk["denied_total"],
+            risk["skipped"]["no_edge"],
+            risk["skipped"]["confidence_floor"],
+            risk["emergency_transitions"].as_array().map_or(0, Vec::len)
+        );
+    }
 }

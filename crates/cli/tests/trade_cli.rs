@@ -1,6 +1,11 @@
-//! `qunimbus trade backtest` as a process: a deterministic report, and bad
-//! input refused with status 2, one line naming the problem and no report.
+//! `qunimbus trade backtest` as a process: a deterministic report, an HTML
+//! report that headless Chromium opens, and bad input refused with status
+//! 2, one line naming the problem and no report.
 
+#[path = "common/browser.rs"]
+mod browser;
+
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -29,6 +34,26 @@ fn write_klines(path: &Path) {
     std::fs::write(path, text).unwrap();
 }
 
+/// `sma_cross` (5, 20) on `data` with `extra` arguments; must succeed.
+fn sma_backtest(data: &Path, extra: &[&str]) {
+    let mut args = vec!["trade", "backtest", "--data", data.to_str().unwrap()];
+    args.extend_from_slice(&[
+        "--strategy",
+        "sma_cross",
+        "--param",
+        "fast=5",
+        "--param",
+        "slow=20",
+    ]);
+    args.extend_from_slice(extra);
+    let out = qunimbus(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_backtest_report_is_byte_identical_on_every_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,25 +61,7 @@ fn a_backtest_report_is_byte_identical_on_every_run() {
     write_klines(&data);
     let reports = ["a.json", "b.json"].map(|name| dir.path().join(name));
     for report in &reports {
-        let out = qunimbus(&[
-            "trade",
-            "backtest",
-            "--data",
-            data.to_str().unwrap(),
-            "--strategy",
-            "sma_cross",
-            "--param",
-            "fast=5",
-            "--param",
-            "slow=20",
-            "--json",
-            report.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        sma_backtest(&data, &["--json", report.to_str().unwrap()]);
     }
     let (a, b) = (
         std::fs::read(&reports[0]).unwrap(),
@@ -80,6 +87,26 @@ fn a_backtest_report_is_byte_identical_on_every_run() {
         .as_str()
         .unwrap()
         .contains("sqrt(365)"));
+    // Kelly sizing (the default) reports what the risk controls decided,
+    // every denial code included; the first 30 trades are probes.
+    let risk = &report["risk"];
+    assert_eq!(risk["enforced"], true);
+    let codes: Vec<&str> = risk["denials"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(codes.len(), 12, "{codes:?}");
+    assert!(codes.contains(&"kill_switch") && codes.contains(&"trading_state_reducing"));
+    assert!(risk["measured_trades"].as_u64().unwrap() >= trades.len() as u64);
+    let notional = entry_notional(&trades[0]);
+    assert!(notional < 10_000.0 * 0.0025 + 1.0, "first entry {notional}");
+}
+
+fn entry_notional(trade: &serde_json::Value) -> f64 {
+    let number = |k: &str| trade[k].as_str().unwrap().parse::<f64>().unwrap();
+    number("entry_price") * number("quantity")
 }
 
 /// `qunimbus trade backtest ARGS --json REPORT` must be refused.
@@ -153,4 +180,47 @@ fn bad_input_exits_2_naming_file_line_and_field_and_writes_nothing() {
         .file_name()
         .to_string_lossy()
         .ends_with(".partial")));
+}
+
+/// The HTML report stands alone: Chromium opens it with every request
+/// other than the file itself failing the test, draws both charts, lists
+/// every trade of the JSON report and sorts them by pnl on a click.
+#[test]
+fn the_html_report_opens_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("BTCUSDT-1m.csv");
+    write_klines(&data);
+    let (json, html) = (dir.path().join("r.json"), dir.path().join("r.html"));
+    let (j, h) = (json.to_str().unwrap(), html.to_str().unwrap());
+    sma_backtest(&data, &["--sizing", "all_in", "--json", j, "--html", h]);
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let trades = report["trades"].as_array().unwrap().len();
+    assert!(trades > 10, "{trades} trades");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "the report links out"
+    );
+    let screenshot = browser::artifacts_dir().join("backtest-report.png");
+    let summary = browser::run_script(
+        "backtest_report.mjs",
+        &[
+            html.as_os_str(),
+            OsStr::new(&trades.to_string()),
+            screenshot.as_os_str(),
+        ],
+    );
+    assert_eq!(summary["rows"], trades);
+    let pnls: Vec<f64> = report["trades"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["pnl"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let lowest = pnls.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        (summary["lowest_pnl"].as_f64().unwrap() - lowest).abs() < 1e-4,
+        "{summary}"
+    );
+    browser::assert_screenshot(&screenshot);
 }

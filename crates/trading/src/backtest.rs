@@ -11,24 +11,41 @@ use crate::instrument::Instrument;
 use crate::matching::{
     exact_price, Costs, Fill, Order, OrderKind, OrderSize, PaperBook, Portfolio, PriceError, Side,
 };
+use crate::risk::AccountView;
 use crate::strategy::{Signal, Strategy};
+use crate::universe::Tier;
+use desk::{Desk, EntryContext};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use thiserror::Error;
 
+mod desk;
+
+pub use desk::{RiskConfig, RiskHistory};
+
 /// How an entry is sized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Sizing {
-    /// All free cash (for comparison with other backtesters).
+    /// All free cash (for comparison with other backtesters; no risk
+    /// controls beyond the instrument's filters and the cash).
     AllIn,
-    /// This fraction (0 < f ≤ 1) of equity, at most the free cash.
+    /// This fraction (0 < f ≤ 1) of equity, at most the free cash (no risk
+    /// controls beyond the instrument's filters and the cash).
     FixedFraction(Decimal),
+    /// Fractional Kelly from the measured edge, through the pre-trade gate,
+    /// the emergency ladder and the confidence levels (SPEC §8).
+    Kelly(RiskConfig),
 }
 
 /// One symbol's data and strategy.
 pub struct Market {
     /// The instrument traded.
     pub instrument: Instrument,
+    /// Its tier's limits.
+    pub tier: Tier,
+    /// The strategy's name: markets with the same name share one measured
+    /// track record for sizing and confidence.
+    pub strategy_name: String,
     /// Its bars, in time order.
     pub bars: Box<dyn Iterator<Item = Result<Candle, CandleError>>>,
     /// The strategy trading it.
@@ -86,6 +103,10 @@ pub struct BacktestResult {
     pub weekend_bars: bool,
     /// Entry orders whose budget bought less than the instrument's minimum.
     pub expired_orders: u64,
+    /// Per symbol: the first and the last close (the market's change).
+    pub market_change: Vec<(String, f64, f64)>,
+    /// What the risk controls decided (Kelly sizing only).
+    pub risk: Option<RiskHistory>,
 }
 
 /// An open position's entry.
@@ -100,6 +121,7 @@ struct Lane {
     book: PaperBook,
     next: Option<Candle>,
     last: Option<(Candle, u64)>,
+    first_close: Option<f64>,
     bar_count: u64,
     entry: Option<Entry>,
     next_id: u64,
@@ -141,6 +163,7 @@ pub fn run(
     costs: Costs,
     sizing: Sizing,
 ) -> Result<BacktestResult, BacktestError> {
+    let names: Vec<String> = markets.iter().map(|m| m.strategy_name.clone()).collect();
     let mut lanes = Vec::with_capacity(markets.len());
     for mut market in markets {
         let next = market.bars.next().transpose()?;
@@ -150,46 +173,68 @@ pub fn run(
             book,
             next,
             last: None,
+            first_close: None,
             bar_count: 0,
             entry: None,
             next_id: 0,
         });
     }
-    let mut run = Run::new(cash, lanes.len());
+    let desk = match sizing {
+        Sizing::Kelly(config) => Some(Desk::new(config, costs.taker_fee, cash, &names)),
+        Sizing::AllIn | Sizing::FixedFraction(_) => None,
+    };
+    let mut run = Run::new(cash, lanes.len(), desk);
     while let Some(time) = lanes
         .iter()
         .filter_map(|l| l.next.map(|b| b.open_time_us))
         .min()
     {
+        run.roll_day(&lanes, time)?;
         for index in 0..lanes.len() {
             if lanes[index].next.map(|b| b.open_time_us) == Some(time) {
                 run.step(&mut lanes, index, sizing)?;
             }
         }
-        run.mark(time);
+        run.mark(&mut lanes, time)?;
     }
     run.finish(&mut lanes, costs)?;
     Ok(run.result)
 }
 
-/// The portfolio and the measurements of a run in progress.
+/// The portfolio and the measurements of a run in progress. The exact
+/// portfolio books every fill; between fills, equity is marked on every
+/// step in `f64` from its mirror (drawdown, ladder), and exactly only where
+/// a figure is reported or decided on (each day's equity point, sizing).
 struct Run {
     portfolio: Portfolio,
-    prices: Vec<Decimal>,
-    peak: Decimal,
+    /// Last close per lane (0 before its first bar).
+    closes: Vec<f64>,
+    /// `f64` mirror of the portfolio's cash and positions.
+    cash_f: f64,
+    positions_f: Vec<f64>,
+    /// Lanes holding a position.
+    held: usize,
+    peak: f64,
     day: Option<i64>,
+    last_time: i64,
+    desk: Option<Desk>,
     result: BacktestResult,
 }
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 impl Run {
-    fn new(cash: Decimal, markets: usize) -> Self {
+    fn new(cash: Decimal, markets: usize, desk: Option<Desk>) -> Self {
         Self {
             portfolio: Portfolio::new(cash, markets),
-            prices: vec![Decimal::ZERO; markets],
-            peak: cash,
+            closes: vec![0.0; markets],
+            cash_f: cash.to_f64().unwrap_or(0.0),
+            positions_f: vec![0.0; markets],
+            held: 0,
+            peak: cash.to_f64().unwrap_or(0.0),
             day: None,
+            last_time: 0,
+            desk,
             result: BacktestResult {
                 trades: Vec::new(),
                 equity: Vec::new(),
@@ -202,6 +247,8 @@ impl Run {
                 steps: 0,
                 weekend_bars: false,
                 expired_orders: 0,
+                market_change: Vec::new(),
+                risk: None,
             },
         }
     }
@@ -220,57 +267,158 @@ impl Run {
         lane.next = lane.market.bars.next().transpose()?;
         let bar_no = lane.bar_count;
         lane.bar_count += 1;
+        lane.first_close.get_or_insert(bar.close);
         self.result.bars += 1;
-        // 1970-01-01 was a Thursday: day 2 and 3 mod 7 are Saturday and Sunday.
-        let weekday = bar.open_time_us.div_euclid(MICROS_PER_DAY).rem_euclid(7);
-        self.result.weekend_bars |= weekday == 2 || weekday == 3;
         let fills = lane.book.on_bar(&bar).map_err(lane.price_error(bar_no))?;
         for fill in fills {
             self.book_fill(lane, index, fill, bar_no);
         }
         self.result.expired_orders += lane.book.take_expired().len() as u64;
         let position = self.portfolio.positions[index];
-        // Flat, the price does not count in equity: convert it only when held.
-        if !position.is_zero() {
-            self.prices[index] =
-                exact_price(bar.close, "close").map_err(lane.price_error(bar_no))?;
-        }
+        self.closes[index] = bar.close;
         lane.last = Some((bar, bar_no));
         let signal = lane.market.strategy.on_bar(&bar);
+        if let Some(desk) = &mut self.desk {
+            desk.on_bar_open(index, bar.open_time_us, bar.open);
+            desk.on_signal(index, signal == Signal::Enter, signal == Signal::Exit);
+        }
         if !lane.book.working().is_empty() {
             return Ok(());
         }
         let size = match signal {
-            Signal::Enter if position.is_zero() => {
-                let reserved: Decimal = lanes.iter().map(|l| l.book.reserved_quote()).sum();
-                let free = self.portfolio.cash - reserved;
-                let budget = match sizing {
-                    Sizing::AllIn => free,
-                    Sizing::FixedFraction(f) => (self.portfolio.equity(&self.prices) * f).min(free),
-                };
-                (budget > Decimal::ZERO).then_some((Side::Buy, OrderSize::Quote(budget)))
-            }
-            Signal::Exit if position > Decimal::ZERO => {
-                Some((Side::Sell, OrderSize::Base(position)))
-            }
+            Signal::Enter if position.is_zero() => self.entry_size(lanes, index, sizing)?,
+            Signal::Exit if position > Decimal::ZERO => self
+                .exit_passes(lanes, index, false)?
+                .then_some(OrderSize::Base(position)),
             _ => None,
         };
-        let lane = &mut lanes[index];
-        if let Some((side, size)) = size {
-            lane.next_id += 1;
-            lane.book.submit(Order {
-                id: lane.next_id,
-                side,
-                kind: OrderKind::Market,
-                size,
-                seen_until_us: bar.open_time_us,
-            });
+        let side = if signal == Signal::Enter {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        if let Some(size) = size {
+            submit_market(&mut lanes[index], side, size, bar.open_time_us);
         }
+        Ok(())
+    }
+
+    /// Free cash: cash less what working buy orders may spend.
+    fn free_cash(&self, lanes: &[Lane]) -> Decimal {
+        let reserved: Decimal = lanes.iter().map(|l| l.book.reserved_quote()).sum();
+        self.portfolio.cash - reserved
+    }
+
+    /// The size of an entry on lane `index`, `None` when there is none.
+    fn entry_size(
+        &mut self,
+        lanes: &[Lane],
+        index: usize,
+        sizing: Sizing,
+    ) -> Result<Option<OrderSize>, BacktestError> {
+        let free = self.free_cash(lanes);
+        let budget = match sizing {
+            Sizing::AllIn => Some(free),
+            Sizing::FixedFraction(f) => Some((self.exact_equity(lanes)? * f).min(free)),
+            Sizing::Kelly(_) => {
+                let Some(ctx) = self.context(lanes, index)? else {
+                    return Ok(None);
+                };
+                self.desk.as_mut().and_then(|desk| desk.entry(&ctx))
+            }
+        };
+        Ok(budget.filter(|b| *b > Decimal::ZERO).map(OrderSize::Quote))
+    }
+
+    /// Whether selling lane `index`'s whole position passes the gate
+    /// (always without risk controls).
+    fn exit_passes(
+        &mut self,
+        lanes: &[Lane],
+        index: usize,
+        flatten: bool,
+    ) -> Result<bool, BacktestError> {
+        if self.desk.is_none() {
+            return Ok(true);
+        }
+        let Some(ctx) = self.context(lanes, index)? else {
+            return Ok(false);
+        };
+        Ok(self
+            .desk
+            .as_mut()
+            .is_some_and(|desk| desk.exit(&ctx, flatten)))
+    }
+
+    /// The gate's view of lane `index` at its last bar.
+    fn context<'a>(
+        &self,
+        lanes: &'a [Lane],
+        index: usize,
+    ) -> Result<Option<EntryContext<'a>>, BacktestError> {
+        let lane = &lanes[index];
+        let Some((bar, bar_no)) = lane.last else {
+            return Ok(None);
+        };
+        let price = exact_price(bar.close, "close").map_err(lane.price_error(bar_no))?;
+        let gross = self.exact_equity(lanes)? - self.portfolio.cash;
+        Ok(Some(EntryContext {
+            lane: index,
+            time_us: bar.open_time_us,
+            instrument: &lane.market.instrument,
+            tier: &lane.market.tier,
+            price,
+            account: AccountView {
+                equity: self.portfolio.cash + gross,
+                free_cash: self.free_cash(lanes),
+                position: self.portfolio.positions[index],
+                gross_exposure: gross,
+                day_loss: self.desk.as_ref().map_or(Decimal::ZERO, Desk::day_loss),
+            },
+        }))
+    }
+
+    /// Cash plus every position at its lane's last close, exactly.
+    fn exact_equity(&self, lanes: &[Lane]) -> Result<Decimal, BacktestError> {
+        let mut equity = self.portfolio.cash;
+        for (lane, position) in lanes.iter().zip(&self.portfolio.positions) {
+            if let (false, Some((bar, bar_no))) = (position.is_zero(), lane.last) {
+                let close = exact_price(bar.close, "close").map_err(lane.price_error(bar_no))?;
+                equity += position * close;
+            }
+        }
+        Ok(equity)
+    }
+
+    /// At the first step of a new UTC day, records the last day's closing
+    /// equity (exactly) and whether the new day is a weekend.
+    fn roll_day(&mut self, lanes: &[Lane], time: i64) -> Result<(), BacktestError> {
+        let day = time.div_euclid(MICROS_PER_DAY);
+        if self.day == Some(day) {
+            return Ok(());
+        }
+        if self.day.is_some() {
+            let equity = self.exact_equity(lanes)?;
+            self.result.equity.push((self.last_time, equity));
+        }
+        // 1970-01-01 was a Thursday: day 2 and 3 mod 7 are Saturday and Sunday.
+        let weekday = day.rem_euclid(7);
+        self.result.weekend_bars |= weekday == 2 || weekday == 3;
+        self.day = Some(day);
         Ok(())
     }
 
     fn book_fill(&mut self, lane: &mut Lane, index: usize, fill: Fill, bar_no: u64) {
         self.portfolio.apply(index, &fill);
+        self.cash_f = self.portfolio.cash.to_f64().unwrap_or(0.0);
+        let position = self.portfolio.positions[index];
+        self.positions_f[index] = position.to_f64().unwrap_or(0.0);
+        self.held = self
+            .portfolio
+            .positions
+            .iter()
+            .filter(|p| !p.is_zero())
+            .count();
         match fill.side {
             Side::Buy => lane.entry = Some(Entry { fill, bar: bar_no }),
             Side::Sell => {
@@ -294,26 +442,56 @@ impl Run {
         }
     }
 
-    /// Marks equity after every lane at `time` was processed.
-    fn mark(&mut self, time: i64) {
-        let equity = self.portfolio.equity(&self.prices);
+    /// Marks equity after every lane at `time` was processed; when the
+    /// ladder reaches RED or BLACK, cancels every order and flattens.
+    fn mark(&mut self, lanes: &mut [Lane], time: i64) -> Result<(), BacktestError> {
+        let equity = if self.held == 0 {
+            self.cash_f
+        } else {
+            let held: f64 = self
+                .positions_f
+                .iter()
+                .zip(&self.closes)
+                .map(|(q, p)| q * p)
+                .sum();
+            self.cash_f + held
+        };
         self.result.steps += 1;
-        if self.portfolio.positions.iter().any(|p| !p.is_zero()) {
+        self.last_time = time;
+        if self.held > 0 {
             self.result.exposed_steps += 1;
         }
-        let changed = self.result.equity.last().is_none_or(|&(_, e)| e != equity);
         if equity > self.peak {
             self.peak = equity;
-        } else if changed && self.peak > Decimal::ZERO {
-            let fall = ((self.peak - equity) / self.peak).to_f64().unwrap_or(0.0);
-            self.result.max_drawdown = self.result.max_drawdown.max(fall);
+        } else if self.peak > 0.0 {
+            self.result.max_drawdown = self.result.max_drawdown.max(1.0 - equity / self.peak);
         }
-        let day = time.div_euclid(MICROS_PER_DAY);
-        match self.result.equity.last_mut() {
-            Some(last) if self.day == Some(day) => *last = (time, equity),
-            _ => self.result.equity.push((time, equity)),
+        let flatten = match &mut self.desk {
+            Some(desk) => desk.mark(time, equity, self.held == 0).is_some(),
+            None => false,
+        };
+        if flatten {
+            self.flatten(lanes)?;
         }
-        self.day = Some(day);
+        Ok(())
+    }
+
+    /// Cancels every working order and sells every position at the next open.
+    fn flatten(&mut self, lanes: &mut [Lane]) -> Result<(), BacktestError> {
+        for index in 0..lanes.len() {
+            let ids: Vec<u64> = lanes[index].book.working().iter().map(|o| o.id).collect();
+            for id in ids {
+                lanes[index].book.cancel(id);
+            }
+            let position = self.portfolio.positions[index];
+            if position > Decimal::ZERO && self.exit_passes(lanes, index, true)? {
+                if let Some((bar, _)) = lanes[index].last {
+                    let size = OrderSize::Base(position);
+                    submit_market(&mut lanes[index], Side::Sell, size, bar.open_time_us);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Closes open positions at the last bar's open (taker fee) and totals.
@@ -332,12 +510,34 @@ impl Run {
                 };
                 self.book_fill(lane, index, fill, bar_no);
             }
+            if let (Some(first), Some((last, _))) = (lane.first_close, lane.last) {
+                let symbol = lane.market.instrument.symbol.clone();
+                self.result.market_change.push((symbol, first, last.close));
+            }
         }
         self.result.final_equity = self.portfolio.cash;
         self.result.fees_paid = self.portfolio.fees_paid;
-        if let Some(last) = self.result.equity.last_mut() {
-            last.1 = self.result.final_equity;
+        if self.day.is_some() {
+            self.result
+                .equity
+                .push((self.last_time, self.result.final_equity));
         }
+        self.result.risk = self.desk.take().map(Desk::finish);
         Ok(())
     }
 }
+
+/// Submits a market order on `lane` after the bar opened at `seen_until_us`.
+fn submit_market(lane: &mut Lane, side: Side, size: OrderSize, seen_until_us: i64) {
+    lane.next_id += 1;
+    lane.book.submit(Order {
+        id: lane.next_id,
+        side,
+        kind: OrderKind::Market,
+        size,
+        seen_until_us,
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -178,6 +178,11 @@ impl Universe {
     pub fn instrument(&self, symbol: &str) -> Option<&Instrument> {
         self.instruments.iter().find(|i| i.symbol == symbol)
     }
+
+    /// The limits of the tier an instrument is in.
+    pub fn tier_of(&self, instrument: &Instrument) -> Option<&Tier> {
+        self.tiers.get(&instrument.tier)
+    }
 }
 
 fn parse_tiers(source: &Source, raw: &[RawTier]) -> Result<BTreeMap<u8, Tier>, UniverseError> {
@@ -289,6 +294,17 @@ fn parse_symbols(
         instruments.push(instrument);
     }
     Ok(instruments)
+}
+
+/// Tier 1 with the SPEC's default limits, for the crate's tests.
+#[cfg(test)]
+pub(crate) fn test_tier1() -> Tier {
+    Tier {
+        id: 1,
+        max_position_pct: Decimal::from(20),
+        max_kelly_fraction: Decimal::new(5, 1),
+        max_notional_per_order: Decimal::from(50_000),
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //! fails, never skips, without it.
 
 use qunimbus_trading::backtest::{run, Market, Sizing};
-use qunimbus_trading::{strategy, CandleReader, Costs, Instrument};
+use qunimbus_trading::{strategy, CandleReader, Costs, Instrument, Tier};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
@@ -85,8 +85,16 @@ fn sma_cross_trades_on_the_same_bars_at_the_same_prices_as_backtesting() {
     let params: BTreeMap<String, String> = [("fast", "10"), ("slow", "20")]
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .into();
+    let tier = Tier {
+        id: 1,
+        max_position_pct: d("20"),
+        max_kelly_fraction: d("0.5"),
+        max_notional_per_order: d("50000"),
+    };
     let market = Market {
         instrument,
+        tier,
+        strategy_name: "sma_cross".into(),
         bars: Box::new(CandleReader::open(&file).unwrap()),
         strategy: strategy::build("sma_cross", &params).unwrap(),
     };
