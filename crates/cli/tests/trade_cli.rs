@@ -99,7 +99,8 @@ fn a_backtest_report_is_byte_identical_on_every_run() {
         .collect();
     assert_eq!(codes.len(), 12, "{codes:?}");
     assert!(codes.contains(&"kill_switch") && codes.contains(&"trading_state_reducing"));
-    assert!(risk["measured_trades"].as_u64().unwrap() >= trades.len() as u64);
+    // Every trade was also measured, except one still open when the data ended.
+    assert!(risk["measured_trades"].as_u64().unwrap() + 1 >= trades.len() as u64);
     let notional = entry_notional(&trades[0]);
     assert!(notional < 10_000.0 * 0.0025 + 1.0, "first entry {notional}");
 }
