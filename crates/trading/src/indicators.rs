@@ -4,13 +4,14 @@
 
 use std::collections::VecDeque;
 
-/// Simple moving average of the last `period` values.
+/// Simple moving average of the last `period` values, over a ring buffer.
 #[derive(Debug, Clone)]
 pub struct Sma {
-    period: usize,
-    window: VecDeque<f64>,
+    ring: Vec<f64>,
+    next: usize,
+    filled: bool,
     sum: f64,
-    /// Values added since the sum was last recomputed from the window.
+    /// Values added since the sum was last recomputed from the ring.
     since_refresh: usize,
 }
 
@@ -18,8 +19,9 @@ impl Sma {
     /// An SMA over `period` ≥ 1 values.
     pub fn new(period: usize) -> Self {
         Self {
-            period: period.max(1),
-            window: VecDeque::with_capacity(period.max(1) + 1),
+            ring: vec![0.0; period.max(1)],
+            next: 0,
+            filled: false,
             sum: 0.0,
             since_refresh: 0,
         }
@@ -27,19 +29,23 @@ impl Sma {
 
     /// Adds a value; the mean of the last `period` once there are that many.
     pub fn push(&mut self, value: f64) -> Option<f64> {
-        self.window.push_back(value);
-        self.sum += value;
-        if self.window.len() > self.period {
-            self.sum -= self.window.pop_front().unwrap_or(0.0);
+        let period = self.ring.len();
+        let slot = &mut self.ring[self.next];
+        self.sum += value - *slot;
+        *slot = value;
+        self.next += 1;
+        if self.next == period {
+            self.next = 0;
+            self.filled = true;
         }
-        // Re-add the window once per `period` values (O(1) amortised) so
-        // the running sum's rounding cannot drift over millions of bars.
+        // Re-add the ring once per `period` values (O(1) amortised) so the
+        // running sum's rounding cannot drift over millions of bars.
         self.since_refresh += 1;
-        if self.since_refresh >= self.period {
-            self.sum = self.window.iter().sum();
+        if self.since_refresh >= period {
+            self.sum = self.ring.iter().sum();
             self.since_refresh = 0;
         }
-        (self.window.len() == self.period).then(|| self.sum / self.period as f64)
+        self.filled.then(|| self.sum / period as f64)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Instruments: exact decimal prices and quantities with the exchange's
 //! filters (tick size, lot size, minimum quantity, minimum notional).
 
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use thiserror::Error;
 
 /// A tradable spot instrument and its filters.
@@ -69,7 +69,7 @@ impl OrderCheck {
 }
 
 fn is_multiple(value: Decimal, step: Decimal) -> bool {
-    value > Decimal::ZERO && (value % step).is_zero()
+    value > Decimal::ZERO && floor_to(value, step) == value
 }
 
 impl Instrument {
@@ -127,7 +127,12 @@ impl Instrument {
 }
 
 /// `value` rounded down (toward −∞) to a multiple of the positive `step`.
+/// A step that is a power of ten (0.01, 1, …; the usual tick and lot)
+/// rounds by scale, without a division.
 fn floor_to(value: Decimal, step: Decimal) -> Decimal {
+    if step.mantissa() == 1 {
+        return value.round_dp_with_strategy(step.scale(), RoundingStrategy::ToNegativeInfinity);
+    }
     (value / step).floor() * step
 }
 

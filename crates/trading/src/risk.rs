@@ -356,7 +356,7 @@ impl Gate {
             return Err(Denial::MaxNotionalPerOrder);
         }
         let held = account.position * order.price;
-        if held + notional > order.tier.max_position_pct / Decimal::ONE_HUNDRED * account.equity {
+        if held + notional > order.tier.max_position_pct * Decimal::new(1, 2) * account.equity {
             return Err(Denial::PositionLimit);
         }
         if account.gross_exposure + notional > self.limits.max_gross_exposure * account.equity {

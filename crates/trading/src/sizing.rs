@@ -14,8 +14,9 @@
 //! back, and its edge never depends on the size it was allowed.
 
 use crate::universe::Tier;
-use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
+use std::cell::Cell;
 use std::collections::VecDeque;
 
 /// z for a two-sided 95 % interval.
@@ -63,12 +64,15 @@ impl TradeStats {
 }
 
 /// The returns of a strategy's last closed trades (net of fees, as a
-/// fraction of the entry value), newest last.
+/// fraction of the entry value), newest last. The statistics of the last
+/// request are kept until the next trade, since orders are sized far more
+/// often than trades close.
 #[derive(Debug, Clone)]
 pub struct TradeWindow {
     returns: VecDeque<f64>,
     capacity: usize,
     closed: u64,
+    cached: Cell<Option<(usize, TradeStats)>>,
 }
 
 impl TradeWindow {
@@ -79,6 +83,7 @@ impl TradeWindow {
             returns: VecDeque::with_capacity(capacity),
             capacity,
             closed: 0,
+            cached: Cell::new(None),
         }
     }
 
@@ -89,6 +94,7 @@ impl TradeWindow {
         }
         self.returns.push_back(trade_return);
         self.closed += 1;
+        self.cached.set(None);
     }
 
     /// Trades closed since the start (not only those kept).
@@ -98,6 +104,17 @@ impl TradeWindow {
 
     /// Statistics of the last `n` trades kept (fewer when fewer exist).
     pub fn stats(&self, n: usize) -> TradeStats {
+        if let Some((cached_n, stats)) = self.cached.get() {
+            if cached_n == n {
+                return stats;
+            }
+        }
+        let stats = self.compute(n);
+        self.cached.set(Some((n, stats)));
+        stats
+    }
+
+    fn compute(&self, n: usize) -> TradeStats {
         let skip = self.returns.len().saturating_sub(n);
         let (mut wins, mut losses, mut won, mut lost) = (0usize, 0usize, 0.0, 0.0);
         for &r in self.returns.iter().skip(skip) {
@@ -183,20 +200,25 @@ pub struct SizeInputs {
 /// capped by the tier's position and per-order limits and by the free cash.
 /// Zero when nothing may be bought.
 pub fn entry_quantity(fraction: f64, throttle: f64, tier: &Tier, inputs: &SizeInputs) -> Decimal {
-    let scale = Decimal::from_f64(fraction * throttle.clamp(0.0, 1.0)).unwrap_or_default();
-    if scale <= Decimal::ZERO || inputs.price <= Decimal::ZERO {
+    // Nine decimals of the scale are plenty and, unlike `from_f64`, cheap.
+    let nanos = (fraction * throttle.clamp(0.0, 1.0) * 1e9).floor();
+    if nanos.is_nan() || nanos < 1.0 || inputs.price <= Decimal::ZERO {
         return Decimal::ZERO;
     }
-    let per = inputs
-        .stop_distance
-        .filter(|d| *d > Decimal::ZERO)
-        .unwrap_or(inputs.price);
-    let wanted = scale * inputs.equity / per;
-    let room = tier.max_position_pct / Decimal::ONE_HUNDRED * inputs.equity - inputs.position_value;
+    let scale = Decimal::new(nanos.min(1e18) as i64, 9);
+    let risked = scale * inputs.equity;
+    let room = tier.max_position_pct * PERCENT * inputs.equity - inputs.position_value;
     let cash = inputs.free_cash / (Decimal::ONE + inputs.fee);
-    let cap = room.min(tier.max_notional_per_order).min(cash) / inputs.price;
-    wanted.min(cap).max(Decimal::ZERO)
+    let cap = room.min(tier.max_notional_per_order).min(cash);
+    let notional = match inputs.stop_distance.filter(|d| *d > Decimal::ZERO) {
+        Some(stop) => (risked / stop * inputs.price).min(cap),
+        None => risked.min(cap),
+    };
+    (notional / inputs.price).max(Decimal::ZERO)
 }
+
+/// 1 % as a factor.
+const PERCENT: Decimal = Decimal::from_parts(1, 0, 0, false, 2);
 
 #[cfg(test)]
 mod tests;

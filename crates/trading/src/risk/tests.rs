@@ -7,6 +7,9 @@ fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
 
+/// A change to the test account.
+type Adjust = fn(&mut AccountView);
+
 fn account() -> AccountView {
     AccountView {
         equity: d("100000"),
@@ -67,7 +70,7 @@ fn every_limit_denies_with_its_code() {
             "{qty} @ {price}"
         );
     }
-    let accounts: [(fn(&mut AccountView), Side, Denial); 5] = [
+    let accounts: [(Adjust, Side, Denial); 5] = [
         (|a| a.position = d("0.3"), Side::Buy, Denial::PositionLimit),
         (
             |a| a.gross_exposure = d("99000"),
