@@ -9,6 +9,7 @@
 pub mod backtest;
 pub mod candles;
 pub mod confidence;
+pub mod engine;
 pub mod indicators;
 pub mod instrument;
 pub mod ladder;

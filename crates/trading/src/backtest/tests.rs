@@ -1,7 +1,11 @@
 use super::*;
+use crate::engine::{Engine, LaneSpec};
 use crate::instrument::test_btcusdt;
 use crate::ladder::Level;
+use crate::matching::Side;
 use crate::risk::Denial;
+use crate::risk::TradingState;
+use crate::strategy::Signal;
 use crate::universe::test_tier1;
 use std::str::FromStr;
 
@@ -188,4 +192,84 @@ fn comparison_sizing_carries_no_risk_history() {
             cents(100.0 * 1.001f64.powi(99))
         )]
     );
+}
+
+/// Drives an engine over `closes` from bar `from` to `to` (exclusive).
+fn drive(engine: &mut Engine, closes: &[Candle], range: std::ops::Range<usize>) {
+    for bar in &closes[range] {
+        engine.begin_step(bar.open_time_us).unwrap();
+        engine.on_bar(0, *bar).unwrap();
+        engine.mark(bar.open_time_us).unwrap();
+    }
+}
+
+#[test]
+fn the_operator_pauses_kills_and_resets_the_live_engine() {
+    let candles = bars(&rising(1000, 100.0));
+    let Market {
+        instrument,
+        tier,
+        strategy_name,
+        strategy,
+        ..
+    } = market(&[100.0]);
+    let spec = LaneSpec {
+        instrument,
+        tier,
+        strategy_name,
+        strategy,
+    };
+    let mut engine = Engine::new(vec![spec], d("10000"), Costs::default(), kelly());
+    drive(&mut engine, &candles, 0..400);
+    let journal = engine.take_journal();
+    assert!(journal.fills.len() > 20);
+    assert!(journal
+        .fills
+        .iter()
+        .filter(|f| f.fill.side == Side::Buy)
+        .all(|f| f.sizing.is_some()));
+    assert!(engine.take_journal().fills.is_empty());
+    // Paused: reduce-only, entries denied as REDUCING, exits still pass.
+    assert!(engine.set_paused(true));
+    drive(&mut engine, &candles, 400..450);
+    let view = engine.snapshot().unwrap().desk.unwrap();
+    assert_eq!(view.state, TradingState::Reducing);
+    let reducing = view
+        .denials
+        .iter()
+        .find(|(r, _)| *r == Denial::TradingStateReducing)
+        .unwrap()
+        .1;
+    assert!(reducing >= 4, "{reducing}");
+    assert!(engine.set_paused(false));
+    // Held at bar 505 (entered at 500); the kill sells it at the next open.
+    drive(&mut engine, &candles, 450..503);
+    assert!(engine.snapshot().unwrap().positions[0].quantity > Decimal::ZERO);
+    assert!(engine.kill(candles[502].open_time_us).unwrap());
+    drive(&mut engine, &candles, 503..504);
+    let snapshot = engine.snapshot().unwrap();
+    assert_eq!(snapshot.positions[0].quantity, Decimal::ZERO);
+    let desk = snapshot.desk.unwrap();
+    assert_eq!(
+        (desk.level, desk.state),
+        (Level::Black, TradingState::Halted)
+    );
+    let journal = engine.take_journal();
+    assert_eq!(journal.transitions.last().unwrap().cause, "kill switch");
+    assert_eq!(journal.fills.last().unwrap().fill.side, Side::Sell);
+    drive(&mut engine, &candles, 504..600);
+    let killed = |e: &Engine| {
+        let view = e.snapshot().unwrap().desk.unwrap();
+        view.denials
+            .iter()
+            .find(|(r, _)| *r == Denial::KillSwitch)
+            .unwrap()
+            .1
+    };
+    assert!(killed(&engine) >= 9);
+    assert!(engine.take_journal().fills.is_empty());
+    assert!(!engine.reset(candles[600].open_time_us, " "));
+    assert!(engine.reset(candles[600].open_time_us, "drill over"));
+    drive(&mut engine, &candles, 600..700);
+    assert!(!engine.take_journal().fills.is_empty());
 }

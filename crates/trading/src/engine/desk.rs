@@ -3,9 +3,9 @@
 //! pre-trade gate, and the history of what they decided.
 
 use crate::confidence::{Confidence, ConfidenceConfig, LevelChange};
-use crate::ladder::{Ladder, LadderConfig, Level, Transition};
+use crate::ladder::{Ladder, LadderConfig, Level, Measures, Transition};
 use crate::matching::Side;
-use crate::risk::{AccountView, Denial, Gate, GateLimits, OrderRequest, Purpose};
+use crate::risk::{AccountView, Denial, Gate, GateLimits, OrderRequest, Purpose, TradingState};
 use crate::sizing::{entry_quantity, KellyConfig, SizeInputs, TradeWindow};
 use crate::universe::Tier;
 use crate::Instrument;
@@ -69,7 +69,44 @@ pub(super) struct Desk {
     tracks: Vec<Track>,
     lane_track: Vec<usize>,
     shadows: Vec<Shadow>,
+    paused: bool,
     pub(super) history: RiskHistory,
+}
+
+/// What sized an approved entry: the measured edge and the throttles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SizingNote {
+    /// Closed trades measured.
+    pub trades: usize,
+    /// Wilson lower bound of the win rate (p).
+    pub win_rate_lower_bound: f64,
+    /// Mean win / mean loss (R; ∞ without a loss).
+    pub payoff_ratio: f64,
+    /// The risk fraction before throttles.
+    pub fraction: f64,
+    /// Confidence × ladder throttle.
+    pub throttle: f64,
+    /// The confidence level.
+    pub confidence_level: u8,
+}
+
+/// The risk desk's state, for operators.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeskView {
+    /// Ladder level.
+    pub level: Level,
+    /// The gate's trading state.
+    pub state: TradingState,
+    /// Whether an operator paused new entries.
+    pub paused: bool,
+    /// The ladder's measures.
+    pub measures: Measures,
+    /// Confidence level per strategy.
+    pub confidence: Vec<(String, u8)>,
+    /// Denials by reason.
+    pub denials: Vec<(Denial, u64)>,
+    /// Orders approved.
+    pub approvals: u64,
 }
 
 /// An entry's sizing context.
@@ -112,6 +149,7 @@ impl Desk {
             tracks,
             lane_track,
             shadows: vec![Shadow::Flat; names.len()],
+            paused: false,
             history: RiskHistory {
                 denials: Vec::new(),
                 approvals: 0,
@@ -155,9 +193,11 @@ impl Desk {
         }
     }
 
-    /// The quote budget of an entry the gate approved, or `None`.
-    pub(super) fn entry(&mut self, ctx: &EntryContext) -> Option<Decimal> {
+    /// The quote budget of an entry the gate approved and what sized it,
+    /// or `None`.
+    pub(super) fn entry(&mut self, ctx: &EntryContext) -> Option<(Decimal, SizingNote)> {
         let track = &self.tracks[self.lane_track[ctx.lane]];
+        let stats = track.trades.stats(self.config.kelly.kelly_window);
         let fraction = self.config.kelly.risk_fraction(&track.trades, ctx.tier);
         if fraction <= 0.0 {
             self.history.no_edge += 1;
@@ -190,8 +230,17 @@ impl Desk {
             priced: false,
             purpose: Purpose::Trade,
         };
+        let note = SizingNote {
+            trades: stats.trades,
+            win_rate_lower_bound: stats.win_rate_lower_bound,
+            payoff_ratio: stats.payoff_ratio,
+            fraction,
+            throttle,
+            confidence_level: track.confidence.level(),
+        };
         self.gate.check(ctx.time_us, &order, &ctx.account).ok()?;
-        Some(quantity * ctx.price * (Decimal::ONE + self.config.gate.fee))
+        let budget = quantity * ctx.price * (Decimal::ONE + self.config.gate.fee);
+        Some((budget, note))
     }
 
     /// Whether a sell of the whole position (`flatten`: by the ladder)
@@ -222,9 +271,74 @@ impl Desk {
     pub(super) fn mark(&mut self, time_us: i64, equity: f64, flat: bool) -> Option<Level> {
         let transition = self.ladder.observe(time_us, equity, flat)?;
         let to = transition.to;
-        self.gate.set_state(to.state());
         self.history.transitions.push(transition);
+        self.apply_state();
         to.flattens().then_some(to)
+    }
+
+    /// The gate's state: the ladder's, at least REDUCING while paused.
+    fn apply_state(&mut self) {
+        let state = self.ladder.level().state();
+        let paused = if self.paused {
+            TradingState::Reducing
+        } else {
+            TradingState::Active
+        };
+        self.gate.set_state(state.max(paused));
+    }
+
+    /// Pauses or resumes new entries; false when already so.
+    pub(super) fn set_paused(&mut self, paused: bool) -> bool {
+        let changed = self.paused != paused;
+        self.paused = paused;
+        self.apply_state();
+        changed
+    }
+
+    /// The kill switch: BLACK, HALTED, every order denied `kill_switch`.
+    pub(super) fn kill(&mut self, time_us: i64) {
+        self.gate.set_kill_switch(true);
+        if let Some(transition) = self.ladder.kill(time_us) {
+            self.history.transitions.push(transition);
+        }
+        self.apply_state();
+    }
+
+    /// An operator's reset out of BLACK with a reason; false when the
+    /// ladder is not BLACK or the reason is blank.
+    pub(super) fn reset(&mut self, time_us: i64, reason: &str) -> bool {
+        let Some(transition) = self.ladder.reset(time_us, reason) else {
+            return false;
+        };
+        self.history.transitions.push(transition);
+        self.gate.set_kill_switch(false);
+        self.apply_state();
+        true
+    }
+
+    /// The desk's state now.
+    pub(super) fn view(&self) -> DeskView {
+        DeskView {
+            level: self.ladder.level(),
+            state: self.gate.state(),
+            paused: self.paused,
+            measures: self.ladder.measures(),
+            confidence: self
+                .tracks
+                .iter()
+                .map(|t| (t.name.clone(), t.confidence.level()))
+                .collect(),
+            denials: self.gate.denials().collect(),
+            approvals: self.gate.approvals(),
+        }
+    }
+
+    /// Ladder transitions and confidence changes since the last call.
+    pub(super) fn take_changes(&mut self) -> (Vec<Transition>, Vec<(i64, String, LevelChange)>) {
+        (
+            std::mem::take(&mut self.history.transitions),
+            std::mem::take(&mut self.history.confidence),
+        )
     }
 
     /// The history, with the gate's counters.
