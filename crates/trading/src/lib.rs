@@ -18,6 +18,7 @@ pub mod report;
 pub mod risk;
 pub mod sizing;
 pub mod strategy;
+pub mod synthetic;
 pub mod universe;
 
 pub use candles::{Candle, CandleError, CandleFormat, CandleReader};
