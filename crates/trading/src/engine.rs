@@ -228,8 +228,9 @@ struct Run {
     desk: Option<Desk>,
     /// What sized each lane's working entry.
     pending_notes: Vec<Option<SizingNote>>,
-    /// Fills since the journal was last taken.
-    fills: Vec<FillRecord>,
+    /// Fills since the journal was last taken (lane, fill, what sized it);
+    /// names are added only when the journal is taken.
+    fills: Vec<(usize, Fill, Option<SizingNote>)>,
     result: BacktestResult,
 }
 
@@ -428,16 +429,11 @@ impl Run {
 
     fn book_fill(&mut self, lane: &mut Lane, index: usize, fill: Fill, bar_no: u64) {
         self.portfolio.apply(index, &fill);
-        self.fills.push(FillRecord {
-            lane: index,
-            symbol: lane.spec.instrument.symbol.clone(),
-            strategy: lane.spec.strategy_name.clone(),
-            fill: fill.clone(),
-            sizing: match fill.side {
-                Side::Buy => self.pending_notes[index].take(),
-                Side::Sell => None,
-            },
-        });
+        let sizing = match fill.side {
+            Side::Buy => self.pending_notes[index].take(),
+            Side::Sell => None,
+        };
+        self.fills.push((index, fill.clone(), sizing));
         self.cash_f = self.portfolio.cash.to_f64().unwrap_or(0.0);
         let position = self.portfolio.positions[index];
         self.positions_f[index] = position.to_f64().unwrap_or(0.0);

@@ -263,11 +263,6 @@ impl Gate {
         self.approvals
     }
 
-    /// A cancel: always approved.
-    pub fn cancel(&self) -> Result<(), Denial> {
-        Ok(())
-    }
-
     /// Approves or denies an order at `now_us`; an approval takes a token
     /// from the rate limiter, a denial is counted by reason.
     pub fn check(

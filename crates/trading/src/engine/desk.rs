@@ -11,6 +11,7 @@ use crate::universe::Tier;
 use crate::Instrument;
 use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
 use rust_decimal::Decimal;
+use std::collections::BTreeMap;
 
 /// Risk settings of a Kelly-sized backtest.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -124,12 +125,11 @@ impl Desk {
     /// name share one measured track record).
     pub(super) fn new(config: RiskConfig, fee: Decimal, cash: Decimal, names: &[String]) -> Self {
         let mut tracks: Vec<Track> = Vec::new();
-        let mut lane_track = Vec::with_capacity(names.len());
-        for name in names {
-            let index = tracks
-                .iter()
-                .position(|t| &t.name == name)
-                .unwrap_or_else(|| {
+        let mut by_name: BTreeMap<&str, usize> = BTreeMap::new();
+        let lane_track = names
+            .iter()
+            .map(|name| {
+                *by_name.entry(name.as_str()).or_insert_with(|| {
                     tracks.push(Track {
                         name: name.clone(),
                         trades: TradeWindow::new(
@@ -138,9 +138,9 @@ impl Desk {
                         confidence: Confidence::new(config.confidence),
                     });
                     tracks.len() - 1
-                });
-            lane_track.push(index);
-        }
+                })
+            })
+            .collect();
         Self {
             config,
             fee: fee.to_f64().unwrap_or(0.0),

@@ -1,7 +1,7 @@
 //! The engine as the live agent uses it: what it holds now, what changed
 //! since the last look (for the ledger), and the operator's controls.
 
-use super::{Engine, EngineError, Lane};
+use super::{Engine, EngineError};
 use crate::confidence::LevelChange;
 use crate::engine::desk::{DeskView, SizingNote};
 use crate::ladder::Transition;
@@ -105,18 +105,22 @@ impl Engine {
             .as_mut()
             .map(|d| d.take_changes())
             .unwrap_or_default();
+        let lanes = &self.lanes;
+        let fills = std::mem::take(&mut self.run.fills)
+            .into_iter()
+            .map(|(lane, fill, sizing)| FillRecord {
+                lane,
+                symbol: lanes[lane].spec.instrument.symbol.clone(),
+                strategy: lanes[lane].spec.strategy_name.clone(),
+                fill,
+                sizing,
+            })
+            .collect();
         Journal {
-            fills: std::mem::take(&mut self.run.fills),
+            fills,
             transitions,
             confidence,
         }
-    }
-
-    /// Drops closed trades and equity points kept for a report: a live
-    /// engine calls this after writing them elsewhere, so memory stays flat.
-    pub fn forget_history(&mut self) {
-        self.run.result.trades.clear();
-        self.run.result.equity.clear();
     }
 
     /// Pauses (`true`: reduce-only) or resumes new entries; false when
@@ -149,12 +153,5 @@ impl Engine {
             .desk
             .as_mut()
             .is_some_and(|d| d.reset(time_us, reason))
-    }
-
-    /// The lanes' symbols, in lane order.
-    pub fn symbols(&self) -> impl Iterator<Item = &str> {
-        self.lanes
-            .iter()
-            .map(|l: &Lane| l.spec.instrument.symbol.as_str())
     }
 }
