@@ -1,8 +1,9 @@
 //! The pre-trade gate (SPEC §8): every order passes one check that approves
 //! it or denies it with a coded reason, and every denial is counted by
 //! reason. Trading states ACTIVE / REDUCING / HALTED; REDUCING allows only
-//! orders that shrink an open position, never beyond it; cancels always
-//! pass. Time comes from the caller (bar time in a backtest).
+//! orders that shrink an open position, never beyond it. Cancels do not
+//! pass through the gate at all (`PaperBook::cancel`), so nothing can deny
+//! one. Time comes from the caller (bar time in a backtest).
 
 use crate::instrument::{Instrument, OrderCheck};
 use crate::matching::Side;

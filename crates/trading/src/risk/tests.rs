@@ -158,42 +158,30 @@ fn reducing_allows_only_reductions_up_to_the_position() {
 }
 
 #[test]
-fn halted_and_kill_switch_pass_only_cancels_and_flattening() {
+fn halted_and_kill_switch_pass_only_the_ladders_flattening() {
     let mut gate = Gate::new(GateLimits::default());
     let mut held = account();
     held.position = d("0.2");
     gate.set_state(TradingState::Halted);
-    assert_eq!(
-        check(&mut gate, Side::Sell, "0.1", "60000", &held),
-        Err(Denial::TradingStateHalted)
-    );
-    assert_eq!(
-        check_as(
+    for (kill_switch, denial) in [
+        (false, Denial::TradingStateHalted),
+        (true, Denial::KillSwitch),
+    ] {
+        gate.set_kill_switch(kill_switch);
+        assert_eq!(
+            check(&mut gate, Side::Sell, "0.1", "60000", &held),
+            Err(denial)
+        );
+        let flatten = check_as(
             &mut gate,
             Side::Sell,
             "0.2",
             "60000",
             &held,
-            Purpose::Flatten
-        ),
-        Ok(())
-    );
-    gate.set_kill_switch(true);
-    assert_eq!(
-        check(&mut gate, Side::Sell, "0.1", "60000", &held),
-        Err(Denial::KillSwitch)
-    );
-    assert_eq!(
-        check_as(
-            &mut gate,
-            Side::Sell,
-            "0.2",
-            "60000",
-            &held,
-            Purpose::Flatten
-        ),
-        Ok(())
-    );
+            Purpose::Flatten,
+        );
+        assert_eq!(flatten, Ok(()));
+    }
     // Flattening never buys and never sells more than is held.
     assert_eq!(
         check_as(
