@@ -36,6 +36,9 @@ EXPECTED_ALERTS = {
     "CheckpointStale",
     "ComplianceFailing",
     "NodeDown",
+    "QbtcEmergencyRed",
+    "QbtcKillSwitchEngaged",
+    "QbtcDailyLossLimitHit",
 }
 # What the overview dashboard must chart (SPEC §7 and the deployment issue).
 OVERVIEW_METRICS = {

@@ -4,7 +4,8 @@
 //
 // Loads the page, fails on any console error or page error, waits until the
 // phi chart has drawn points for at least 3 regions and the latency panel
-// shows measured values, clicks "Verify now" and expects an OK result, then
+// shows measured values, clicks "Verify now" and expects an OK result, checks
+// the trading agent's panel (trading, equity curve, fills with blocks), then
 // saves a full-page screenshot (and a dark-theme one beside it). A second
 // page renders the Trust Kernel panels from fixtures in the documented shapes.
 // Exit status 0 on success, 1 with a reason on stderr otherwise.
@@ -143,6 +144,23 @@ try {
     if (state !== 'ok') fail(`${panel} panel is ${state}, expected ok`);
   }
 
+  // The trading agent (the demo runs it on paper): trading, its equity
+  // curve drawn, and its recent fills each naming their ledger block.
+  await page.waitForSelector('#agent[data-state="trading"]', { timeout: TIMEOUT });
+  await page.waitForFunction(
+    () =>
+      Number(document.getElementById('a-equity-chart').dataset.points ?? 0) >= 2 &&
+      [...document.querySelectorAll('#a-fill-rows tr')].some((r) => /^\d+$/.test(r.dataset.block ?? '')),
+    null,
+    { timeout: TIMEOUT },
+  );
+  const agent = await page.$eval('#agent', (p) => ({
+    level: document.getElementById('a-level').textContent,
+    equity: document.getElementById('a-equity').textContent,
+    fills: document.getElementById('a-fills').textContent,
+  }));
+  if (!/^(GREEN|YELLOW|ORANGE|RED|BLACK)$/.test(agent.level) || !/USDT$/.test(agent.equity)) fail(`agent panel: ${JSON.stringify(agent)}`);
+
   // For a readable picture, give the trend a few more seconds of live points
   // (not a check: a slow machine just gets a shorter trend), then capture.
   await page
@@ -192,6 +210,7 @@ try {
       regions_with_points: legend.filter((l) => l.points > 0).map((l) => `${l.region}:${l.points}`),
       latency: measured,
       verify: verified.text,
+      agent,
       screenshots: [screenshot, dark],
     }),
   );

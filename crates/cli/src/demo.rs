@@ -28,6 +28,13 @@ pub struct DemoArgs {
     /// Stop after this many seconds (default: run until Ctrl-C).
     #[arg(long)]
     duration: Option<f64>,
+    /// Wall-clock milliseconds per one-minute bar of the paper-trading
+    /// agent's synthetic market.
+    #[arg(long, default_value_t = 100)]
+    agent_bar_ms: u64,
+    /// Run without the paper-trading agent.
+    #[arg(long)]
+    no_agent: bool,
 }
 
 /// Requests the simulator may have in flight at once.
@@ -46,6 +53,7 @@ struct Tally {
     feed: Mutex<Option<(u64, Option<f64>, f64)>>,
     down: Mutex<BTreeMap<String, bool>>,
     trust: Mutex<Option<String>>,
+    agent: Mutex<Option<String>>,
 }
 
 impl Tally {
@@ -81,8 +89,14 @@ impl Tally {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
             .unwrap_or_default();
+        let agent = self
+            .agent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default();
         format!(
-            "runs accepted {} | duplicates {} | rejected {} | failed {}{ledger}{feed}{trust} | last phi: {}",
+            "runs accepted {} | duplicates {} | rejected {} | failed {}{ledger}{feed}{trust} | last phi: {}{agent}",
             self.accepted.load(Ordering::Relaxed),
             self.duplicates.load(Ordering::Relaxed),
             self.rejected.load(Ordering::Relaxed),
@@ -111,6 +125,10 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         };
     let mut config = args.node.load_config()?;
     compress_trust_time(&mut config);
+    if !args.no_agent {
+        config.agent.enabled = true;
+        config.agent.bar_interval_ms = args.agent_bar_ms;
+    }
     logging::init(config.log_format, "warn");
     let mut model = SimModel::six_regions();
     if let Some(rate) = args.rate {
@@ -141,6 +159,12 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         model.regions.len()
     );
 
+    if config.agent.enabled {
+        println!(
+            "  agent:         paper trading on a seeded synthetic market (seed {}), one-minute bars every {} ms; fills are ledger blocks: curl {url}/v1/agent",
+            config.agent.seed, config.agent.bar_interval_ms
+        );
+    }
     let tally = Arc::new(Tally::default());
     let (stop_partners, partners_stop) = tokio::sync::watch::channel(false);
     let partner_tasks = start_partners(&node, &config.data_dir, partners_stop).await?;
@@ -313,6 +337,7 @@ async fn refresh_ledger(client: &reqwest::Client, url: &str, tally: &Tally) {
         return;
     };
     refresh_trust(client, url, tally).await;
+    refresh_agent(client, url, tally).await;
     let latency = &status["latency"]["p99_ms"];
     *tally.feed.lock().unwrap_or_else(PoisonError::into_inner) = Some((
         status["partners_connected"].as_u64().unwrap_or(0),
@@ -364,6 +389,38 @@ async fn refresh_trust(client: &reqwest::Client, url: &str, tally: &Tally) {
         ));
     }
     *tally.trust.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
+}
+
+/// Reads the agent's state for the summary (nothing when it is off).
+async fn refresh_agent(client: &reqwest::Client, url: &str, tally: &Tally) {
+    let Ok(response) = client.get(format!("{url}/v1/agent")).send().await else {
+        return;
+    };
+    if !response.status().is_success() {
+        return;
+    }
+    let Ok(s) = response.json::<serde_json::Value>().await else {
+        return;
+    };
+    let confidence: Vec<String> = s["confidence"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["level"].to_string())
+        .collect();
+    let line = format!(
+        " | agent equity {:.2} drawdown {:.2}% {} {} confidence {} fills {}",
+        s["equity"]
+            .as_str()
+            .and_then(|e| e.parse::<f64>().ok())
+            .unwrap_or(f64::NAN),
+        s["drawdown"].as_f64().unwrap_or(f64::NAN) * 100.0,
+        s["emergency_level"].as_str().unwrap_or("?"),
+        s["trading_state"].as_str().unwrap_or("?"),
+        confidence.join("/"),
+        s["fills"]
+    );
+    *tally.agent.lock().unwrap_or_else(PoisonError::into_inner) = Some(line);
 }
 
 /// The demo's liquidity partners: name and home region.

@@ -1,6 +1,7 @@
 //! `qunimbus`: run a node (`serve`), a self-contained demo (`demo`), check a
 //! configuration file (`config check`) or measure performance (`bench`).
 
+mod agent;
 mod bench;
 mod bench_feed;
 mod bench_ingest;
@@ -92,6 +93,9 @@ enum Command {
     /// QBTC trading: backtests.
     #[command(subcommand)]
     Trade(trade::TradeCommand),
+    /// The trading agent of a running node: status, positions, fills, commands.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
 }
 
 #[derive(Subcommand)]
@@ -152,6 +156,9 @@ pub struct NodeArgs {
     /// Log format. Env: QUNIMBUS_LOG_FORMAT.
     #[arg(long, value_enum)]
     log_format: Option<LogFormatArg>,
+    /// Run the trading agent on paper (`[agent] enabled = true`).
+    #[arg(long)]
+    agent: bool,
 }
 
 impl NodeArgs {
@@ -176,6 +183,9 @@ impl NodeArgs {
                 LogFormatArg::Json => "json",
             };
             flags.insert("log_format".into(), name.into());
+        }
+        if self.agent {
+            flags.insert("agent.enabled".into(), true.into());
         }
         Config::load(self.config.as_deref(), std::env::vars(), flags)
             .context("invalid configuration")
@@ -220,6 +230,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(command) => bench::run(command).await,
         Command::Trade(command) => trade::run(command),
+        Command::Agent(command) => agent::run(command).await,
         Command::Ledger(command) => ledger::run(command).await,
         Command::Partner(command) => partner::run(command).await,
         Command::Import(args) => import::run(args).await,

@@ -63,7 +63,11 @@ struct Node {
 }
 
 fn start_node(data_dir: &Path) -> Node {
-    let (child, url) = spawn_serve(data_dir, |_| {});
+    // With the trading agent, so its series are linted and listed too.
+    let (child, url) = spawn_serve(data_dir, |command| {
+        command.arg("--agent");
+        command.env("QUNIMBUS_AGENT__BAR_INTERVAL_MS", "20");
+    });
     Node {
         _process: Killed {
             name: "qunimbus",
@@ -238,7 +242,9 @@ async fn prometheus_scrapes_the_phi_the_node_computed() {
             .text()
             .await
             .expect("metrics text");
-        if metrics.contains(r#"qunimbus_market_latency_seconds_count{partner="partner_prom"} 3"#) {
+        if metrics.contains(r#"qunimbus_market_latency_seconds_count{partner="partner_prom"} 3"#)
+            && metrics.contains("qbtc_confidence_level{")
+        {
             break metrics;
         }
         assert!(
@@ -422,7 +428,7 @@ async fn prometheus_scrapes_the_phi_the_node_computed() {
             .iter()
             .flat_map(|g| g["rules"].as_array().expect("rules").iter())
             .collect();
-        assert_eq!(rules.len(), 7, "alerts.yml has 7 alert rules: {body}");
+        assert_eq!(rules.len(), 10, "alerts.yml has 10 alert rules: {body}");
         let evaluated = rules
             .iter()
             .all(|r| r["health"] == "ok" && r["evaluationTime"].as_f64().is_some());

@@ -92,7 +92,9 @@ export function lineChart(canvas, { series, t0, t1, format = compact }) {
   ctx.textAlign = 'center';
   ctx.textBaseline = 'top';
   const span = t1 - t0;
-  const step = span <= 45_000 ? 5_000 : span <= 90_000 ? 15_000 : span <= 180_000 ? 30_000 : 60_000;
+  // The smallest of these steps that puts at most 8 labels on the axis.
+  const steps = [5, 15, 30, 60, 300, 900, 1800, 3600, 10_800, 21_600].map((s) => s * 1000);
+  const step = steps.find((s) => span / s <= 8) ?? steps[steps.length - 1];
   for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
     const xx = Math.round(x(t)) + 0.5;
     ctx.beginPath();

@@ -1,9 +1,11 @@
 // The QuNimbus node dashboard. Reads only this node's own endpoints:
 //   /v1/dashboard/stream (SSE, throttled phi points), /v1/market/status and
 //   /metrics (latency, throughput, timestamps), /v1/ledger (+ /verify), and
-//   /v1/regions, /v1/mesh, /v1/rollouts (Trust Kernel; "not available" on 404).
+//   /v1/regions, /v1/mesh, /v1/rollouts (Trust Kernel; "not available" on 404),
+//   and the trading agent's routes (agent.js).
 // Every value shown was measured by the node; nothing is invented.
 
+import { startAgentPanel } from './agent.js';
 import { compact, css, gauge, histogram, lineChart } from './charts.js';
 
 const $ = (id) => document.getElementById(id);
@@ -556,8 +558,10 @@ every(5000, pollRegions);
 every(5000, pollMesh);
 every(5000, pollRollouts);
 setInterval(scheduleTrend, 1000);
+const drawAgentCurve = startAgentPanel({ $, el, getJson, every, Missing, setState });
 function redraw() {
   scheduleTrend();
+  drawAgentCurve();
   drawLatencyHistogram();
   drawGauge();
 }

@@ -57,6 +57,7 @@ pub fn router_and_operations(state: Arc<AppState>) -> (Router, Vec<Operation>) {
         .merge(crate::ledger_api::admin_routes())
         .merge(crate::market_api::admin_routes())
         .merge(crate::trust_api::admin_routes())
+        .merge(crate::agent_api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let reads = ApiRouter::new()
         .routes(rate_limited(&state, RateClass::Quote, routes!(quote)))
@@ -74,6 +75,7 @@ pub fn router_and_operations(state: Arc<AppState>) -> (Router, Vec<Operation>) {
         .merge(crate::tsa_api::routes(&state))
         .merge(crate::market_api::read_routes())
         .merge(crate::trust_api::read_routes())
+        .merge(crate::agent_api::read_routes())
         .merge(crate::dashboard::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -75,6 +75,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../assets/dashboard.js"),
     ),
     (
+        "/dashboard/agent.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../assets/agent.js"),
+    ),
+    (
         "/dashboard/charts.js",
         "text/javascript; charset=utf-8",
         include_bytes!("../assets/charts.js"),

@@ -76,7 +76,7 @@ pub(crate) fn storage_error(e: StorageError) -> ApiError {
 }
 
 /// Reads an optional unsigned integer query parameter within `[min, max]`.
-fn int_param(
+pub(crate) fn int_param(
     state: &AppState,
     params: &HashMap<String, String>,
     name: &str,

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod agent_api;
 pub mod api;
 pub mod dashboard;
 pub mod error;

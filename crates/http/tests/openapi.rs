@@ -13,7 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A node on a temporary SQLite database whose per-client rates are far
-/// above what the tests send.
+/// above what the tests send, with its trading agent running (so the agent's
+/// routes answer with their real bodies).
 struct Node {
     node: RunningNode,
     http: reqwest::Client,
@@ -29,6 +30,8 @@ impl Node {
             ..Config::default()
         };
         config.ledger.checkpoint_interval_ms = 50;
+        config.agent.enabled = true;
+        config.agent.bar_interval_ms = 20;
         let unthrottled = RateLimit {
             per_minute: 1_000_000,
             burst: 100_000,

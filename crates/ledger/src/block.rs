@@ -68,11 +68,14 @@ pub enum BlockKind {
     Config,
     /// A personal-class run's link to its data subject was erased off-ledger.
     Erasure,
+    /// A trading risk decision: an emergency-level, trading-state or
+    /// confidence change, or an operator's control of the agent.
+    Risk,
 }
 
 impl BlockKind {
     /// Every kind, in declaration order.
-    pub const ALL: [BlockKind; 9] = [
+    pub const ALL: [BlockKind; 10] = [
         BlockKind::Genesis,
         BlockKind::Valuation,
         BlockKind::Attestation,
@@ -82,6 +85,7 @@ impl BlockKind {
         BlockKind::Health,
         BlockKind::Config,
         BlockKind::Erasure,
+        BlockKind::Risk,
     ];
 
     /// The JSON (lowercase) name.
@@ -96,6 +100,7 @@ impl BlockKind {
             BlockKind::Health => "health",
             BlockKind::Config => "config",
             BlockKind::Erasure => "erasure",
+            BlockKind::Risk => "risk",
         }
     }
 

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod config;
 pub mod credentials;
 pub mod ingest;
@@ -167,8 +168,10 @@ impl Node {
             )
             .await?,
         );
+        let agent = start_agent(config, &store, &metrics)?;
         let (stop, stop_rx) = watch::channel(false);
         let node = Arc::new(Node {
+            agent,
             market,
             stop: stop_rx.clone(),
             authority,
@@ -260,6 +263,32 @@ async fn load_history(
     Ok(history)
 }
 
+/// The trading agent when `[agent]` enables it, its market starting now.
+fn start_agent(
+    config: &Config,
+    store: &Arc<Store>,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Arc<agent::Agent>>, NodeError> {
+    if !config.agent.enabled {
+        return Ok(None);
+    }
+    let plan = config.agent.plan()?;
+    let start_us = qunimbus_core::time::now_micros().timestamp_micros();
+    tracing::info!(
+        symbols = plan.lanes.len(),
+        mode = agent::MODE,
+        "trading agent starting"
+    );
+    Ok(Some(Arc::new(agent::Agent::new(
+        &config.agent,
+        plan,
+        start_us,
+        store.clone(),
+        metrics.clone(),
+        config.ledger.frameworks.clone(),
+    ))))
+}
+
 /// Starts the supervised background tasks: the checkpointer, the
 /// timestamper, the Trust Kernel controller and, with NATS, the relay.
 fn start_background(
@@ -312,6 +341,12 @@ fn start_background(
         trust::run_controller(controller_node.clone(), stop_rx.clone())
     });
     let mut background = vec![timestamper, checkpointer, controller];
+    if let Some(agent) = node.agent.clone() {
+        let stop_rx = stop.clone();
+        background.push(node.tasks.spawn("trading_agent", stop.clone(), move || {
+            agent.clone().run(stop_rx.clone())
+        }));
+    }
     if let Some(url) = config.nats_url.clone().filter(|u| !u.is_empty()) {
         background.extend(relay::start(node, url, config.nats.clone(), stop.clone()));
     }

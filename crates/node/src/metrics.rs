@@ -228,6 +228,68 @@ metric_set! {
     }
 }
 
+/// Label set `{mode="paper"}` (the agent's trading mode).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabel {
+    /// `paper` (or `live`).
+    pub mode: String,
+}
+
+/// Label set `{strategy="sma_cross"}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StrategyLabel {
+    /// The strategy's name (with its parameters when set).
+    pub strategy: String,
+}
+
+metric_set! {
+    /// The QBTC trading agent; its series appear only while the agent runs.
+    pub struct AgentMetrics {
+        /// Equity (cash plus positions at their last closes).
+        equity: Family<ModeLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qbtc_equity", "Agent equity in the quote asset: cash plus positions at their last closes";
+        /// 1 − equity / peak equity.
+        drawdown: Family<ModeLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qbtc_drawdown_ratio", "Drawdown from the all-time equity peak, 1 - equity / peak, marked on every bar";
+        /// Equity change since the market day began.
+        daily_pnl: Family<ModeLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qbtc_daily_pnl", "Equity change since the start of the UTC day of market time, quote asset";
+        /// Today's loss as the ladder measures it.
+        daily_loss: Family<ModeLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qbtc_daily_loss_ratio", "Loss since the start of the UTC day of market time, a fraction of start-of-day equity (negative for a gain)";
+        /// The daily loss limit in force.
+        daily_loss_limit: Family<ModeLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qbtc_daily_loss_limit_ratio", "The daily loss limit in force, a fraction of start-of-day equity";
+        /// Ladder level 0–4.
+        emergency_level: Family<ModeLabel, Gauge> = Family::default()
+            => "qbtc_emergency_level", "Emergency ladder level: 0 GREEN, 1 YELLOW, 2 ORANGE, 3 RED, 4 BLACK";
+        /// Confidence level 1–7 per strategy.
+        confidence_level: Family<StrategyLabel, Gauge> = Family::default()
+            => "qbtc_confidence_level", "Confidence level 1-7 of each strategy, from its measured recent trades";
+        /// Trading state 0–2.
+        trading_state: Family<ModeLabel, Gauge> = Family::default()
+            => "qbtc_trading_state", "Trading state: 0 ACTIVE, 1 REDUCING, 2 HALTED";
+        /// Orders by outcome.
+        orders: Family<OutcomeLabel, Counter> = Family::default()
+            => "qbtc_orders", "Orders by outcome: approved or denied by the pre-trade gate, filled";
+        /// Gate denials by reason.
+        denied: Family<ReasonLabel, Counter> = Family::default()
+            => "qbtc_orders_denied", "Orders denied by the pre-trade gate, by reason code";
+        /// Bar to sized entry decision.
+        sizing_seconds: Histogram = Histogram::new(exponential_buckets(1e-7, 2.0, 20))
+            => "qbtc_sizing_seconds", "Bar arrival to a sized entry decision (strategy, Kelly sizing, pre-trade gate), seconds";
+        /// Bar to decision, every bar.
+        decision_seconds: Histogram = Histogram::new(exponential_buckets(1e-7, 2.0, 20))
+            => "qbtc_decision_seconds", "Bar arrival to the agent's decision on it (fills, strategy, sizing, gate), seconds";
+        /// Bars processed.
+        bars: Counter = Counter::default()
+            => "qbtc_bars", "Market bars the agent processed";
+        /// Ledger writes that failed (retried next bar).
+        ledger_failures: Counter = Counter::default()
+            => "qbtc_ledger_write_failures", "Agent ledger writes that failed; the agent does not trade until they are written";
+    }
+}
+
 /// The node's metrics, by area, and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -241,6 +303,8 @@ pub struct Metrics {
     pub relay: RelayMetrics,
     /// Trust Kernel figures.
     pub trust: TrustMetrics,
+    /// The trading agent.
+    pub agent: AgentMetrics,
 }
 
 impl Default for Metrics {
@@ -259,6 +323,7 @@ impl Metrics {
             market: MarketMetrics::register(&mut registry),
             relay: RelayMetrics::register(&mut registry),
             trust: TrustMetrics::register(&mut registry),
+            agent: AgentMetrics::register(&mut registry),
             registry,
         }
     }

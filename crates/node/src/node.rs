@@ -33,6 +33,8 @@ pub struct Node {
     pub trust: Arc<crate::trust::TrustKernel>,
     /// The market feed hub.
     pub market: Arc<crate::market::MarketHub>,
+    /// The trading agent, when enabled.
+    pub agent: Option<Arc<crate::agent::Agent>>,
     /// Becomes true when the node stops (ends long-lived sessions).
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// The result of the most recent chain verification.

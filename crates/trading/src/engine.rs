@@ -231,6 +231,8 @@ struct Run {
     /// Fills since the journal was last taken (lane, fill, what sized it);
     /// names are added only when the journal is taken.
     fills: Vec<(usize, Fill, Option<SizingNote>)>,
+    /// Round trips closed (the live agent drains `result.trades`).
+    trades_closed: u64,
     result: BacktestResult,
 }
 
@@ -250,6 +252,7 @@ impl Run {
             desk,
             pending_notes: vec![None; markets],
             fills: Vec::new(),
+            trades_closed: 0,
             result: BacktestResult {
                 trades: Vec::new(),
                 equity: Vec::new(),
@@ -449,6 +452,7 @@ impl Run {
                 if let Some(entry) = lane.entry.take() {
                     let e = &entry.fill;
                     let fees = e.fee + fill.fee;
+                    self.trades_closed += 1;
                     self.result.trades.push(Trade {
                         symbol: lane.spec.instrument.symbol.clone(),
                         entry_time_us: e.time_us,

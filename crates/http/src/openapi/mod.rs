@@ -31,7 +31,9 @@ pub type MethodRoutes = utoipa_axum::router::UtoipaMethodRouter<Arc<AppState>>;
 /// One operation: an upper-case HTTP method and an OpenAPI path template.
 pub type Operation = (String, String);
 
-use crate::{api, dashboard, ledger_api, market_api, ops_api, tlog_api, trust_api, tsa_api};
+use crate::{
+    agent_api, api, dashboard, ledger_api, market_api, ops_api, tlog_api, trust_api, tsa_api,
+};
 
 /// Raw bytes in a body (a DER RFC 3161 message, a tlog tile).
 #[derive(utoipa::ToSchema)]
@@ -45,7 +47,7 @@ pub struct Binary(#[allow(dead_code)] Vec<u8>);
         title = "QuNimbus node API",
         description = "The HTTP API of a QuNimbus quantum-economic network node: telemetry ingest, \
 valuations, the verification ledger (checkpoints, proofs, C2SP tlog-tiles, RFC 3161 \
-timestamps), the QMP market feed, the Trust Kernel and the dashboard.\n\n\
+timestamps), the QMP market feed, the Trust Kernel, the QBTC trading agent and the dashboard.\n\n\
 Every error is JSON: `{\"error\": {\"code\", \"message\", \"field\"?, \"items\"?}}` \
 (schema `ErrorBody`). A method a documented path does not take is answered 405 \
 (`method_not_allowed`), an unknown path 404 (`not_found`). Any request may be answered \
@@ -106,6 +108,13 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         trust_api::policy,
         trust_api::reload_policy,
         trust_api::erase_personal_run,
+        agent_api::agent_status,
+        agent_api::agent_positions,
+        agent_api::agent_orders,
+        agent_api::agent_trades,
+        agent_api::agent_equity,
+        agent_api::agent_risk,
+        agent_api::agent_command,
         dashboard::stream,
     ),
     components(
@@ -133,6 +142,7 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         (name = "timestamps", description = "RFC 3161: the built-in TSA and checkpoint tokens."),
         (name = "market", description = "QMP: partners, the live feed, acknowledgements, measured status."),
         (name = "trust", description = "The Trust Kernel: regions, health events, rollouts, compliance, policy."),
+        (name = "agent", description = "QBTC, the paper-trading agent: state, positions, orders, fills, risk controls and operator commands."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
         (name = "dashboard", description = "The built-in web dashboard."),
     )

@@ -21,6 +21,7 @@ pub const CLOSED: &[&str] = &[
     "HealthEvent",
     "RolloutRequest",
     "CommandReason",
+    "AgentCommandReason",
 ];
 
 /// One run's telemetry (`qunimbus_core::Telemetry::parse_json`).
@@ -181,6 +182,15 @@ pub struct CommandReason {
     /// Why (at most 1000 characters).
     #[schema(required = false, max_length = 1000)]
     reason: Option<String>,
+}
+
+/// The body of an agent command (`POST /v1/agent/{command}`): the reason
+/// is required, it goes on the ledger.
+#[derive(ToSchema)]
+pub struct AgentCommandReason {
+    /// Why (1–1000 characters, not blank).
+    #[schema(min_length = 1, max_length = 1000, example = "end of session")]
+    reason: String,
 }
 
 /// `ack`.

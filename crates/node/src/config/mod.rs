@@ -2,6 +2,7 @@
 //! variables, overridden by command-line flags (SPEC §9), validated at start
 //! with errors that name the offending key.
 
+mod agent;
 mod ledger;
 mod limits;
 mod nats;
@@ -11,6 +12,7 @@ mod sources;
 mod tests;
 mod trust;
 
+pub use agent::{AgentConfig, AgentPlan, DecimalSetting, StrategySetting};
 pub use ledger::{LedgerConfig, TsaConfig};
 pub use limits::{LimitsConfig, RateLimit};
 pub use nats::{
@@ -128,6 +130,8 @@ pub struct Config {
     pub market: MarketConfig,
     /// `[trust]`.
     pub trust: TrustConfig,
+    /// `[agent]`: the QBTC trading agent.
+    pub agent: AgentConfig,
 }
 
 impl Default for Config {
@@ -152,6 +156,7 @@ impl Default for Config {
             tsa: TsaConfig::default(),
             market: MarketConfig::default(),
             trust: TrustConfig::default(),
+            agent: AgentConfig::default(),
         }
     }
 }
@@ -159,7 +164,7 @@ impl Default for Config {
 impl Config {
     /// Loads the configuration: defaults, then `file` (if any), then the
     /// `QUNIMBUS_*` variables in `env`, then `overrides` (command-line flags,
-    /// as a TOML table), then validates it.
+    /// as a TOML table of dotted keys), then validates it.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
@@ -178,7 +183,7 @@ impl Config {
             }
         }
         for (key, value) in overrides {
-            table.insert(key, value);
+            set_key(&mut table, &key, value).map_err(|m| ConfigError::invalid(&key, m))?;
         }
         let mut config = Self::from_table(table)?;
         config.nats.auth =
@@ -226,6 +231,7 @@ impl Config {
         self.history.validate()?;
         self.ingest.validate()?;
         self.limits.validate()?;
+        self.agent.validate()?;
         self.auth.validate()
     }
 

@@ -5,7 +5,9 @@ use super::{ConfigError, CONFIG_FILE_ENV, ENV_PREFIX};
 use std::path::Path;
 
 /// Keys whose environment values are always strings (never parsed as numbers).
-const STRING_KEYS: [&str; 15] = [
+const STRING_KEYS: [&str; 17] = [
+    "agent.universe_file",
+    "agent.strategy.name",
     "nats_url",
     "nats.stream",
     "nats.subject_prefix",

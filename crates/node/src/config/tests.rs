@@ -276,3 +276,115 @@ fn example_config_in_repo_is_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../qunimbus.example.toml");
     Config::check_file(&path).unwrap();
 }
+
+#[test]
+fn agent_section_builds_its_plan_and_names_bad_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("agent.toml");
+    std::fs::write(
+        &file,
+        r#"
+[agent]
+cash = 25000
+fee = "0.00075"
+symbols = ["BTCUSDT", "ETHUSDT", "DOGEUSDT"]
+[agent.strategy]
+name = "sma_cross"
+params = { fast = 5, slow = 20 }
+[agent.tier_strategies.1]
+name = "donchian_breakout"
+[agent.symbol_strategies.DOGEUSDT]
+name = "rsi_reversion"
+"#,
+    )
+    .unwrap();
+    let mut flags = toml::Table::new();
+    flags.insert("agent.enabled".into(), true.into());
+    let c = Config::load(Some(&file), vec![], flags).unwrap();
+    assert!(c.agent.enabled, "a dotted flag sets one key of a section");
+    assert_eq!(c.agent.symbols.len(), 3, "and leaves the file's other keys");
+    let plan = c.agent.plan().unwrap();
+    assert_eq!(plan.cash, rust_decimal::Decimal::from(25_000));
+    assert_eq!(plan.costs.taker_fee, rust_decimal::Decimal::new(75, 5));
+    let lanes: Vec<(&str, &str)> = plan
+        .lanes
+        .iter()
+        .map(|l| (l.instrument.symbol.as_str(), l.strategy_name.as_str()))
+        .collect();
+    assert_eq!(
+        lanes,
+        [
+            ("BTCUSDT", "donchian_breakout"),
+            ("ETHUSDT", "donchian_breakout"),
+            ("DOGEUSDT", "rsi_reversion"),
+        ]
+    );
+    let all = Config::load(
+        None,
+        env(&[("QUNIMBUS_AGENT__ENABLED", "true")]),
+        toml::Table::new(),
+    )
+    .unwrap();
+    assert!(all.agent.enabled);
+    let plan = all.agent.plan().unwrap();
+    assert_eq!(plan.lanes.len(), 77);
+    assert_eq!(plan.lanes[0].strategy_name, "sma_cross");
+
+    for (var, value, key) in [
+        ("QUNIMBUS_AGENT__STRATEGY__NAME", "moon", "agent.strategy"),
+        ("QUNIMBUS_AGENT__CASH", "-5", "agent.cash"),
+        ("QUNIMBUS_AGENT__CASH", "lots", "agent.cash"),
+        ("QUNIMBUS_AGENT__FEE", "0.5", "agent.fee"),
+        ("QUNIMBUS_AGENT__RED_DRAWDOWN", "0.08", "agent.red_drawdown"),
+        (
+            "QUNIMBUS_AGENT__KELLY_FRACTION",
+            "1.5",
+            "agent.kelly_fraction",
+        ),
+        (
+            "QUNIMBUS_AGENT__BAR_INTERVAL_MS",
+            "0",
+            "agent.bar_interval_ms",
+        ),
+        (
+            "QUNIMBUS_AGENT__ORDERS_PER_SECOND",
+            "0",
+            "agent.orders_per_second",
+        ),
+        (
+            "QUNIMBUS_AGENT__UNIVERSE_FILE",
+            "/no/such/universe.toml",
+            "agent.universe_file",
+        ),
+        ("QUNIMBUS_AGENT__SEED", "-1", "agent.seed"),
+    ] {
+        let err = Config::load(None, env(&[(var, value)]), toml::Table::new()).unwrap_err();
+        assert_eq!(key_of(err), key, "{var}={value}");
+    }
+    let err = Config::load(
+        None,
+        env(&[("QUNIMBUS_AGENT__BOGUS", "1")]),
+        toml::Table::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("bogus"), "{err}");
+    for (text, key) in [
+        ("[agent]\nsymbols = [\"NOPEUSDT\"]", "agent.symbols"),
+        (
+            "[agent.tier_strategies.9]\nname = \"sma_cross\"",
+            "agent.tier_strategies.9",
+        ),
+        (
+            "[agent.strategy]\nname = \"sma_cross\"\nparams = { fast = 30, slow = 10 }",
+            "agent.strategy",
+        ),
+        (
+            "[agent.symbol_strategies.BTCUSDT]\nname = \"sma_cross\"\nparams = { speed = 1 }",
+            "agent.symbol_strategies.BTCUSDT",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let err = Config::load(Some(&file), vec![], toml::Table::new()).unwrap_err();
+        assert_eq!(key_of(err), key, "{text}");
+    }
+}

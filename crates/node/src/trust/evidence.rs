@@ -45,11 +45,11 @@ impl TrustKernel {
             ledger,
             stored_runs,
             personal_in_clear,
-            // The newest config block on the ledger must name the policy in force.
+            // The newest policy record on the ledger must name the policy in force.
             policy_recorded: match self.policy_block(&policy_status.sha256).await? {
                 Some(_) => Ok(()),
                 None => Err(format!(
-                    "the newest config block on the ledger does not record the policy in force (sha256 {})",
+                    "the newest policy block on the ledger does not record the policy in force (sha256 {})",
                     policy_status.sha256
                 )),
             },

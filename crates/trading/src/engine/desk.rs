@@ -71,6 +71,7 @@ pub(super) struct Desk {
     lane_track: Vec<usize>,
     shadows: Vec<Shadow>,
     paused: bool,
+    entries_sized: u64,
     pub(super) history: RiskHistory,
 }
 
@@ -150,6 +151,7 @@ impl Desk {
             lane_track,
             shadows: vec![Shadow::Flat; names.len()],
             paused: false,
+            entries_sized: 0,
             history: RiskHistory {
                 denials: Vec::new(),
                 approvals: 0,
@@ -196,6 +198,7 @@ impl Desk {
     /// The quote budget of an entry the gate approved and what sized it,
     /// or `None`.
     pub(super) fn entry(&mut self, ctx: &EntryContext) -> Option<(Decimal, SizingNote)> {
+        self.entries_sized += 1;
         let track = &self.tracks[self.lane_track[ctx.lane]];
         let stats = track.trades.stats(self.config.kelly.kelly_window);
         let fraction = self.config.kelly.risk_fraction(&track.trades, ctx.tier);
@@ -260,6 +263,11 @@ impl Desk {
             },
         };
         self.gate.check(ctx.time_us, &order, &ctx.account).is_ok()
+    }
+
+    /// Entry signals sized so far (whatever the outcome).
+    pub(super) fn entries_sized(&self) -> u64 {
+        self.entries_sized
     }
 
     /// Today's loss as the gate sees it.

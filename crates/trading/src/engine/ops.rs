@@ -1,7 +1,7 @@
 //! The engine as the live agent uses it: what it holds now, what changed
 //! since the last look (for the ledger), and the operator's controls.
 
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, Trade};
 use crate::confidence::LevelChange;
 use crate::engine::desk::{DeskView, SizingNote};
 use crate::ladder::Transition;
@@ -28,6 +28,8 @@ pub struct FillRecord {
 pub struct Journal {
     /// Fills, in order.
     pub fills: Vec<FillRecord>,
+    /// Round trips closed, in exit order.
+    pub trades: Vec<Trade>,
     /// Ladder transitions, with the measures that caused them.
     pub transitions: Vec<Transition>,
     /// Confidence changes (µs, strategy, change).
@@ -63,7 +65,7 @@ pub struct Snapshot {
     /// Every lane's position (flat lanes included).
     pub positions: Vec<PositionView>,
     /// Round trips closed.
-    pub trades: usize,
+    pub trades: u64,
     /// The risk desk (Kelly sizing only).
     pub desk: Option<DeskView>,
 }
@@ -91,7 +93,7 @@ impl Engine {
             fees_paid: run.portfolio.fees_paid,
             peak_equity: run.peak,
             positions,
-            trades: run.result.trades.len(),
+            trades: run.trades_closed,
             desk: run.desk.as_ref().map(|d| d.view()),
         })
     }
@@ -118,9 +120,16 @@ impl Engine {
             .collect();
         Journal {
             fills,
+            trades: std::mem::take(&mut self.run.result.trades),
             transitions,
             confidence,
         }
+    }
+
+    /// Entry signals sized so far: a cheap counter to tell whether a bar
+    /// led to a sizing decision.
+    pub fn entries_sized(&self) -> u64 {
+        self.run.desk.as_ref().map_or(0, |d| d.entries_sized())
     }
 
     /// Pauses (`true`: reduce-only) or resumes new entries; false when

@@ -1,0 +1,190 @@
+//! HTTP routes of the trading agent: its state, positions, orders, fills
+//! and risk controls (reads), and the operator's commands (admin, with a
+//! reason that goes on the ledger).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use qunimbus_core::FieldErrorCode;
+use qunimbus_node::agent::views::{
+    AgentStatus, CommandOutcome, EquityCurve, FillList, OrderItem, PositionItem, RiskStatus,
+};
+use qunimbus_node::agent::{Agent, AgentError, Command};
+use qunimbus_trust::requests::parse_command_reason;
+use utoipa_axum::routes;
+
+use crate::api::{query_params, read_text, rejected};
+use crate::error::{ApiError, ErrorBody};
+use crate::ledger_api::int_param;
+use crate::openapi::requests::AgentCommandReason;
+use crate::openapi::responses::{
+    AdminRouteErrors, BadRequest, JsonBodyErrors, RouteErrors, Unprocessable,
+};
+use crate::openapi::ApiRouter;
+use crate::state::AppState;
+
+/// Most fills one `GET /v1/agent/trades` returns.
+const MAX_FILLS: u64 = 1000;
+
+/// Read-only routes.
+pub(crate) fn read_routes() -> ApiRouter {
+    ApiRouter::new()
+        .routes(routes!(agent_status))
+        .routes(routes!(agent_positions))
+        .routes(routes!(agent_orders))
+        .routes(routes!(agent_trades))
+        .routes(routes!(agent_equity))
+        .routes(routes!(agent_risk))
+}
+
+/// Admin routes.
+pub(crate) fn admin_routes() -> ApiRouter {
+    ApiRouter::new().routes(routes!(agent_command))
+}
+
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        let message = e.to_string();
+        match e {
+            AgentError::NotEnabled => {
+                ApiError::new(StatusCode::NOT_FOUND, "agent_disabled", message)
+            }
+            AgentError::ReasonRequired => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                FieldErrorCode::MissingField.as_str(),
+                message,
+            )
+            .with_field("reason"),
+            AgentError::NotBlack(_) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_transition", message)
+            }
+            AgentError::UnknownCommand(_) => ApiError::not_found(message),
+            AgentError::NoRiskDesk | AgentError::Engine(_) => {
+                tracing::error!(error = %message, "trading agent failure");
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "agent_error", message)
+            }
+        }
+    }
+}
+
+fn agent(state: &AppState) -> Result<&Arc<Agent>, ApiError> {
+    state
+        .node
+        .agent
+        .as_ref()
+        .ok_or_else(|| AgentError::NotEnabled.into())
+}
+
+/// The agent's state: mode, trading state, emergency and confidence levels, equity, drawdown, daily P&L, exposure.
+#[utoipa::path(get, path = "/v1/agent", tag = "agent", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The agent's state now.", body = AgentStatus),
+        (status = 404, description = "The agent is not enabled (`agent_disabled`).", body = ErrorBody),
+        RouteErrors,
+    )
+)]
+pub(crate) async fn agent_status(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    Ok(Json(agent(&state)?.status().await?).into_response())
+}
+
+/// Open positions.
+#[utoipa::path(get, path = "/v1/agent/positions", tag = "agent", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "Every open position.", body = Vec<PositionItem>),
+        (status = 404, description = "The agent is not enabled (`agent_disabled`).", body = ErrorBody),
+        RouteErrors,
+    )
+)]
+pub(crate) async fn agent_positions(
+    State(state): State<Arc<AppState>>,
+) -> Result<Response, ApiError> {
+    Ok(Json(agent(&state)?.positions().await?).into_response())
+}
+
+/// Working orders.
+#[utoipa::path(get, path = "/v1/agent/orders", tag = "agent", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "Every working order.", body = Vec<OrderItem>),
+        (status = 404, description = "The agent is not enabled (`agent_disabled`).", body = ErrorBody),
+        RouteErrors,
+    )
+)]
+pub(crate) async fn agent_orders(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    Ok(Json(agent(&state)?.orders().await?).into_response())
+}
+
+/// The newest fills, newest first, each with its `trade` block.
+#[utoipa::path(get, path = "/v1/agent/trades", tag = "agent", security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(("limit" = Option<u64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100).")),
+    responses(
+        (status = 200, description = "Recent fills.", body = FillList),
+        (status = 400, response = BadRequest),
+        (status = 422, response = Unprocessable),
+        (status = 404, description = "The agent is not enabled (`agent_disabled`).", body = ErrorBody),
+        RouteErrors,
+    )
+)]
+pub(crate) async fn agent_trades(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let params = query_params(&state, query, &["limit"])?;
+    let limit = int_param(&state, &params, "limit", 1, MAX_FILLS)?.unwrap_or(100);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    Ok(Json(agent(&state)?.fills(limit).await).into_response())
+}
+
+/// The recent equity curve: equity and drawdown after each bar time (at most one market day).
+#[utoipa::path(get, path = "/v1/agent/equity", tag = "agent", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The equity curve.", body = EquityCurve),
+        (status = 404, description = "The agent is not enabled (`agent_disabled`).", body = ErrorBody),
+        RouteErrors,
+    )
+)]
+pub(crate) async fn agent_equity(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    Ok(Json(agent(&state)?.equity().await).into_response())
+}
+
+/// The risk limits in force, denials by reason, the ladder's measures and history.
+#[utoipa::path(get, path = "/v1/agent/risk", tag = "agent", security((), ("admin_token" = []), ("ingest_token" = [])),
+    responses(
+        (status = 200, description = "The risk controls.", body = RiskStatus),
+        (status = 404, description = "The agent is not enabled (`agent_disabled`).", body = ErrorBody),
+        RouteErrors,
+    )
+)]
+pub(crate) async fn agent_risk(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    Ok(Json(agent(&state)?.risk().await?).into_response())
+}
+
+/// An operator's command with its reason: `pause` (no new entries), `resume`, `flatten` (sell everything at the next open), `kill` (flatten, BLACK, HALTED) or `reset` (leave BLACK). Recorded as a `risk` block when it changes anything.
+#[utoipa::path(post, path = "/v1/agent/{command}", tag = "agent", security(("admin_token" = [])),
+    params(("command" = String, Path, description = "`pause`, `resume`, `flatten`, `kill` or `reset`.")),
+    request_body(content = AgentCommandReason, description = "The operator's reason (required)."),
+    responses(
+        (status = 200, description = "Done (or nothing to change).", body = CommandOutcome),
+        (status = 404, description = "No such command (`not_found`) or the agent is not enabled (`agent_disabled`).", body = ErrorBody),
+        (status = 409, description = "`reset` outside BLACK (`invalid_transition`).", body = ErrorBody),
+        JsonBodyErrors,
+        AdminRouteErrors,
+    )
+)]
+pub(crate) async fn agent_command(
+    State(state): State<Arc<AppState>>,
+    Path(command): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let command = Command::parse(&command)?;
+    let agent = agent(&state)?;
+    let text = read_text(&state, &headers, body, state.node.ingest.max_body_bytes).await?;
+    let reason = parse_command_reason(&text).map_err(|e| rejected(&state, e))?;
+    Ok(Json(agent.command(command, &reason).await?).into_response())
+}

@@ -1,0 +1,308 @@
+//! The trading agent in the node (SPEC §8): it trades on paper, every fill
+//! is a `trade` block whose fields match the fill, the cash the ledger's
+//! fills imply is exactly the agent's cash, and the operator's commands
+//! (with their reasons) are `risk` blocks; bad commands change nothing.
+
+#[macro_use]
+mod support;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+use support::{Backend, TestNode};
+
+/// A node whose agent takes a bar every 5 ms (compliance re-evaluated
+/// every 100 ms).
+async fn agent_node(backend: Backend) -> TestNode {
+    TestNode::start_with(backend, |c| {
+        c.agent.enabled = true;
+        c.agent.bar_interval_ms = 5;
+        c.trust.compliance_interval_secs = 0.1;
+    })
+    .await
+}
+
+/// Polls `GET /v1/agent` until `done` holds.
+async fn wait_for(t: &TestNode, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..1500 {
+        let s = t.get_ok("/v1/agent").await;
+        if done(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("agent never {what}: {}", t.get_ok("/v1/agent").await);
+}
+
+async fn command(t: &TestNode, name: &str, body: &str) -> (StatusCode, Value) {
+    t.post(&format!("/v1/agent/{name}"), Some(t.admin_token()), body)
+        .await
+}
+
+fn dec(v: &Value) -> Decimal {
+    Decimal::from_str(
+        v.as_str()
+            .unwrap_or_else(|| panic!("not a decimal string: {v}")),
+    )
+    .unwrap()
+}
+
+/// Cash implied by the ledger's fills: start cash, less each buy's
+/// notional and fee, plus each sell's notional less its fee.
+fn cash_from_fills(start: Decimal, trades: &[&Value]) -> Decimal {
+    trades.iter().fold(start, |cash, b| {
+        let p = &b["payload"];
+        let notional = dec(&p["price"]) * dec(&p["quantity"]);
+        assert_eq!(dec(&p["notional"]), notional, "{p}");
+        match p["side"].as_str() {
+            Some("buy") => cash - notional - dec(&p["fee"]),
+            Some("sell") => cash + notional - dec(&p["fee"]),
+            other => panic!("side {other:?} in {p}"),
+        }
+    })
+}
+
+async fn trades_to_ledger_then_kill_and_reset(backend: Backend) {
+    let t = agent_node(backend).await;
+    wait_for(&t, "filled 6 orders", |s| s["fills"].as_u64().unwrap() >= 6).await;
+    let list = t.get_ok("/v1/agent/trades?limit=3").await;
+    let fills = list["fills"].as_array().unwrap();
+    assert_eq!(fills.len(), 3, "{list}");
+
+    // Every listed fill is the trade block its index names.
+    for fill in fills {
+        // The agent writes a bar's blocks before it lets a reader in.
+        let index = fill["block_index"]
+            .as_u64()
+            .expect("a listed fill's block is written");
+        let block = t.get_ok(&format!("/v1/ledger/blocks/{index}")).await;
+        assert_eq!(block["kind"], json!("trade"), "{block}");
+        let p = &block["payload"];
+        for key in [
+            "order_id",
+            "symbol",
+            "side",
+            "quantity",
+            "price",
+            "fee",
+            "strategy",
+            "market_time",
+        ] {
+            assert_eq!(p[key], fill[key], "{key}: {p} vs {fill}");
+        }
+        assert_eq!(p["mode"], json!("paper"));
+        assert_eq!(p["decision"]["gate"], json!("approved"));
+        if p["side"] == json!("buy") {
+            let s = &p["sizing"];
+            assert!(s["fraction"].as_f64().unwrap() > 0.0, "{p}");
+            assert!(s["confidence_level"].as_u64().unwrap() >= 2, "{p}");
+        }
+    }
+
+    // The kill switch: flatten, BLACK, HALTED, recorded with the reason.
+    let (status, killed) = command(&t, "kill", r#"{"reason":"drill: exchange incident"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{killed}");
+    assert_eq!(killed["changed"], json!(true));
+    let kill_block = killed["block_index"]
+        .as_u64()
+        .expect("the kill's block was written");
+    assert_eq!(killed["status"]["emergency_level"], json!("BLACK"));
+    assert_eq!(killed["status"]["trading_state"], json!("HALTED"));
+    let flat = wait_for(&t, "flattened", |s| {
+        s["open_positions"] == json!(0) && s["pending_blocks"] == json!(0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(t
+        .get_ok("/v1/agent/orders")
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(t
+        .get_ok("/v1/agent/positions")
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let flat_after = t.get_ok("/v1/agent").await;
+    assert_eq!(flat_after["fills"], flat["fills"], "HALTED: no new fills");
+
+    // The ledger's fills account for the agent's cash to the last digit.
+    let blocks = t.all_blocks().await;
+    let started = blocks
+        .iter()
+        .find(|b| {
+            b["kind"] == json!("config") && b["payload"]["change"] == json!("trading agent started")
+        })
+        .expect("the agent's start is a config block");
+    assert_eq!(started["payload"]["symbols"].as_array().unwrap().len(), 77);
+    let trades: Vec<&Value> = blocks
+        .iter()
+        .filter(|b| b["kind"] == json!("trade"))
+        .collect();
+    assert_eq!(trades.len() as u64, flat_after["fills"].as_u64().unwrap());
+    let start_cash = dec(&started["payload"]["cash"]);
+    assert_eq!(
+        cash_from_fills(start_cash, &trades),
+        dec(&flat_after["cash"])
+    );
+    assert_eq!(dec(&flat_after["equity"]), dec(&flat_after["cash"]));
+    let kill = &blocks[kill_block as usize];
+    assert_eq!(kill["kind"], json!("risk"));
+    assert_eq!(kill["payload"]["action"], json!("kill"));
+    assert_eq!(kill["payload"]["reason"], json!("drill: exchange incident"));
+    assert_eq!(kill["payload"]["after"]["emergency_level"], json!("BLACK"));
+    assert!(
+        blocks.iter().any(|b| b["kind"] == json!("risk")
+            && b["payload"]["event"] == json!("emergency_level")
+            && b["payload"]["to"] == json!("BLACK")),
+        "the ladder's move to BLACK is a block"
+    );
+
+    // A reset needs a reason; without one nothing changes.
+    for body in ["", r#"{"reason":"   "}"#, r#"{}"#] {
+        let (status, e) = command(&t, "reset", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body:?}: {e}");
+        assert_eq!(e["error"]["field"], json!("reason"), "{e}");
+    }
+    let (status, e) = command(&t, "reset", r#"{"reason": 5}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(
+        t.get_ok("/v1/agent").await["emergency_level"],
+        json!("BLACK")
+    );
+    let resets = |blocks: &[Value]| {
+        blocks
+            .iter()
+            .filter(|b| b["payload"]["action"] == json!("reset"))
+            .count()
+    };
+    assert_eq!(
+        resets(&t.all_blocks().await),
+        0,
+        "a refused command writes nothing"
+    );
+    let (status, reset) = command(&t, "reset", r#"{"reason":"incident closed"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{reset}");
+    assert_ne!(reset["status"]["emergency_level"], json!("BLACK"));
+    assert_eq!(reset["status"]["trading_state"], json!("ACTIVE"));
+    assert_eq!(resets(&t.all_blocks().await), 1);
+    let (status, e) = command(&t, "reset", r#"{"reason":"again"}"#).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], json!("invalid_transition"));
+
+    // Pause is idempotent: the second changes nothing and writes nothing.
+    let (_, paused) = command(&t, "pause", r#"{"reason":"news"}"#).await;
+    assert_eq!(paused["changed"], json!(true), "{paused}");
+    assert_eq!(paused["status"]["trading_state"], json!("REDUCING"));
+    assert!(paused["block_index"].is_u64());
+    let (_, again) = command(&t, "pause", r#"{"reason":"news"}"#).await;
+    assert_eq!(again["changed"], json!(false), "{again}");
+    assert!(again["block_index"].is_null());
+    let (_, resumed) = command(&t, "resume", r#"{"reason":"news passed"}"#).await;
+    assert_eq!(
+        resumed["status"]["trading_state"],
+        json!("ACTIVE"),
+        "{resumed}"
+    );
+
+    let verify = t.get_ok("/v1/ledger/verify").await;
+    assert_eq!(verify["ok"], json!(true), "{verify}");
+
+    // The agent's own config block does not hide the policy record from
+    // ISO 27001's evidence (the newest policy block names the policy).
+    let mut iso = Value::Null;
+    for _ in 0..200 {
+        iso = t.get_ok("/v1/compliance").await["compliance"]["frameworks"]["ISO-27001"].clone();
+        if !iso["compliant"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(iso["compliant"], json!(true), "{iso}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_fills_are_ledger_blocks_and_commands_are_recorded_sqlite() {
+    trades_to_ledger_then_kill_and_reset(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_fills_are_ledger_blocks_and_commands_are_recorded_postgres() {
+    trades_to_ledger_then_kill_and_reset(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_commands_refuse_bad_requests() {
+    let t = agent_node(Backend::Sqlite).await;
+    let (status, e) = t.post("/v1/agent/pause", None, r#"{"reason":"x"}"#).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{e}");
+    let (status, e) = t
+        .post(
+            "/v1/agent/pause",
+            Some(t.ingest_token()),
+            r#"{"reason":"x"}"#,
+        )
+        .await;
+    assert!(
+        status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
+        "{status} {e}"
+    );
+    let (status, e) = command(&t, "explode", r#"{"reason":"x"}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+    let (status, e) = command(&t, "pause", r#"{"reason":"x","extra":1}"#).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let long = "x".repeat(1001);
+    let (status, e) = command(&t, "pause", &format!(r#"{{"reason":"{long}"}}"#)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (status, e) = command(&t, "pause", "{not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(t.get_ok("/v1/agent").await["paused"], json!(false));
+    let (status, e) = t.get("/v1/agent/trades?limit=0").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (status, e) = t.get("/v1/agent/trades?limit=5&x=1").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // The risk view states the limits in force and counts every reason.
+    let risk = t.get_ok("/v1/agent/risk").await;
+    assert_eq!(risk["limits"]["kelly_fraction"], json!(0.25));
+    assert_eq!(risk["limits"]["daily_loss_limit"], json!("0.03"));
+    assert_eq!(risk["limits"]["tiers"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        risk["limits"]["tiers"][0]["max_notional_per_order"],
+        json!("50000")
+    );
+    assert_eq!(risk["denials"].as_array().unwrap().len(), 12);
+
+    // Its gauges are on /metrics once it has traded a bar.
+    wait_for(&t, "took a bar", |s| s["bars"].as_u64().unwrap() > 0).await;
+    let (_, metrics) = t.get_text("/metrics").await;
+    for series in [
+        "qbtc_equity{mode=\"paper\"}",
+        "qbtc_drawdown_ratio{mode=\"paper\"}",
+        "qbtc_emergency_level{mode=\"paper\"} 0",
+        "qbtc_trading_state{mode=\"paper\"} 0",
+        "qbtc_decision_seconds_count",
+    ] {
+        assert!(metrics.contains(series), "{series} missing from\n{metrics}");
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_agent_its_routes_say_so_and_no_series_is_invented() {
+    let t = TestNode::start(Backend::Sqlite).await;
+    let (status, e) = t.get("/v1/agent").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+    assert_eq!(e["error"]["code"], json!("agent_disabled"));
+    let (status, e) = command(&t, "kill", r#"{"reason":"x"}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{e}");
+    let (_, metrics) = t.get_text("/metrics").await;
+    assert!(!metrics.contains("qbtc_equity{"), "{metrics}");
+    t.stop().await;
+}

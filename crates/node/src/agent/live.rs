@@ -1,0 +1,645 @@
+//! The agent's engine and market between ticks: stepping a bar, turning
+//! the engine's journal into blocks and views, applying commands, and the
+//! operator views.
+
+use super::blocks::{self, CommandRecord};
+use super::views::{
+    AgentStatus, DenialCount, EquityCurve, EquityPoint, FillItem, FillList, LadderItem,
+    LatencyQuantiles, OrderItem, PositionItem, RiskLimits, RiskStatus, StrategyConfidence,
+    TierLimits,
+};
+use super::{AgentError, Command, MODE};
+use crate::config::{AgentConfig, AgentPlan};
+use crate::metrics::{Metrics, ModeLabel, OutcomeLabel, ReasonLabel, StrategyLabel};
+use hdrhistogram::Histogram;
+use qunimbus_ledger::block::{Block, BlockDraft, BlockKind};
+use qunimbus_trading::engine::{DeskView, Engine, Journal, RiskConfig, Sizing, Snapshot};
+use qunimbus_trading::ladder::Level;
+use qunimbus_trading::risk::{Denial, TradingState};
+use qunimbus_trading::synthetic::SyntheticMarket;
+use qunimbus_trading::{OrderKind, OrderSize};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// Ladder transitions kept for `GET /v1/agent/risk`.
+const LADDER_HISTORY: usize = 200;
+
+/// Equity marks kept for `GET /v1/agent/equity` (one market day of bars).
+const CURVE_POINTS: usize = 1440;
+
+/// What a waiting block records, so its index can be noted once written.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Tag {
+    Fill(u64),
+    Transition(u64),
+    Command,
+    Other,
+}
+
+/// The engine, its market and what the agent has recorded.
+pub(super) struct Live {
+    engine: Engine,
+    market: SyntheticMarket,
+    seed: u64,
+    symbols: usize,
+    limits: RiskLimits,
+    daily_loss_limit: f64,
+    frameworks: Vec<String>,
+    last_time_us: Option<i64>,
+    bars: u64,
+    day: Option<i64>,
+    day_start_equity: Decimal,
+    fills_total: u64,
+    recent: VecDeque<(u64, FillItem)>,
+    recent_capacity: usize,
+    ladder: VecDeque<(u64, LadderItem)>,
+    curve: VecDeque<(i64, f64, f64)>,
+    transitions_total: u64,
+    counted: (u64, Vec<u64>),
+    decisions: Latency,
+    sizings: Latency,
+    /// Blocks waiting to be written, in order.
+    pub(super) pending: Vec<(BlockDraft, Tag)>,
+    /// Index of the newest command's block once written.
+    pub(super) last_command_block: Option<u64>,
+}
+
+/// Creates every order outcome and denial reason at 0, so each series
+/// exists (and `rate()` works) from the agent's start.
+pub(super) fn zero_series(metrics: &Metrics) {
+    for outcome in ["approved", "denied", "filled"] {
+        metrics.agent.orders.get_or_create(&OutcomeLabel {
+            outcome: outcome.into(),
+        });
+    }
+    for denial in Denial::ALL {
+        metrics.agent.denied.get_or_create(&ReasonLabel {
+            reason: denial.code().into(),
+        });
+    }
+}
+
+fn level_number(level: Level) -> i64 {
+    match level {
+        Level::Green => 0,
+        Level::Yellow => 1,
+        Level::Orange => 2,
+        Level::Red => 3,
+        Level::Black => 4,
+    }
+}
+
+fn state_number(state: TradingState) -> i64 {
+    match state {
+        TradingState::Active => 0,
+        TradingState::Reducing => 1,
+        TradingState::Halted => 2,
+    }
+}
+
+fn limits_view(risk: &RiskConfig, plan: &AgentPlan) -> RiskLimits {
+    let l = &risk.ladder;
+    RiskLimits {
+        kelly_fraction: risk.kelly.kelly_fraction,
+        kelly_window: risk.kelly.kelly_window,
+        min_trades: risk.kelly.min_trades,
+        probe_fraction: risk.kelly.probe_fraction,
+        max_gross_exposure: risk.gate.max_gross_exposure.normalize().to_string(),
+        daily_loss_limit: risk.gate.daily_loss_limit.normalize().to_string(),
+        orders_per_second: risk.gate.orders_per_second,
+        order_burst: risk.gate.order_burst,
+        ladder_drawdowns: [
+            l.yellow_drawdown,
+            l.orange_drawdown,
+            l.red_drawdown,
+            l.black_drawdown,
+        ],
+        ladder_cooldown_secs: l.cooldown_us / 1_000_000,
+        tiers: plan
+            .universe
+            .tiers
+            .values()
+            .map(|t| TierLimits {
+                tier: t.id,
+                max_position_pct: t.max_position_pct.normalize().to_string(),
+                max_kelly_fraction: t.max_kelly_fraction.normalize().to_string(),
+                max_notional_per_order: t.max_notional_per_order.normalize().to_string(),
+            })
+            .collect(),
+    }
+}
+
+impl Live {
+    pub(super) fn new(
+        config: &AgentConfig,
+        plan: AgentPlan,
+        start_us: i64,
+        frameworks: Vec<String>,
+    ) -> Self {
+        let instruments: Vec<_> = plan.lanes.iter().map(|l| l.instrument.clone()).collect();
+        let limits = limits_view(&plan.risk, &plan);
+        let mut strategies: Vec<String> =
+            plan.lanes.iter().map(|l| l.strategy_name.clone()).collect();
+        strategies.sort();
+        strategies.dedup();
+        let started = blocks::draft(
+            BlockKind::Config,
+            &frameworks,
+            json!({
+                "change": "trading agent started",
+                "mode": MODE,
+                "market": "synthetic",
+                "seed": config.seed,
+                "bar_interval_ms": config.bar_interval_ms,
+                "cash": plan.cash.normalize().to_string(),
+                "fee": plan.costs.taker_fee.normalize().to_string(),
+                "slippage_bps": plan.costs.slippage_bps.normalize().to_string(),
+                "universe": config.universe_file.as_ref().map(|p| p.display().to_string()),
+                "symbols": instruments.iter().map(|i| i.symbol.as_str()).collect::<Vec<_>>(),
+                "strategies": strategies,
+                "limits": limits,
+                "market_start": blocks::market_time(start_us),
+            }),
+        );
+        let engine = Engine::new(plan.lanes, plan.cash, plan.costs, Sizing::Kelly(plan.risk));
+        Self {
+            market: SyntheticMarket::new(config.seed, &instruments, start_us),
+            engine,
+            seed: config.seed,
+            symbols: instruments.len(),
+            limits,
+            daily_loss_limit: config.daily_loss_limit,
+            frameworks,
+            last_time_us: None,
+            bars: 0,
+            day: None,
+            day_start_equity: plan.cash,
+            fills_total: 0,
+            recent: VecDeque::new(),
+            recent_capacity: config.recent_fills,
+            ladder: VecDeque::new(),
+            curve: VecDeque::new(),
+            transitions_total: 0,
+            counted: (0, Vec::new()),
+            decisions: Latency::new(),
+            sizings: Latency::new(),
+            pending: vec![(started, Tag::Other)],
+            last_command_block: None,
+        }
+    }
+
+    /// The next market minute: every symbol's bar through the engine
+    /// (each timed), then the journal to blocks and the gauges.
+    pub(super) fn step(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
+        let time = self.market.next_time_us();
+        let bars = self.market.next_bars();
+        let day = time.div_euclid(MICROS_PER_DAY);
+        if self.day != Some(day) {
+            self.day = Some(day);
+            self.day_start_equity = self.engine.snapshot()?.equity;
+        }
+        self.engine.begin_step(time)?;
+        let count = bars.len() as u64;
+        for (lane, bar) in bars.into_iter().enumerate() {
+            let sized = self.engine.entries_sized();
+            let started = Instant::now();
+            self.engine.on_bar(lane, bar)?;
+            let took = started.elapsed();
+            metrics.agent.decision_seconds.observe(took.as_secs_f64());
+            self.decisions.record(took);
+            if self.engine.entries_sized() != sized {
+                metrics.agent.sizing_seconds.observe(took.as_secs_f64());
+                self.sizings.record(took);
+            }
+        }
+        self.engine.mark(time)?;
+        self.bars += count;
+        metrics.agent.bars.inc_by(count);
+        self.last_time_us = Some(time);
+        let journal = self.engine.take_journal();
+        self.record(journal, metrics);
+        let (equity, drawdown) = self.publish(metrics)?;
+        self.curve.push_back((time, equity, drawdown));
+        if self.curve.len() > CURVE_POINTS {
+            self.curve.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Queues the journal's blocks and keeps its fills and transitions for
+    /// the operator views.
+    fn record(&mut self, journal: Journal, metrics: &Metrics) {
+        let filled = journal.fills.len() as u64;
+        if filled > 0 {
+            metrics
+                .agent
+                .orders
+                .get_or_create(&OutcomeLabel {
+                    outcome: "filled".into(),
+                })
+                .inc_by(filled);
+        }
+        for record in &journal.fills {
+            self.fills_total += 1;
+            let seq = self.fills_total;
+            let payload = blocks::fill_payload(record, MODE);
+            self.pending.push((
+                blocks::draft(BlockKind::Trade, &self.frameworks, payload),
+                Tag::Fill(seq),
+            ));
+            let f = &record.fill;
+            self.recent.push_back((
+                seq,
+                FillItem {
+                    block_index: None,
+                    market_time: blocks::market_time(f.time_us),
+                    order_id: blocks::order_id(&record.symbol, f.order_id),
+                    symbol: record.symbol.clone(),
+                    side: blocks::side_name(f.side),
+                    quantity: f.quantity.normalize().to_string(),
+                    price: f.price.normalize().to_string(),
+                    fee: f.fee.normalize().to_string(),
+                    strategy: record.strategy.clone(),
+                },
+            ));
+            if self.recent.len() > self.recent_capacity {
+                self.recent.pop_front();
+            }
+        }
+        for t in &journal.transitions {
+            self.transitions_total += 1;
+            let seq = self.transitions_total;
+            self.pending.push((
+                blocks::draft(
+                    BlockKind::Risk,
+                    &self.frameworks,
+                    blocks::transition_payload(t),
+                ),
+                Tag::Transition(seq),
+            ));
+            self.ladder.push_back((
+                seq,
+                LadderItem {
+                    block_index: None,
+                    market_time: blocks::market_time(t.time_us),
+                    from: t.from.name(),
+                    to: t.to.name(),
+                    cause: t.cause.clone(),
+                    drawdown: t.measures.drawdown,
+                    daily_loss: t.measures.daily_loss,
+                },
+            ));
+            if self.ladder.len() > LADDER_HISTORY {
+                self.ladder.pop_front();
+            }
+        }
+        for (time, strategy, change) in &journal.confidence {
+            let payload = blocks::confidence_payload(*time, strategy, change);
+            self.pending.push((
+                blocks::draft(BlockKind::Risk, &self.frameworks, payload),
+                Tag::Other,
+            ));
+        }
+    }
+
+    /// Notes the indexes of the blocks just written.
+    pub(super) fn written(&mut self, written: &[Block]) {
+        for ((_, tag), block) in self.pending.drain(..).zip(written) {
+            match tag {
+                Tag::Fill(seq) => {
+                    if let Some(item) = find(&mut self.recent, seq) {
+                        item.block_index = Some(block.index);
+                    }
+                }
+                Tag::Transition(seq) => {
+                    if let Some(item) = find(&mut self.ladder, seq) {
+                        item.block_index = Some(block.index);
+                    }
+                }
+                Tag::Command => self.last_command_block = Some(block.index),
+                Tag::Other => {}
+            }
+        }
+    }
+
+    fn desk(snapshot: &Snapshot) -> Result<&DeskView, AgentError> {
+        snapshot.desk.as_ref().ok_or(AgentError::NoRiskDesk)
+    }
+
+    /// Sets the gauges and counts the gate's new approvals and denials;
+    /// returns equity and drawdown.
+    fn publish(&mut self, metrics: &Metrics) -> Result<(f64, f64), AgentError> {
+        let snapshot = self.engine.snapshot()?;
+        let desk = Self::desk(&snapshot)?;
+        let mode = ModeLabel { mode: MODE.into() };
+        let m = &metrics.agent;
+        let equity = snapshot.equity.to_f64().unwrap_or(0.0);
+        m.equity.get_or_create(&mode).set(equity);
+        let drawdown = drawdown(equity, snapshot.peak_equity);
+        m.drawdown.get_or_create(&mode).set(drawdown);
+        let daily = (snapshot.equity - self.day_start_equity)
+            .to_f64()
+            .unwrap_or(0.0);
+        m.daily_pnl.get_or_create(&mode).set(daily);
+        m.daily_loss
+            .get_or_create(&mode)
+            .set(desk.measures.daily_loss);
+        m.daily_loss_limit
+            .get_or_create(&mode)
+            .set(self.daily_loss_limit);
+        m.emergency_level
+            .get_or_create(&mode)
+            .set(level_number(desk.level));
+        m.trading_state
+            .get_or_create(&mode)
+            .set(state_number(desk.state));
+        for (strategy, level) in &desk.confidence {
+            m.confidence_level
+                .get_or_create(&StrategyLabel {
+                    strategy: strategy.clone(),
+                })
+                .set(i64::from(*level));
+        }
+        let outcome = |o: &str| OutcomeLabel { outcome: o.into() };
+        let approved = desk.approvals.saturating_sub(self.counted.0);
+        if approved > 0 {
+            m.orders
+                .get_or_create(&outcome("approved"))
+                .inc_by(approved);
+        }
+        self.counted.0 = desk.approvals;
+        self.counted.1.resize(desk.denials.len(), 0);
+        for ((denial, count), seen) in desk.denials.iter().zip(self.counted.1.iter_mut()) {
+            let new = count.saturating_sub(*seen);
+            if new > 0 {
+                m.orders.get_or_create(&outcome("denied")).inc_by(new);
+                m.denied
+                    .get_or_create(&ReasonLabel {
+                        reason: denial.code().into(),
+                    })
+                    .inc_by(new);
+            }
+            *seen = *count;
+        }
+        Ok((equity, drawdown))
+    }
+
+    fn market_time_us(&self) -> i64 {
+        self.last_time_us
+            .unwrap_or_else(|| self.market.next_time_us())
+    }
+
+    /// Applies `command`; when it changed anything, queues its `risk`
+    /// block (before the transitions it caused). Returns whether it did.
+    pub(super) fn command(
+        &mut self,
+        command: Command,
+        reason: &str,
+        metrics: &Metrics,
+    ) -> Result<bool, AgentError> {
+        let time = self.market_time_us();
+        let before = self.engine.snapshot()?;
+        let desk_before = Self::desk(&before)?.clone();
+        let exposed = before
+            .positions
+            .iter()
+            .any(|p| !p.quantity.is_zero() || !p.orders.is_empty());
+        let changed = match command {
+            Command::Pause => self.engine.set_paused(true),
+            Command::Resume => self.engine.set_paused(false),
+            Command::Flatten => {
+                self.engine.flatten()?;
+                exposed
+            }
+            Command::Kill => {
+                self.engine.kill(time)?;
+                exposed || desk_before.level != Level::Black
+            }
+            Command::Reset => {
+                if !self.engine.reset(time, reason) {
+                    return Err(AgentError::NotBlack(desk_before.level.name()));
+                }
+                true
+            }
+        };
+        if !changed {
+            return Ok(false);
+        }
+        let after = self.engine.snapshot()?;
+        let desk_after = Self::desk(&after)?;
+        let record = CommandRecord {
+            action: command.name(),
+            reason,
+            market_time_us: time,
+            before: (desk_before.level.name(), desk_before.state.name()),
+            after: (desk_after.level.name(), desk_after.state.name()),
+            measures: desk_after.measures,
+        };
+        let payload = blocks::command_payload(&record);
+        self.pending.push((
+            blocks::draft(BlockKind::Risk, &self.frameworks, payload),
+            Tag::Command,
+        ));
+        let journal = self.engine.take_journal();
+        self.record(journal, metrics);
+        self.publish(metrics)?;
+        Ok(true)
+    }
+
+    pub(super) fn status(
+        &self,
+        interval: Duration,
+        ledger_error: Option<String>,
+    ) -> Result<AgentStatus, AgentError> {
+        let s = self.engine.snapshot()?;
+        let desk = Self::desk(&s)?;
+        let equity = s.equity.to_f64().unwrap_or(0.0);
+        let gross = s.equity - s.cash;
+        Ok(AgentStatus {
+            mode: MODE,
+            market: "synthetic",
+            seed: self.seed,
+            bar_interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
+            market_time: self.last_time_us.map(blocks::market_time),
+            bars: self.bars,
+            symbols: self.symbols,
+            trading_state: desk.state.name(),
+            emergency_level: desk.level.name(),
+            paused: desk.paused,
+            confidence: desk
+                .confidence
+                .iter()
+                .map(|(strategy, level)| StrategyConfidence {
+                    strategy: strategy.clone(),
+                    level: *level,
+                })
+                .collect(),
+            equity: s.equity.normalize().to_string(),
+            cash: s.cash.normalize().to_string(),
+            peak_equity: s.peak_equity,
+            drawdown: drawdown(equity, s.peak_equity),
+            daily_pnl: (s.equity - self.day_start_equity).normalize().to_string(),
+            gross_exposure: gross.normalize().to_string(),
+            fees_paid: s.fees_paid.normalize().to_string(),
+            fills: self.fills_total,
+            trades_closed: s.trades,
+            open_positions: s.positions.iter().filter(|p| !p.quantity.is_zero()).count(),
+            decision_latency: self.decisions.quantiles(),
+            sizing_latency: self.sizings.quantiles(),
+            pending_blocks: self.pending.len(),
+            ledger_error,
+        })
+    }
+
+    pub(super) fn positions(&self) -> Result<Vec<PositionItem>, AgentError> {
+        let s = self.engine.snapshot()?;
+        Ok(s.positions
+            .iter()
+            .filter(|p| !p.quantity.is_zero())
+            .map(|p| {
+                let quantity = p.quantity.to_f64().unwrap_or(0.0);
+                PositionItem {
+                    symbol: p.symbol.clone(),
+                    quantity: p.quantity.normalize().to_string(),
+                    entry_price: p.entry_price.map(|e| e.normalize().to_string()),
+                    last_price: p.last_price,
+                    value: quantity * p.last_price,
+                    unrealised_pnl: p
+                        .entry_price
+                        .and_then(|e| e.to_f64())
+                        .map(|e| (p.last_price - e) * quantity),
+                }
+            })
+            .collect())
+    }
+
+    pub(super) fn orders(&self) -> Result<Vec<OrderItem>, AgentError> {
+        let s = self.engine.snapshot()?;
+        Ok(s.positions
+            .iter()
+            .flat_map(|p| {
+                p.orders.iter().map(|o| OrderItem {
+                    order_id: blocks::order_id(&p.symbol, o.id),
+                    symbol: p.symbol.clone(),
+                    side: blocks::side_name(o.side),
+                    kind: match o.kind {
+                        OrderKind::Market => "market".into(),
+                        OrderKind::Limit(p) => format!("limit {}", p.normalize()),
+                        OrderKind::Stop(p) => format!("stop {}", p.normalize()),
+                    },
+                    size: match o.size {
+                        OrderSize::Base(q) => q.normalize().to_string(),
+                        OrderSize::Quote(q) => format!("{} quote", q.normalize()),
+                    },
+                })
+            })
+            .collect())
+    }
+
+    pub(super) fn equity_curve(&self) -> EquityCurve {
+        EquityCurve {
+            points: self
+                .curve
+                .iter()
+                .map(|&(time, equity, drawdown)| EquityPoint {
+                    market_time: blocks::market_time(time),
+                    equity,
+                    drawdown,
+                })
+                .collect(),
+        }
+    }
+
+    pub(super) fn fills(&self, limit: usize) -> FillList {
+        FillList {
+            total: self.fills_total,
+            fills: self
+                .recent
+                .iter()
+                .rev()
+                .take(limit)
+                .map(|(_, f)| f.clone())
+                .collect(),
+        }
+    }
+
+    pub(super) fn risk(&self) -> Result<RiskStatus, AgentError> {
+        let s = self.engine.snapshot()?;
+        let desk = Self::desk(&s)?;
+        let m = desk.measures;
+        Ok(RiskStatus {
+            limits: self.limits.clone(),
+            approvals: desk.approvals,
+            denials: desk
+                .denials
+                .iter()
+                .map(|(d, count)| DenialCount {
+                    reason: d.code(),
+                    count: *count,
+                })
+                .collect(),
+            drawdown: m.drawdown,
+            max_drawdown: m.max_drawdown,
+            daily_loss: m.daily_loss,
+            volatility: m.volatility,
+            volatility_median: m.volatility_median,
+            ladder_history: self.ladder.iter().map(|(_, l)| l.clone()).collect(),
+        })
+    }
+}
+
+/// 1 − equity / peak (0 at or above the peak).
+fn drawdown(equity: f64, peak: f64) -> f64 {
+    if peak > 0.0 {
+        (1.0 - equity / peak).max(0.0)
+    } else {
+        0.0
+    }
+}
+
+/// The item recorded as number `seq` (items are in `seq` order).
+fn find<T>(items: &mut VecDeque<(u64, T)>, seq: u64) -> Option<&mut T> {
+    let first = items.front()?.0;
+    let offset = usize::try_from(seq.checked_sub(first)?).ok()?;
+    items.get_mut(offset).map(|(_, item)| item)
+}
+
+/// Exact-enough latencies (1 ns .. 60 s, 3 significant digits) and the
+/// exact maximum.
+struct Latency {
+    hist: Option<Histogram<u64>>,
+    max_ns: u64,
+}
+
+impl Latency {
+    fn new() -> Self {
+        Self {
+            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).ok(),
+            max_ns: 0,
+        }
+    }
+
+    fn record(&mut self, took: Duration) {
+        let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        if let Some(h) = &mut self.hist {
+            h.saturating_record(ns);
+        }
+        self.max_ns = self.max_ns.max(ns);
+    }
+
+    fn quantiles(&self) -> Option<LatencyQuantiles> {
+        let h = self.hist.as_ref().filter(|h| !h.is_empty())?;
+        let at = |q: f64| h.value_at_quantile(q).min(self.max_ns) as f64 / 1000.0;
+        Some(LatencyQuantiles {
+            count: h.len(),
+            p50_us: at(0.5),
+            p99_us: at(0.99),
+            max_us: self.max_ns as f64 / 1000.0,
+        })
+    }
+}

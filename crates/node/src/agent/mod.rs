@@ -1,0 +1,237 @@
+//! The QBTC trading agent in the node (SPEC §8): the same engine as the
+//! backtest — strategies, paper matching, Kelly sizing, the pre-trade gate,
+//! the emergency ladder and the confidence levels — driven bar by bar by
+//! the seeded synthetic market, trading on paper. Every fill is a `trade`
+//! block, every emergency-level, confidence and operator change a `risk`
+//! block, so the trading history verifies with the rest of the ledger.
+//! The agent does not trade while a block waits to be written.
+
+mod blocks;
+mod live;
+pub mod views;
+
+use crate::config::{AgentConfig, AgentPlan};
+use crate::lock;
+use crate::metrics::Metrics;
+use live::Live;
+use qunimbus_ledger::block::BlockDraft;
+use qunimbus_storage::Store;
+use qunimbus_trading::engine::EngineError;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::watch;
+use views::{
+    AgentStatus, CommandOutcome, EquityCurve, FillList, OrderItem, PositionItem, RiskStatus,
+};
+
+/// The agent's trading mode (paper only: no exchange adapter is wired yet).
+pub const MODE: &str = "paper";
+
+/// Why an agent request was refused.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    /// The node runs without the agent.
+    #[error("the trading agent is not enabled on this node (set [agent] enabled = true or start with --agent)")]
+    NotEnabled,
+    /// A command came without a reason.
+    #[error(
+        "a reason is required: every agent command goes on the ledger with the operator's reason"
+    )]
+    ReasonRequired,
+    /// `reset` outside BLACK.
+    #[error("reset leaves BLACK only; the emergency level is {0}")]
+    NotBlack(&'static str),
+    /// Not a command.
+    #[error("unknown agent command {0:?}; use pause, resume, flatten, kill or reset")]
+    UnknownCommand(String),
+    /// The engine runs without its risk desk (a defect: the agent always
+    /// sizes with Kelly through the gate).
+    #[error("the agent's engine has no risk desk")]
+    NoRiskDesk,
+    /// The engine refused a price (a bar off every decimal).
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+}
+
+/// An operator's command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// New entries stop (REDUCING); exits continue.
+    Pause,
+    /// New entries resume.
+    Resume,
+    /// Every order cancelled, every position sold at the next open.
+    Flatten,
+    /// The kill switch: flatten, BLACK, HALTED until a reset.
+    Kill,
+    /// Leaves BLACK.
+    Reset,
+}
+
+impl Command {
+    /// Parses `pause`, `resume`, `flatten`, `kill` or `reset`.
+    pub fn parse(text: &str) -> Result<Self, AgentError> {
+        Ok(match text {
+            "pause" => Self::Pause,
+            "resume" => Self::Resume,
+            "flatten" => Self::Flatten,
+            "kill" => Self::Kill,
+            "reset" => Self::Reset,
+            other => return Err(AgentError::UnknownCommand(other.chars().take(40).collect())),
+        })
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Flatten => "flatten",
+            Self::Kill => "kill",
+            Self::Reset => "reset",
+        }
+    }
+}
+
+/// The running agent.
+pub struct Agent {
+    live: tokio::sync::Mutex<Live>,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    interval: Duration,
+    /// The last ledger write failure, while blocks wait (readable without the engine).
+    ledger_error: std::sync::Mutex<Option<String>>,
+}
+
+impl Agent {
+    /// An agent trading `plan` from `start_us` (market time), its first
+    /// block (the `config` block of its start) queued.
+    pub fn new(
+        config: &AgentConfig,
+        plan: AgentPlan,
+        start_us: i64,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        frameworks: Vec<String>,
+    ) -> Self {
+        live::zero_series(&metrics);
+        Self {
+            live: tokio::sync::Mutex::new(Live::new(config, plan, start_us, frameworks)),
+            store,
+            metrics,
+            interval: Duration::from_millis(config.bar_interval_ms),
+            ledger_error: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// One market minute: writes what waits, then (only when nothing
+    /// waits) the next bar of every symbol, then writes its blocks.
+    pub async fn tick(&self) {
+        let mut live = self.live.lock().await;
+        if !self.flush(&mut live).await {
+            return;
+        }
+        if let Err(e) = live.step(&self.metrics) {
+            tracing::error!(error = %e, "agent step refused a bar");
+        }
+        self.flush(&mut live).await;
+    }
+
+    /// Writes the waiting blocks; false (blocks kept) when the store refuses.
+    async fn flush(&self, live: &mut Live) -> bool {
+        if live.pending.is_empty() {
+            return true;
+        }
+        let drafts: Vec<BlockDraft> = live.pending.iter().map(|(d, _)| d.clone()).collect();
+        match self.store.append_blocks(drafts).await {
+            Ok(blocks) => {
+                live.written(&blocks);
+                *lock(&self.ledger_error) = None;
+                true
+            }
+            Err(e) => {
+                self.metrics.agent.ledger_failures.inc();
+                tracing::error!(error = %e, waiting = live.pending.len(), "agent blocks not written; trading waits");
+                *lock(&self.ledger_error) = Some(e.to_string());
+                false
+            }
+        }
+    }
+
+    /// Applies an operator's command with its reason and records it.
+    pub async fn command(
+        &self,
+        command: Command,
+        reason: &str,
+    ) -> Result<CommandOutcome, AgentError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(AgentError::ReasonRequired);
+        }
+        let mut live = self.live.lock().await;
+        live.last_command_block = None;
+        let changed = live.command(command, reason, &self.metrics)?;
+        self.flush(&mut live).await;
+        Ok(CommandOutcome {
+            action: command.name(),
+            changed,
+            block_index: live.last_command_block,
+            status: self.status_of(&live)?,
+        })
+    }
+
+    fn status_of(&self, live: &Live) -> Result<AgentStatus, AgentError> {
+        live.status(self.interval, lock(&self.ledger_error).clone())
+    }
+
+    /// The agent's state now.
+    pub async fn status(&self) -> Result<AgentStatus, AgentError> {
+        let live = self.live.lock().await;
+        self.status_of(&live)
+    }
+
+    /// Open positions.
+    pub async fn positions(&self) -> Result<Vec<PositionItem>, AgentError> {
+        self.live.lock().await.positions()
+    }
+
+    /// Working orders.
+    pub async fn orders(&self) -> Result<Vec<OrderItem>, AgentError> {
+        self.live.lock().await.orders()
+    }
+
+    /// The recent equity curve.
+    pub async fn equity(&self) -> EquityCurve {
+        self.live.lock().await.equity_curve()
+    }
+
+    /// The newest `limit` fills, newest first.
+    pub async fn fills(&self, limit: usize) -> FillList {
+        self.live.lock().await.fills(limit)
+    }
+
+    /// Limits, denials and the ladder's history.
+    pub async fn risk(&self) -> Result<RiskStatus, AgentError> {
+        self.live.lock().await.risk()
+    }
+
+    /// Ticks every bar interval until `stop` turns true, then writes what
+    /// waits (the node closes the store only after its tasks end).
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(self.interval);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = every.tick() => self.tick().await,
+                _ = stop.changed() => {
+                    if *stop.borrow() {
+                        let mut live = self.live.lock().await;
+                        self.flush(&mut live).await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
