@@ -73,14 +73,22 @@ pub(super) struct Live {
 /// exists (and `rate()` works) from the agent's start.
 pub(super) fn zero_series(metrics: &Metrics) {
     for outcome in ["approved", "denied", "filled"] {
-        metrics.agent.orders.get_or_create(&OutcomeLabel {
-            outcome: outcome.into(),
-        });
+        metrics
+            .agent
+            .orders
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc_by(0);
     }
     for denial in Denial::ALL {
-        metrics.agent.denied.get_or_create(&ReasonLabel {
-            reason: denial.code().into(),
-        });
+        metrics
+            .agent
+            .denied
+            .get_or_create(&ReasonLabel {
+                reason: denial.code().into(),
+            })
+            .inc_by(0);
     }
 }
 
