@@ -61,6 +61,7 @@ impl From<AgentError> for ApiError {
                 message,
             )
             .with_field("reason"),
+            AgentError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "agent_refused", message),
             AgentError::NotBlack(_) => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", message)
             }

@@ -306,3 +306,156 @@ async fn without_the_agent_its_routes_say_so_and_no_series_is_invented() {
     assert!(!metrics.contains("qbtc_equity{"), "{metrics}");
     t.stop().await;
 }
+
+async fn resumes_its_session_across_a_restart(backend: Backend) {
+    let mut t = agent_node(backend).await;
+    wait_for(&t, "filled 10 orders", |s| {
+        s["fills"].as_u64().unwrap() >= 10
+    })
+    .await;
+    let (_, paused) = command(&t, "pause", r#"{"reason":"before maintenance"}"#).await;
+    assert_eq!(paused["changed"], json!(true), "{paused}");
+    let (_, killed) = command(&t, "kill", r#"{"reason":"maintenance"}"#).await;
+    assert_eq!(killed["changed"], json!(true), "{killed}");
+    let before = wait_for(&t, "flattened", |s| {
+        s["open_positions"] == json!(0) && s["pending_blocks"] == json!(0)
+    })
+    .await;
+    t.stop_only().await;
+    // What the ledger holds once the node stopped.
+    t.restart_with(|c| c.agent.enabled = false).await;
+    let blocks = t.all_blocks().await;
+    t.stop_only().await;
+    let trail = blocks
+        .iter()
+        .filter(|b| b["kind"] == json!("trade") || b["kind"] == json!("risk"))
+        .count() as u64;
+    let session = blocks
+        .iter()
+        .rev()
+        .find(|b| b["payload"]["change"] == json!("trading agent started"))
+        .unwrap()["index"]
+        .as_u64()
+        .unwrap();
+
+    // Same settings (a different bar interval is allowed): the session
+    // resumes where it stopped, every trail block reconciled.
+    t.restart_with(|c| {
+        c.agent.enabled = true;
+        c.agent.bar_interval_ms = 7;
+    })
+    .await;
+    let s = t.get_ok("/v1/agent").await;
+    assert_eq!(s["refused"], Value::Null, "{s}");
+    assert_eq!(s["session_block"], json!(session), "{s}");
+    assert_eq!(s["resumed"]["blocks"], json!(trail), "{s}");
+    for key in [
+        "cash",
+        "fills",
+        "trades_closed",
+        "paused",
+        "emergency_level",
+        "trading_state",
+        "fees_paid",
+    ] {
+        assert_eq!(
+            s[key], before[key],
+            "{key} after the restart: {s}\nbefore: {before}"
+        );
+    }
+    assert_eq!(s["emergency_level"], json!("BLACK"));
+    let trades: Vec<&Value> = blocks
+        .iter()
+        .filter(|b| b["kind"] == json!("trade"))
+        .collect();
+    let start_cash = dec(&blocks[session as usize]["payload"]["cash"]);
+    assert_eq!(dec(&s["cash"]), cash_from_fills(start_cash, &trades));
+
+    // It goes on trading from there.
+    for (name, reason) in [("reset", "maintenance over"), ("resume", "trading again")] {
+        let (status, answer) = command(&t, name, &format!(r#"{{"reason":"{reason}"}}"#)).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let fills = before["fills"].as_u64().unwrap();
+    wait_for(&t, "traded again", |s| s["fills"].as_u64().unwrap() > fills).await;
+
+    // A different cash is a different session: a new start block names the
+    // old one and what changed, and trading starts again from the new cash.
+    t.restart_with(|c| c.agent.cash = qunimbus_node::config::DecimalSetting("5000".into()))
+        .await;
+    let s = t.get_ok("/v1/agent").await;
+    let new_session = s["session_block"]
+        .as_u64()
+        .expect("the new session's block is written");
+    assert!(new_session > session, "{s}");
+    let block = t.get_ok(&format!("/v1/ledger/blocks/{new_session}")).await;
+    assert_eq!(
+        block["payload"]["previous_session"]["block"],
+        json!(session),
+        "{block}"
+    );
+    assert_eq!(
+        block["payload"]["previous_session"]["changed"],
+        json!(["cash"]),
+        "{block}"
+    );
+    assert_eq!(block["payload"]["cash"], json!("5000"));
+    assert!(s["resumed"].is_null(), "{s}");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_resumes_its_session_across_a_restart_sqlite() {
+    resumes_its_session_across_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_resumes_its_session_across_a_restart_postgres() {
+    resumes_its_session_across_a_restart(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_fill_on_the_ledger_makes_the_resumed_agent_refuse_to_trade() {
+    use sqlx::Connection;
+    let mut t = agent_node(Backend::Sqlite).await;
+    wait_for(&t, "filled 6 orders", |s| s["fills"].as_u64().unwrap() >= 6).await;
+    t.stop_only().await;
+    let db = format!("sqlite:{}", t.data_dir().join("qunimbus.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    let (index, payload): (i64, String) = sqlx::query_as(
+        "SELECT idx, payload FROM blocks WHERE kind = 'trade' ORDER BY idx LIMIT 1 OFFSET 2",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let mut fill: Value = serde_json::from_str(&payload).unwrap();
+    fill["quantity"] = json!(format!("{}1", fill["quantity"].as_str().unwrap()));
+    sqlx::query("UPDATE blocks SET payload = $1 WHERE idx = $2")
+        .bind(fill.to_string())
+        .bind(index)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    t.restart().await;
+    let s = t.get_ok("/v1/agent").await;
+    let why = s["refused"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the agent trades: {s}"));
+    assert!(
+        why.contains(&format!("ledger block {index} (trade)")),
+        "{why}"
+    );
+    let fills = s["fills"].clone();
+    let (status, e) = command(&t, "resume", r#"{"reason":"try anyway"}"#).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], json!("agent_refused"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        t.get_ok("/v1/agent").await["fills"],
+        fills,
+        "a refusing agent does not trade"
+    );
+    t.stop().await;
+}

@@ -168,7 +168,7 @@ impl Node {
             )
             .await?,
         );
-        let agent = start_agent(config, &store, &metrics)?;
+        let agent = start_agent(config, &store, &metrics).await?;
         let (stop, stop_rx) = watch::channel(false);
         let node = Arc::new(Node {
             agent,
@@ -263,8 +263,9 @@ async fn load_history(
     Ok(history)
 }
 
-/// The trading agent when `[agent]` enables it, its market starting now.
-fn start_agent(
+/// The trading agent when `[agent]` enables it: its recorded session
+/// resumed, or a new one whose market starts now.
+async fn start_agent(
     config: &Config,
     store: &Arc<Store>,
     metrics: &Arc<Metrics>,
@@ -279,14 +280,16 @@ fn start_agent(
         mode = agent::MODE,
         "trading agent starting"
     );
-    Ok(Some(Arc::new(agent::Agent::new(
+    let agent = agent::Agent::start(
         &config.agent,
         plan,
         start_us,
         store.clone(),
         metrics.clone(),
         config.ledger.frameworks.clone(),
-    ))))
+    )
+    .await?;
+    Ok(Some(Arc::new(agent)))
 }
 
 /// Starts the supervised background tasks: the checkpointer, the

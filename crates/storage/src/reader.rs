@@ -244,6 +244,30 @@ impl Reader {
         Ok(rows.into_iter().map(Block::try_from).collect())
     }
 
+    /// Up to `limit` blocks of kind `first` or `second` from index `from`
+    /// on, in index order (the trading agent's trail after its start).
+    pub async fn blocks_of_kinds(
+        &self,
+        (first, second): (&str, &str),
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<Block>, StorageError> {
+        let sql = format!(
+            "SELECT {BLOCK_COLUMNS} FROM blocks WHERE kind IN ($1, $2) AND idx >= $3 ORDER BY idx LIMIT $4"
+        );
+        let from = to_i64(from)?;
+        let rows: Vec<BlockRow> = dispatch!(&self.pool, pool => {
+            sqlx::query_as(&sql)
+                .bind(first)
+                .bind(second)
+                .bind(from)
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await
+        })?;
+        rows.into_iter().map(Block::try_from).collect()
+    }
+
     /// The newest `limit` blocks of one kind, newest first.
     pub async fn latest_blocks_of_kind(
         &self,

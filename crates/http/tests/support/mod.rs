@@ -176,6 +176,13 @@ impl TestNode {
         &self.config
     }
 
+    /// Graceful stop, then a start on the same data dir and database with
+    /// `adjust` applied to the configuration.
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
+        adjust(&mut self.config);
+        self.restart().await;
+    }
+
     /// Graceful stop, then a start on the same data dir and database.
     pub async fn restart(&mut self) {
         if let Some(node) = self.node.take() {

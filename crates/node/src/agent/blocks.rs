@@ -137,6 +137,8 @@ pub(super) fn confidence_payload(time_us: i64, strategy: &str, change: &LevelCha
 pub(super) struct CommandRecord<'a> {
     pub action: &'a str,
     pub reason: &'a str,
+    /// Time steps the agent had processed (where a replay applies it).
+    pub steps: u64,
     pub market_time_us: i64,
     pub before: (&'a str, &'a str),
     pub after: (&'a str, &'a str),
@@ -150,6 +152,7 @@ pub(super) fn command_payload(c: &CommandRecord) -> Value {
         "action": c.action,
         "reason": c.reason,
         "actor": "admin",
+        "steps": c.steps,
         "before": {"emergency_level": c.before.0, "trading_state": c.before.1},
         "after": {"emergency_level": c.after.0, "trading_state": c.after.1},
         "measures": measures(&c.measures),

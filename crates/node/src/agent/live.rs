@@ -5,8 +5,8 @@
 use super::blocks::{self, CommandRecord};
 use super::views::{
     AgentStatus, DenialCount, EquityCurve, EquityPoint, FillItem, FillList, LadderItem,
-    LatencyQuantiles, OrderItem, PositionItem, RiskLimits, RiskStatus, StrategyConfidence,
-    TierLimits,
+    LatencyQuantiles, OrderItem, PositionItem, ResumeView, RiskLimits, RiskStatus,
+    StrategyConfidence, TierLimits,
 };
 use super::{AgentError, Command, MODE};
 use crate::config::{AgentConfig, AgentPlan};
@@ -20,11 +20,14 @@ use qunimbus_trading::synthetic::SyntheticMarket;
 use qunimbus_trading::{OrderKind, OrderSize};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// The `change` of a session's start block.
+pub(super) const SESSION_STARTED: &str = "trading agent started";
 
 /// Ladder transitions kept for `GET /v1/agent/risk`.
 const LADDER_HISTORY: usize = 200;
@@ -38,6 +41,7 @@ pub(super) enum Tag {
     Fill(u64),
     Transition(u64),
     Command,
+    Session,
     Other,
 }
 
@@ -52,6 +56,7 @@ pub(super) struct Live {
     frameworks: Vec<String>,
     last_time_us: Option<i64>,
     bars: u64,
+    steps: u64,
     day: Option<i64>,
     day_start_equity: Decimal,
     fills_total: u64,
@@ -64,9 +69,15 @@ pub(super) struct Live {
     decisions: Latency,
     sizings: Latency,
     /// Blocks waiting to be written, in order.
-    pub(super) pending: Vec<(BlockDraft, Tag)>,
+    pub(super) pending: VecDeque<(BlockDraft, Tag)>,
     /// Index of the newest command's block once written.
     pub(super) last_command_block: Option<u64>,
+    /// The session's start block, once written (or found on resume).
+    pub(super) session_block: Option<u64>,
+    /// What the replay at start did: (blocks reconciled, bars, milliseconds).
+    pub(super) replayed: Option<(u64, u64, u64)>,
+    /// Why the agent refuses to trade (the ledger and the replay disagree).
+    pub(super) refused: Option<String>,
 }
 
 /// Creates every order outcome and denial reason at 0, so each series
@@ -142,38 +153,65 @@ fn limits_view(risk: &RiskConfig, plan: &AgentPlan) -> RiskLimits {
     }
 }
 
+/// The settings a session trades under, as its start block records them
+/// (a restart with the same settings resumes the session).
+pub(super) fn session_settings(config: &AgentConfig, plan: &AgentPlan) -> Value {
+    let mut strategies: Vec<String> = plan.lanes.iter().map(|l| l.strategy_name.clone()).collect();
+    strategies.sort();
+    strategies.dedup();
+    json!({
+        "change": SESSION_STARTED,
+        "mode": MODE,
+        "market": "synthetic",
+        "seed": config.seed,
+        "cash": plan.cash.normalize().to_string(),
+        "fee": plan.costs.taker_fee.normalize().to_string(),
+        "slippage_bps": plan.costs.slippage_bps.normalize().to_string(),
+        "universe": config.universe_file.as_ref().map(|p| p.display().to_string()),
+        "symbols": plan.lanes.iter().map(|l| l.instrument.symbol.as_str()).collect::<Vec<_>>(),
+        "strategies": strategies,
+        "lanes": plan.lanes.iter().map(|l| l.strategy_name.as_str()).collect::<Vec<_>>(),
+        "limits": limits_view(&plan.risk, plan),
+    })
+}
+
+/// How a `Live` begins.
+pub(super) enum Session {
+    /// A new session from the configured cash; its start block is queued
+    /// with the bar interval, the market's start and the session it replaces.
+    New {
+        /// `settings` from [`session_settings`].
+        settings: Value,
+        /// The session it replaces (its block and what changed), if any.
+        previous: Option<Value>,
+    },
+    /// The session recorded at this block, to be replayed.
+    Resume(u64),
+}
+
 impl Live {
     pub(super) fn new(
         config: &AgentConfig,
         plan: AgentPlan,
         start_us: i64,
         frameworks: Vec<String>,
+        session: Session,
     ) -> Self {
         let instruments: Vec<_> = plan.lanes.iter().map(|l| l.instrument.clone()).collect();
         let limits = limits_view(&plan.risk, &plan);
-        let mut strategies: Vec<String> =
-            plan.lanes.iter().map(|l| l.strategy_name.clone()).collect();
-        strategies.sort();
-        strategies.dedup();
-        let started = blocks::draft(
-            BlockKind::Config,
-            &frameworks,
-            json!({
-                "change": "trading agent started",
-                "mode": MODE,
-                "market": "synthetic",
-                "seed": config.seed,
-                "bar_interval_ms": config.bar_interval_ms,
-                "cash": plan.cash.normalize().to_string(),
-                "fee": plan.costs.taker_fee.normalize().to_string(),
-                "slippage_bps": plan.costs.slippage_bps.normalize().to_string(),
-                "universe": config.universe_file.as_ref().map(|p| p.display().to_string()),
-                "symbols": instruments.iter().map(|i| i.symbol.as_str()).collect::<Vec<_>>(),
-                "strategies": strategies,
-                "limits": limits,
-                "market_start": blocks::market_time(start_us),
-            }),
-        );
+        let (pending, session_block) = match session {
+            Session::New {
+                mut settings,
+                previous,
+            } => {
+                settings["bar_interval_ms"] = json!(config.bar_interval_ms);
+                settings["market_start"] = json!(blocks::market_time(start_us));
+                settings["previous_session"] = previous.unwrap_or(Value::Null);
+                let draft = blocks::draft(BlockKind::Config, &frameworks, settings);
+                (VecDeque::from([(draft, Tag::Session)]), None)
+            }
+            Session::Resume(index) => (VecDeque::new(), Some(index)),
+        };
         let engine = Engine::new(plan.lanes, plan.cash, plan.costs, Sizing::Kelly(plan.risk));
         Self {
             market: SyntheticMarket::new(config.seed, &instruments, start_us),
@@ -185,6 +223,7 @@ impl Live {
             frameworks,
             last_time_us: None,
             bars: 0,
+            steps: 0,
             day: None,
             day_start_equity: plan.cash,
             fills_total: 0,
@@ -196,8 +235,11 @@ impl Live {
             counted: (0, Vec::new()),
             decisions: Latency::new(),
             sizings: Latency::new(),
-            pending: vec![(started, Tag::Other)],
+            pending,
             last_command_block: None,
+            session_block,
+            replayed: None,
+            refused: None,
         }
     }
 
@@ -227,6 +269,7 @@ impl Live {
         }
         self.engine.mark(time)?;
         self.bars += count;
+        self.steps += 1;
         metrics.agent.bars.inc_by(count);
         self.last_time_us = Some(time);
         let journal = self.engine.take_journal();
@@ -256,7 +299,7 @@ impl Live {
             self.fills_total += 1;
             let seq = self.fills_total;
             let payload = blocks::fill_payload(record, MODE);
-            self.pending.push((
+            self.pending.push_back((
                 blocks::draft(BlockKind::Trade, &self.frameworks, payload),
                 Tag::Fill(seq),
             ));
@@ -282,7 +325,7 @@ impl Live {
         for t in &journal.transitions {
             self.transitions_total += 1;
             let seq = self.transitions_total;
-            self.pending.push((
+            self.pending.push_back((
                 blocks::draft(
                     BlockKind::Risk,
                     &self.frameworks,
@@ -308,7 +351,7 @@ impl Live {
         }
         for (time, strategy, change) in &journal.confidence {
             let payload = blocks::confidence_payload(*time, strategy, change);
-            self.pending.push((
+            self.pending.push_back((
                 blocks::draft(BlockKind::Risk, &self.frameworks, payload),
                 Tag::Other,
             ));
@@ -317,22 +360,52 @@ impl Live {
 
     /// Notes the indexes of the blocks just written.
     pub(super) fn written(&mut self, written: &[Block]) {
-        for ((_, tag), block) in self.pending.drain(..).zip(written) {
-            match tag {
-                Tag::Fill(seq) => {
-                    if let Some(item) = find(&mut self.recent, seq) {
-                        item.block_index = Some(block.index);
-                    }
-                }
-                Tag::Transition(seq) => {
-                    if let Some(item) = find(&mut self.ladder, seq) {
-                        item.block_index = Some(block.index);
-                    }
-                }
-                Tag::Command => self.last_command_block = Some(block.index),
-                Tag::Other => {}
-            }
+        let pending = std::mem::take(&mut self.pending);
+        for ((_, tag), block) in pending.into_iter().zip(written) {
+            self.note(tag, block.index);
         }
+    }
+
+    /// Notes that the first waiting block is `block` (a replay found it).
+    pub(super) fn written_one(&mut self, block: &Block) {
+        if let Some((_, tag)) = self.pending.pop_front() {
+            self.note(tag, block.index);
+        }
+    }
+
+    fn note(&mut self, tag: Tag, index: u64) {
+        match tag {
+            Tag::Fill(seq) => {
+                if let Some(item) = find(&mut self.recent, seq) {
+                    item.block_index = Some(index);
+                }
+            }
+            Tag::Transition(seq) => {
+                if let Some(item) = find(&mut self.ladder, seq) {
+                    item.block_index = Some(index);
+                }
+            }
+            Tag::Command => self.last_command_block = Some(index),
+            Tag::Session => self.session_block = Some(index),
+            Tag::Other => {}
+        }
+    }
+
+    /// Stops trading for good (until a restart) because of `why`; blocks
+    /// the replay produced but could not match are dropped.
+    pub(super) fn refuse(&mut self, why: String) {
+        self.pending.clear();
+        self.refused = Some(why);
+    }
+
+    /// Time steps (bar times) processed.
+    pub(super) fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Open time of the next bar.
+    pub(super) fn next_bar_us(&self) -> i64 {
+        self.market.next_time_us()
     }
 
     fn desk(snapshot: &Snapshot) -> Result<&DeskView, AgentError> {
@@ -443,13 +516,14 @@ impl Live {
         let record = CommandRecord {
             action: command.name(),
             reason,
+            steps: self.steps,
             market_time_us: time,
             before: (desk_before.level.name(), desk_before.state.name()),
             after: (desk_after.level.name(), desk_after.state.name()),
             measures: desk_after.measures,
         };
         let payload = blocks::command_payload(&record);
-        self.pending.push((
+        self.pending.push_back((
             blocks::draft(BlockKind::Risk, &self.frameworks, payload),
             Tag::Command,
         ));
@@ -497,6 +571,13 @@ impl Live {
             fills: self.fills_total,
             trades_closed: s.trades,
             open_positions: s.positions.iter().filter(|p| !p.quantity.is_zero()).count(),
+            session_block: self.session_block,
+            resumed: self.replayed.map(|(blocks, bars, millis)| ResumeView {
+                blocks,
+                bars,
+                millis,
+            }),
+            refused: self.refused.clone(),
             decision_latency: self.decisions.quantiles(),
             sizing_latency: self.sizings.quantiles(),
             pending_blocks: self.pending.len(),

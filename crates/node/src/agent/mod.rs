@@ -8,9 +8,10 @@
 
 mod blocks;
 mod live;
+mod replay;
+mod session;
 pub mod views;
 
-use crate::config::{AgentConfig, AgentPlan};
 use crate::lock;
 use crate::metrics::Metrics;
 use live::Live;
@@ -45,6 +46,10 @@ pub enum AgentError {
     /// Not a command.
     #[error("unknown agent command {0:?}; use pause, resume, flatten, kill or reset")]
     UnknownCommand(String),
+    /// The agent refuses to trade: resuming its session, the ledger and the
+    /// replay disagreed.
+    #[error("the agent refuses to trade: {0}")]
+    Refused(String),
     /// The engine runs without its risk desk (a defect: the agent always
     /// sizes with Kelly through the gate).
     #[error("the agent's engine has no risk desk")]
@@ -105,31 +110,11 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// An agent trading `plan` from `start_us` (market time), its first
-    /// block (the `config` block of its start) queued.
-    pub fn new(
-        config: &AgentConfig,
-        plan: AgentPlan,
-        start_us: i64,
-        store: Arc<Store>,
-        metrics: Arc<Metrics>,
-        frameworks: Vec<String>,
-    ) -> Self {
-        live::zero_series(&metrics);
-        Self {
-            live: tokio::sync::Mutex::new(Live::new(config, plan, start_us, frameworks)),
-            store,
-            metrics,
-            interval: Duration::from_millis(config.bar_interval_ms),
-            ledger_error: std::sync::Mutex::new(None),
-        }
-    }
-
     /// One market minute: writes what waits, then (only when nothing
     /// waits) the next bar of every symbol, then writes its blocks.
     pub async fn tick(&self) {
         let mut live = self.live.lock().await;
-        if !self.flush(&mut live).await {
+        if live.refused.is_some() || !self.flush(&mut live).await {
             return;
         }
         if let Err(e) = live.step(&self.metrics) {
@@ -170,6 +155,9 @@ impl Agent {
             return Err(AgentError::ReasonRequired);
         }
         let mut live = self.live.lock().await;
+        if let Some(why) = &live.refused {
+            return Err(AgentError::Refused(why.clone()));
+        }
         live.last_command_block = None;
         let changed = live.command(command, reason, &self.metrics)?;
         self.flush(&mut live).await;

@@ -53,10 +53,29 @@ pub struct AgentStatus {
     pub decision_latency: Option<LatencyQuantiles>,
     /// The same, for bars whose entry signal was sized.
     pub sizing_latency: Option<LatencyQuantiles>,
+    /// The `config` block that started this session.
+    pub session_block: Option<u64>,
+    /// How this start resumed the session from the ledger, if it did.
+    pub resumed: Option<ResumeView>,
+    /// Why the agent refuses to trade: the ledger and the replay of the
+    /// session disagree (`null` when it trades).
+    pub refused: Option<String>,
     /// Ledger blocks waiting to be written (the agent does not trade while any wait).
     pub pending_blocks: usize,
     /// The last ledger write failure, while blocks wait.
     pub ledger_error: Option<String>,
+}
+
+/// What resuming a session at start did.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResumeView {
+    /// Ledger blocks replayed and found equal.
+    pub blocks: u64,
+    /// Bar times replayed.
+    pub bars: u64,
+    /// How long the replay took, milliseconds.
+    pub millis: u64,
 }
 
 /// Measured latency quantiles, microseconds (nanosecond resolution).

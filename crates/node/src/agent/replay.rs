@@ -1,0 +1,138 @@
+//! Resuming the agent after a restart: the engine and the seeded market are
+//! deterministic, so replaying the session from its start, with the
+//! operator's commands applied where the ledger recorded them, rebuilds
+//! positions, cash, orders, the ladder and the confidence levels — and
+//! reconciles them: every block the replay produces must equal, byte for
+//! byte (RFC 8785), the next `trade` or `risk` block on the ledger. A
+//! difference means the ledger and the engine disagree; the agent then
+//! refuses to trade and says which block differs.
+
+use super::live::Live;
+use super::{AgentError, Command};
+use crate::metrics::Metrics;
+use qunimbus_ledger::block::Block;
+use qunimbus_ledger::jcs::canonicalize;
+use serde_json::Value;
+
+/// Bars the replay may step without reproducing the next recorded block.
+const MAX_GAP_BARS: u64 = 1_000_000;
+
+/// Why a replay stopped: the first block that disagrees.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Mismatch(pub String);
+
+fn market_time_us(block: &Block) -> Option<i64> {
+    let text = block.payload.as_ref()?.get("market_time")?.as_str()?;
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+fn same(a: &Value, b: Option<&Value>) -> bool {
+    match (canonicalize(a), b.map(canonicalize)) {
+        (Ok(x), Some(Ok(y))) => x == y,
+        _ => false,
+    }
+}
+
+/// An operator command's block: (steps it followed, command, reason).
+fn recorded_command(block: &Block) -> Option<(u64, Command, String)> {
+    let p = block.payload.as_ref()?;
+    if p.get("event")?.as_str()? != "operator" {
+        return None;
+    }
+    let steps = p.get("steps")?.as_u64()?;
+    let command = Command::parse(p.get("action")?.as_str()?).ok()?;
+    Some((steps, command, p.get("reason")?.as_str()?.to_string()))
+}
+
+impl Live {
+    /// Replays until `block` (the next recorded one) is reproduced.
+    pub(super) fn replay_block(
+        &mut self,
+        block: &Block,
+        metrics: &Metrics,
+    ) -> Result<(), Mismatch> {
+        let mut stepped = 0u64;
+        loop {
+            if let Some((draft, _)) = self.pending.front() {
+                if draft.kind != block.kind
+                    || !same(
+                        draft.payload.as_ref().unwrap_or(&Value::Null),
+                        block.payload.as_ref(),
+                    )
+                {
+                    return Err(Mismatch(format!(
+                        "ledger block {} ({}) differs from what the replay produced: {}",
+                        block.index,
+                        block.kind,
+                        draft
+                            .payload
+                            .as_ref()
+                            .map(Value::to_string)
+                            .unwrap_or_default()
+                    )));
+                }
+                self.written_one(block);
+                return Ok(());
+            }
+            self.produce(block, metrics, &mut stepped)?;
+        }
+    }
+
+    /// Makes the engine produce its next blocks: the recorded command when
+    /// it is due, else the next bar.
+    fn produce(
+        &mut self,
+        block: &Block,
+        metrics: &Metrics,
+        stepped: &mut u64,
+    ) -> Result<(), Mismatch> {
+        let not_reproduced = |why: &str| {
+            Mismatch(format!(
+                "ledger block {} ({}) was not reproduced by the replay: {why}",
+                block.index, block.kind
+            ))
+        };
+        if let Some((steps, command, reason)) = recorded_command(block) {
+            if steps == self.steps() {
+                return match self.command(command, &reason, metrics) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(not_reproduced("the command changed nothing")),
+                    Err(e) => Err(not_reproduced(&e.to_string())),
+                };
+            }
+            if steps < self.steps() {
+                return Err(not_reproduced("its bar passed"));
+            }
+        } else {
+            let at =
+                market_time_us(block).ok_or_else(|| not_reproduced("it has no market_time"))?;
+            if at < self.next_bar_us() {
+                return Err(not_reproduced("its bar passed"));
+            }
+        }
+        *stepped += 1;
+        if *stepped > MAX_GAP_BARS {
+            return Err(not_reproduced("a million bars went by"));
+        }
+        self.step(metrics)
+            .map_err(|e: AgentError| not_reproduced(&e.to_string()))
+    }
+
+    /// After the last recorded block: nothing may be left unmatched.
+    pub(super) fn replay_done(&self) -> Result<(), Mismatch> {
+        match self.pending.front() {
+            None => Ok(()),
+            Some((draft, _)) => Err(Mismatch(format!(
+                "the replay produced a {} block the ledger does not have: {}",
+                draft.kind,
+                draft
+                    .payload
+                    .as_ref()
+                    .map(Value::to_string)
+                    .unwrap_or_default()
+            ))),
+        }
+    }
+}
