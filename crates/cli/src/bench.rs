@@ -52,6 +52,20 @@ pub enum BenchCommand {
     /// peer side by side) and decisions, at their default sizes.
     #[command(after_help = "Example:\n  qunimbus bench trading")]
     Trading,
+    /// The trading agent in a running node: bar-to-decision latency, bars/s
+    /// and resident memory against a node without the agent, side by side;
+    /// then a restart and the time the session's replay took.
+    #[command(
+        after_help = "Example:\n  cargo run --release -- bench agent --seconds 20 --bar-ms 1"
+    )]
+    Agent {
+        /// How long the agent trades before it is measured.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Wall-clock milliseconds per bar time (77 bars each).
+        #[arg(long, default_value_t = 1)]
+        bar_ms: u64,
+    },
     /// Compliance policy: loading the default Cedar policy (every decision of
     /// the six regions evaluated), the data path's table lookups, and direct
     /// Cedar evaluations (the path for regions outside the table).
@@ -159,6 +173,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Backtest { bars, peer_bars } => {
             crate::bench_trading::backtest(bars, peer_bars)
         }
+        BenchCommand::Agent { seconds, bar_ms } => crate::bench_agent::run(seconds, bar_ms).await,
         BenchCommand::Ledger {
             blocks,
             appends,

@@ -3,6 +3,7 @@
 
 mod agent;
 mod bench;
+mod bench_agent;
 mod bench_feed;
 mod bench_ingest;
 mod bench_ledger;
@@ -159,6 +160,10 @@ pub struct NodeArgs {
     /// Run the trading agent on paper (`[agent] enabled = true`).
     #[arg(long)]
     agent: bool,
+    /// Run the trading agent on these candle files replayed as the live
+    /// market instead of the synthetic one (`agent.market_replay_dir`).
+    #[arg(long, value_name = "DIR")]
+    market_replay: Option<PathBuf>,
 }
 
 impl NodeArgs {
@@ -184,8 +189,14 @@ impl NodeArgs {
             };
             flags.insert("log_format".into(), name.into());
         }
-        if self.agent {
+        if self.agent || self.market_replay.is_some() {
             flags.insert("agent.enabled".into(), true.into());
+        }
+        if let Some(dir) = &self.market_replay {
+            flags.insert(
+                "agent.market_replay_dir".into(),
+                dir.display().to_string().into(),
+            );
         }
         Config::load(self.config.as_deref(), std::env::vars(), flags)
             .context("invalid configuration")

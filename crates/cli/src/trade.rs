@@ -5,6 +5,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use qunimbus_trading::backtest::{self, Market, RiskConfig, Sizing};
+use qunimbus_trading::candles::symbol_of_file;
 use qunimbus_trading::{report, strategy, CandleReader, Costs, Universe};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -111,15 +112,7 @@ fn data_symbol(arg: &str) -> (PathBuf, String) {
         }
     }
     let path = PathBuf::from(arg);
-    let stem = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
-    let symbol = stem
-        .split(['-', '_', '.'])
-        .next()
-        .unwrap_or_default()
-        .to_ascii_uppercase();
+    let symbol = symbol_of_file(&path);
     (path, symbol)
 }
 

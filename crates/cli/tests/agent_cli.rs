@@ -171,3 +171,120 @@ async fn agent_cli_commands_and_a_tampered_fill_fails_verify() {
         text(&out)
     );
 }
+
+/// A Binance kline CSV of `bars` one-minute bars: a slow wave with a
+/// faster ripple (so a moving-average cross trades now and then), prices on
+/// a 0.01 tick.
+fn kline_file(path: &Path, base: f64, phase: f64, bars: usize) {
+    let start_ms: i64 = 1_704_067_200_000;
+    let mut text = String::new();
+    for i in 0..bars {
+        let x = i as f64;
+        let price = |x: f64| {
+            let p = base * (1.0 + 0.04 * (x / 97.0 + phase).sin() + 0.01 * (x / 13.0).sin());
+            (p * 100.0).round() / 100.0
+        };
+        let (open, close) = (price(x), price(x + 1.0));
+        let high = open.max(close) + 0.05;
+        let low = open.min(close) - 0.05;
+        let t = start_ms + i as i64 * 60_000;
+        text.push_str(&format!(
+            "{t},{open:.2},{high:.2},{low:.2},{close:.2},10.0,{},1000.0,10,5.0,500.0,0\n",
+            t + 59_999
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_candle_replay_trades_what_the_backtest_of_the_same_files_trades() {
+    let dir = tempfile::tempdir().unwrap();
+    let candles = dir.path().join("candles");
+    std::fs::create_dir(&candles).unwrap();
+    let files = [
+        candles.join("BTCUSDT-1m.csv"),
+        candles.join("ETHUSDT-1m.csv"),
+    ];
+    kline_file(&files[0], 42_000.0, 0.0, 3000);
+    kline_file(&files[1], 2_300.0, 1.3, 3000);
+    let report = dir.path().join("report.json");
+    let out = qunimbus()
+        .args([
+            "trade",
+            "backtest",
+            "--strategy",
+            "sma_cross",
+            "--cash",
+            "100000",
+            "--json",
+        ])
+        .arg(&report)
+        .arg("--data")
+        .arg(&files[0])
+        .arg("--data")
+        .arg(&files[1])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let backtest: Vec<Value> = report["trades"].as_array().unwrap().clone();
+
+    let data = dir.path().join("node");
+    let (child, url) = spawn_serve(&data, |command| {
+        command.arg("--market-replay").arg(&candles);
+        command.env("QUNIMBUS_AGENT__BAR_INTERVAL_MS", "1");
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let s = loop {
+        let s = status(&url).await;
+        if s["market_ended"] == Value::Bool(true) && s["pending_blocks"] == 0 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the replay did not end: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(s["market"], "replay", "{s}");
+    assert_eq!(s["bars"], 6000, "{s}");
+    let fills: Value = reqwest::get(format!("{url}/v1/agent/trades?limit=1000"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    terminate(child);
+
+    // The agent's round trips, in exit order, from its fills (oldest first).
+    let mut open = std::collections::BTreeMap::new();
+    let mut trips = Vec::new();
+    for f in fills["fills"].as_array().unwrap().iter().rev() {
+        let symbol = f["symbol"].as_str().unwrap().to_string();
+        match f["side"].as_str().unwrap() {
+            "buy" => {
+                open.insert(symbol, f.clone());
+            }
+            _ => {
+                let entry = open.remove(&symbol).expect("a sell closes a buy");
+                trips.push((
+                    symbol,
+                    entry["price"].clone(),
+                    f["price"].clone(),
+                    f["quantity"].clone(),
+                ));
+            }
+        }
+    }
+    assert!(trips.len() >= 10, "{} round trips: {fills}", trips.len());
+    // The backtest also closes what is open when the data ends; the agent
+    // keeps it. Everything before that is the same, trade for trade.
+    assert_eq!(backtest.len(), trips.len() + open.len(), "{backtest:?}");
+    for (trip, b) in trips.iter().zip(&backtest) {
+        let theirs = (
+            b["symbol"].as_str().unwrap().to_string(),
+            b["entry_price"].clone(),
+            b["exit_price"].clone(),
+            b["quantity"].clone(),
+        );
+        assert_eq!(*trip, theirs);
+    }
+    assert_eq!(s["trades_closed"], trips.len());
+}

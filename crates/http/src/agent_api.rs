@@ -66,7 +66,7 @@ impl From<AgentError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", message)
             }
             AgentError::UnknownCommand(_) => ApiError::not_found(message),
-            AgentError::NoRiskDesk | AgentError::Engine(_) => {
+            AgentError::NoRiskDesk | AgentError::Engine(_) | AgentError::Candle(_) => {
                 tracing::error!(error = %message, "trading agent failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "agent_error", message)
             }

@@ -4,7 +4,7 @@
 //! had been placed just before it (the convention of the `backtesting`
 //! package's `finalize_trades`, so that trade lists compare one to one).
 
-use crate::candles::{Candle, CandleError};
+use crate::candles::{Candle, CandleError, MergedBars};
 use crate::engine::{Engine, EngineError, LaneSpec};
 use crate::instrument::Instrument;
 use crate::matching::Costs;
@@ -49,11 +49,10 @@ pub fn run(
     costs: Costs,
     sizing: Sizing,
 ) -> Result<BacktestResult, BacktestError> {
-    let mut feeds = Vec::with_capacity(markets.len());
+    let mut streams = Vec::with_capacity(markets.len());
     let mut specs = Vec::with_capacity(markets.len());
-    for mut market in markets {
-        let next = market.bars.next().transpose()?;
-        feeds.push((market.bars, next));
+    for market in markets {
+        streams.push(market.bars);
         specs.push(LaneSpec {
             instrument: market.instrument,
             tier: market.tier,
@@ -61,19 +60,13 @@ pub fn run(
             strategy: market.strategy,
         });
     }
+    let mut feeds = MergedBars::new(streams)?;
     let mut engine = Engine::new(specs, cash, costs, sizing);
-    while let Some(time) = feeds
-        .iter()
-        .filter_map(|(_, next)| next.map(|b| b.open_time_us))
-        .min()
-    {
+    while let Some(time) = feeds.next_time() {
         engine.begin_step(time)?;
-        for (lane, (bars, next)) in feeds.iter_mut().enumerate() {
-            if let Some(bar) = next.filter(|b| b.open_time_us == time) {
-                *next = bars.next().transpose()?;
-                engine.on_bar(lane, bar)?;
-            }
-        }
+        feeds.step(time, |lane, bar| {
+            engine.on_bar(lane, bar).map_err(BacktestError::from)
+        })?;
         engine.mark(time)?;
     }
     Ok(engine.finish()?)

@@ -6,6 +6,9 @@
 
 mod csv;
 mod freqtrade;
+mod merge;
+
+pub use merge::{symbol_of_file, MergedBars};
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

@@ -3,6 +3,7 @@
 //! operator views.
 
 use super::blocks::{self, CommandRecord};
+use super::market::MarketSource;
 use super::views::{
     AgentStatus, DenialCount, EquityCurve, EquityPoint, FillItem, FillList, LadderItem,
     LatencyQuantiles, OrderItem, PositionItem, ResumeView, RiskLimits, RiskStatus,
@@ -16,7 +17,6 @@ use qunimbus_ledger::block::{Block, BlockDraft, BlockKind};
 use qunimbus_trading::engine::{DeskView, Engine, Journal, RiskConfig, Sizing, Snapshot};
 use qunimbus_trading::ladder::Level;
 use qunimbus_trading::risk::{Denial, TradingState};
-use qunimbus_trading::synthetic::SyntheticMarket;
 use qunimbus_trading::{OrderKind, OrderSize};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -48,7 +48,7 @@ pub(super) enum Tag {
 /// The engine, its market and what the agent has recorded.
 pub(super) struct Live {
     engine: Engine,
-    market: SyntheticMarket,
+    market: MarketSource,
     seed: u64,
     symbols: usize,
     limits: RiskLimits,
@@ -162,7 +162,7 @@ pub(super) fn session_settings(config: &AgentConfig, plan: &AgentPlan) -> Value 
     json!({
         "change": SESSION_STARTED,
         "mode": MODE,
-        "market": "synthetic",
+        "market": MarketSource::describe(plan),
         "seed": config.seed,
         "cash": plan.cash.normalize().to_string(),
         "fee": plan.costs.taker_fee.normalize().to_string(),
@@ -212,9 +212,10 @@ impl Live {
             }
             Session::Resume(index) => (VecDeque::new(), Some(index)),
         };
+        let market = MarketSource::open(&plan, config.seed, start_us);
         let engine = Engine::new(plan.lanes, plan.cash, plan.costs, Sizing::Kelly(plan.risk));
         Self {
-            market: SyntheticMarket::new(config.seed, &instruments, start_us),
+            market,
             engine,
             seed: config.seed,
             symbols: instruments.len(),
@@ -246,27 +247,37 @@ impl Live {
     /// The next market minute: every symbol's bar through the engine
     /// (each timed), then the journal to blocks and the gauges.
     pub(super) fn step(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
-        let time = self.market.next_time_us();
-        let bars = self.market.next_bars();
+        let Some(time) = self.market.next_time_us() else {
+            return Ok(());
+        };
         let day = time.div_euclid(MICROS_PER_DAY);
         if self.day != Some(day) {
             self.day = Some(day);
             self.day_start_equity = self.engine.snapshot()?.equity;
         }
         self.engine.begin_step(time)?;
-        let count = bars.len() as u64;
-        for (lane, bar) in bars.into_iter().enumerate() {
-            let sized = self.engine.entries_sized();
+        let mut count = 0u64;
+        let Self {
+            market,
+            engine,
+            decisions,
+            sizings,
+            ..
+        } = self;
+        market.step(time, |lane, bar| {
+            count += 1;
+            let sized = engine.entries_sized();
             let started = Instant::now();
-            self.engine.on_bar(lane, bar)?;
+            engine.on_bar(lane, bar)?;
             let took = started.elapsed();
             metrics.agent.decision_seconds.observe(took.as_secs_f64());
-            self.decisions.record(took);
-            if self.engine.entries_sized() != sized {
+            decisions.record(took);
+            if engine.entries_sized() != sized {
                 metrics.agent.sizing_seconds.observe(took.as_secs_f64());
-                self.sizings.record(took);
+                sizings.record(took);
             }
-        }
+            Ok(())
+        })?;
         self.engine.mark(time)?;
         self.bars += count;
         self.steps += 1;
@@ -403,8 +414,8 @@ impl Live {
         self.steps
     }
 
-    /// Open time of the next bar.
-    pub(super) fn next_bar_us(&self) -> i64 {
+    /// Open time of the next bar time (`None` once a replay ended).
+    pub(super) fn next_bar_us(&self) -> Option<i64> {
         self.market.next_time_us()
     }
 
@@ -472,7 +483,8 @@ impl Live {
 
     fn market_time_us(&self) -> i64 {
         self.last_time_us
-            .unwrap_or_else(|| self.market.next_time_us())
+            .or(self.market.next_time_us())
+            .unwrap_or_default()
     }
 
     /// Applies `command`; when it changed anything, queues its `risk`
@@ -544,7 +556,9 @@ impl Live {
         let gross = s.equity - s.cash;
         Ok(AgentStatus {
             mode: MODE,
-            market: "synthetic",
+            market: self.market.name(),
+            market_ended: self.market.next_time_us().is_none(),
+            market_error: self.market.error().map(str::to_string),
             seed: self.seed,
             bar_interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             market_time: self.last_time_us.map(blocks::market_time),

@@ -8,6 +8,7 @@
 
 mod blocks;
 mod live;
+mod market;
 mod replay;
 mod session;
 pub mod views;
@@ -54,6 +55,9 @@ pub enum AgentError {
     /// sizes with Kelly through the gate).
     #[error("the agent's engine has no risk desk")]
     NoRiskDesk,
+    /// A replayed candle file holds a bad bar.
+    #[error(transparent)]
+    Candle(#[from] qunimbus_trading::CandleError),
     /// The engine refused a price (a bar off every decimal).
     #[error("engine: {0}")]
     Engine(#[from] EngineError),

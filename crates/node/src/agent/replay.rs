@@ -108,8 +108,10 @@ impl Live {
         } else {
             let at =
                 market_time_us(block).ok_or_else(|| not_reproduced("it has no market_time"))?;
-            if at < self.next_bar_us() {
-                return Err(not_reproduced("its bar passed"));
+            match self.next_bar_us() {
+                None => return Err(not_reproduced("the market ended before it")),
+                Some(next) if at < next => return Err(not_reproduced("its bar passed")),
+                Some(_) => {}
             }
         }
         *stepped += 1;

@@ -9,8 +9,13 @@ use serde::Serialize;
 pub struct AgentStatus {
     /// `paper`: simulated fills on the paper exchange.
     pub mode: &'static str,
-    /// Where bars come from: `synthetic` (the seeded market).
+    /// Where bars come from: `synthetic` (the seeded market) or `replay`
+    /// (candle files).
     pub market: &'static str,
+    /// Whether a replay reached the end of its files (it trades no more).
+    pub market_ended: bool,
+    /// Why a replay stopped early (a bad bar in a file).
+    pub market_error: Option<String>,
     /// The synthetic market's seed.
     pub seed: u64,
     /// Wall-clock milliseconds per one-minute bar.

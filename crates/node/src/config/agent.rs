@@ -4,12 +4,13 @@
 //! start, never at the first bar.
 
 use super::ConfigError;
+use qunimbus_trading::candles::symbol_of_file;
 use qunimbus_trading::confidence::ConfidenceConfig;
 use qunimbus_trading::engine::{LaneSpec, RiskConfig};
 use qunimbus_trading::ladder::LadderConfig;
 use qunimbus_trading::risk::GateLimits;
 use qunimbus_trading::sizing::KellyConfig;
-use qunimbus_trading::{strategy, Costs, Universe};
+use qunimbus_trading::{strategy, CandleReader, Costs, Universe};
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -124,8 +125,14 @@ pub struct AgentConfig {
     pub slippage_bps: DecimalSetting,
     /// Symbol universe file; unset: the built-in 77-symbol universe.
     pub universe_file: Option<PathBuf>,
-    /// Symbols traded; empty: the whole universe.
+    /// Symbols traded; empty: the whole universe (with a candle replay:
+    /// every symbol with a file).
     pub symbols: Vec<String>,
+    /// Replay the candle files in this directory as the live market
+    /// (`SYMBOL-….csv` Binance klines or generic OHLCV, `SYMBOL-….json`
+    /// freqtrade), one bar time per `bar_interval_ms`; unset: the seeded
+    /// synthetic market.
+    pub market_replay_dir: Option<PathBuf>,
     /// The strategy of every symbol without an override.
     pub strategy: StrategySetting,
     /// Strategy per tier (`"1"` … `"6"`), over `strategy`.
@@ -179,6 +186,7 @@ impl Default for AgentConfig {
             slippage_bps: DecimalSetting("0".into()),
             universe_file: None,
             symbols: Vec::new(),
+            market_replay_dir: None,
             strategy: StrategySetting::default(),
             tier_strategies: BTreeMap::new(),
             symbol_strategies: BTreeMap::new(),
@@ -214,6 +222,8 @@ pub struct AgentPlan {
     pub costs: Costs,
     /// Sizing and risk limits.
     pub risk: RiskConfig,
+    /// With a candle replay: each lane's file, in lane order.
+    pub replay_files: Option<Vec<PathBuf>>,
 }
 
 fn fraction(key: &str, value: f64, min: f64, max: f64) -> Result<(), ConfigError> {
@@ -268,7 +278,14 @@ impl AgentConfig {
             None => Universe::default_universe(),
         }
         .map_err(|e| ConfigError::invalid("agent.universe_file", e.to_string()))?;
-        let lanes = self.lanes(&universe)?;
+        let files = self.replay_files(&universe)?;
+        let lanes = self.lanes(&universe, files.as_ref())?;
+        let replay_files = files.map(|files| {
+            lanes
+                .iter()
+                .filter_map(|l| files.get(&l.instrument.symbol).cloned())
+                .collect()
+        });
         let mut risk = risk;
         risk.gate.fee = fee;
         Ok(AgentPlan {
@@ -281,7 +298,66 @@ impl AgentConfig {
                 slippage_bps,
             },
             risk,
+            replay_files,
         })
+    }
+
+    /// The candle files of `market_replay_dir` by symbol, each opened once
+    /// to check its format.
+    fn replay_files(
+        &self,
+        universe: &Universe,
+    ) -> Result<Option<BTreeMap<String, PathBuf>>, ConfigError> {
+        const KEY: &str = "agent.market_replay_dir";
+        let Some(dir) = &self.market_replay_dir else {
+            return Ok(None);
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            ConfigError::invalid(KEY, format!("cannot read {}: {e}", dir.display()))
+        })?;
+        let mut files = BTreeMap::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|e| {
+                    ConfigError::invalid(KEY, format!("cannot read {}: {e}", dir.display()))
+                })?
+                .path();
+            let candles = path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("json"));
+            if !candles {
+                continue;
+            }
+            let symbol = symbol_of_file(&path);
+            if universe.instrument(&symbol).is_none() {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    format!(
+                        "{}: symbol {symbol:?} is not in the universe",
+                        path.display()
+                    ),
+                ));
+            }
+            CandleReader::open(&path).map_err(|e| ConfigError::invalid(KEY, e.to_string()))?;
+            if let Some(other) = files.insert(symbol.clone(), path.clone()) {
+                return Err(ConfigError::invalid(
+                    KEY,
+                    format!(
+                        "{} and {} are both {symbol}",
+                        other.display(),
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        if files.is_empty() {
+            return Err(ConfigError::invalid(
+                KEY,
+                format!("no .csv or .json candle file in {}", dir.display()),
+            ));
+        }
+        Ok(Some(files))
     }
 
     fn risk(&self) -> Result<RiskConfig, ConfigError> {
@@ -376,7 +452,11 @@ impl AgentConfig {
 
     /// One lane per symbol traded, each with its strategy (symbol override,
     /// else tier override, else the default).
-    fn lanes(&self, universe: &Universe) -> Result<Vec<LaneSpec>, ConfigError> {
+    fn lanes(
+        &self,
+        universe: &Universe,
+        files: Option<&BTreeMap<String, PathBuf>>,
+    ) -> Result<Vec<LaneSpec>, ConfigError> {
         for key in self.tier_strategies.keys() {
             let known = key
                 .parse::<u8>()
@@ -407,9 +487,20 @@ impl AgentConfig {
                 ));
             }
         }
+        if let Some(files) = files {
+            if let Some(s) = wanted.iter().find(|s| !files.contains_key(**s)) {
+                return Err(ConfigError::invalid(
+                    "agent.symbols",
+                    format!("symbol {s:?} has no candle file in agent.market_replay_dir"),
+                ));
+            }
+        }
         let mut lanes = Vec::new();
         for instrument in &universe.instruments {
             if !wanted.is_empty() && !wanted.contains(&instrument.symbol.as_str()) {
+                continue;
+            }
+            if files.is_some_and(|f| !f.contains_key(&instrument.symbol)) {
                 continue;
             }
             let tier = universe.tier_of(instrument).cloned().ok_or_else(|| {

@@ -388,3 +388,41 @@ name = "rsi_reversion"
         assert_eq!(key_of(err), key, "{text}");
     }
 }
+
+#[test]
+fn a_candle_replay_dir_gives_the_lanes_and_bad_dirs_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let kline = "1704067200000,42000.00,42010.00,41990.00,42005.00,1.0,1704067259999,42000,10,0.5,21000,0\n";
+    std::fs::write(dir.path().join("ETHUSDT-1m.csv"), kline).unwrap();
+    std::fs::write(dir.path().join("BTCUSDT-1m.csv"), kline).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not candles").unwrap();
+    let load = |vars: &[(&str, &str)]| Config::load(None, env(vars), toml::Table::new());
+    let path = dir.path().display().to_string();
+    let c = load(&[("QUNIMBUS_AGENT__MARKET_REPLAY_DIR", &path)]).unwrap();
+    let plan = c.agent.plan().unwrap();
+    let symbols: Vec<&str> = plan
+        .lanes
+        .iter()
+        .map(|l| l.instrument.symbol.as_str())
+        .collect();
+    assert_eq!(
+        symbols,
+        ["BTCUSDT", "ETHUSDT"],
+        "universe order, files only"
+    );
+    let files = plan.replay_files.unwrap();
+    assert!(files[0].ends_with("BTCUSDT-1m.csv") && files[1].ends_with("ETHUSDT-1m.csv"));
+
+    let err = load(&[
+        ("QUNIMBUS_AGENT__MARKET_REPLAY_DIR", &path),
+        ("QUNIMBUS_AGENT__SYMBOLS", "[\"SOLUSDT\"]"),
+    ])
+    .unwrap_err();
+    assert_eq!(key_of(err), "agent.symbols");
+    let err = load(&[("QUNIMBUS_AGENT__MARKET_REPLAY_DIR", "/no/such/dir")]).unwrap_err();
+    assert_eq!(key_of(err), "agent.market_replay_dir");
+    std::fs::write(dir.path().join("NOPEUSDT-1m.csv"), kline).unwrap();
+    let err = load(&[("QUNIMBUS_AGENT__MARKET_REPLAY_DIR", &path)]).unwrap_err();
+    assert!(err.to_string().contains("NOPEUSDT-1m.csv"), "{err}");
+    assert_eq!(key_of(err), "agent.market_replay_dir");
+}
