@@ -11,18 +11,20 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use qunimbus_core::FieldErrorCode;
+use qunimbus_core::{FieldError, FieldErrorCode};
 use qunimbus_node::agent::views::{
     AgentStatus, CommandOutcome, EquityCurve, FillList, OrderItem, PositionItem, RiskStatus,
 };
 use qunimbus_node::agent::{Agent, AgentError, Command};
-use qunimbus_trust::requests::parse_command_reason;
+use qunimbus_node::config::ConfigError;
+use qunimbus_trust::requests::{parse_command_reason, REASON_MAX_CHARS};
+use serde_json::{Map, Value};
 use utoipa_axum::routes;
 
 use crate::api::{query_params, read_text, rejected};
 use crate::error::{ApiError, ErrorBody};
 use crate::ledger_api::int_param;
-use crate::openapi::requests::AgentCommandReason;
+use crate::openapi::requests::{AgentCommandReason, AgentReload};
 use crate::openapi::responses::{
     AdminRouteErrors, BadRequest, JsonBodyErrors, RouteErrors, Unprocessable,
 };
@@ -45,7 +47,9 @@ pub(crate) fn read_routes() -> ApiRouter {
 
 /// Admin routes.
 pub(crate) fn admin_routes() -> ApiRouter {
-    ApiRouter::new().routes(routes!(agent_command))
+    ApiRouter::new()
+        .routes(routes!(agent_command))
+        .routes(routes!(agent_reload))
 }
 
 impl From<AgentError> for ApiError {
@@ -66,7 +70,14 @@ impl From<AgentError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", message)
             }
             AgentError::UnknownCommand(_) => ApiError::not_found(message),
-            AgentError::NoRiskDesk | AgentError::Engine(_) | AgentError::Candle(_) => {
+            AgentError::Config(ConfigError::Invalid { key, .. }) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_setting", message)
+                    .with_field(key)
+            }
+            AgentError::Config(_)
+            | AgentError::NoRiskDesk
+            | AgentError::Engine(_)
+            | AgentError::Candle(_) => {
                 tracing::error!(error = %message, "trading agent failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "agent_error", message)
             }
@@ -188,4 +199,101 @@ pub(crate) async fn agent_command(
     let text = read_text(&state, &headers, body, state.node.ingest.max_body_bytes).await?;
     let reason = parse_command_reason(&text).map_err(|e| rejected(&state, e))?;
     Ok(Json(agent.command(command, &reason).await?).into_response())
+}
+
+/// `{"reason": "…", "settings": {…}}`, nothing else.
+fn parse_reload(state: &AppState, text: &str) -> Result<(String, Map<String, Value>), ApiError> {
+    let bad = |field: &str, code: FieldErrorCode, message: String| {
+        rejected(state, FieldError::field(field, code, message))
+    };
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        rejected(
+            state,
+            FieldError::document(
+                FieldErrorCode::MalformedJson,
+                format!("malformed JSON: {e}"),
+            ),
+        )
+    })?;
+    let Value::Object(mut body) = value else {
+        return Err(bad(
+            "(body)",
+            FieldErrorCode::WrongType,
+            "the body must be a JSON object".into(),
+        ));
+    };
+    if let Some(key) = body
+        .keys()
+        .find(|k| !["reason", "settings"].contains(&k.as_str()))
+    {
+        return Err(bad(
+            key,
+            FieldErrorCode::UnknownField,
+            format!("unknown field {key:?}; expected reason, settings"),
+        ));
+    }
+    let reason = match body.remove("reason") {
+        Some(Value::String(r)) if r.chars().count() <= REASON_MAX_CHARS => r,
+        Some(Value::String(_)) => {
+            return Err(bad(
+                "reason",
+                FieldErrorCode::TooLong,
+                format!("at most {REASON_MAX_CHARS} characters"),
+            ))
+        }
+        Some(_) => {
+            return Err(bad(
+                "reason",
+                FieldErrorCode::WrongType,
+                "reason must be a string".into(),
+            ))
+        }
+        None => {
+            return Err(bad(
+                "reason",
+                FieldErrorCode::MissingField,
+                "a reload needs a reason".into(),
+            ))
+        }
+    };
+    let settings = match body.remove("settings") {
+        Some(Value::Object(s)) => s,
+        Some(_) => {
+            return Err(bad(
+                "settings",
+                FieldErrorCode::WrongType,
+                "settings must be an object".into(),
+            ))
+        }
+        None => {
+            return Err(bad(
+                "settings",
+                FieldErrorCode::MissingField,
+                "settings is required".into(),
+            ))
+        }
+    };
+    Ok((reason, settings))
+}
+
+/// Reloads the agent's reloadable settings (sizing, gate limits, ladder thresholds, confidence pace) with a reason; recorded as a `config` block. An invalid value changes nothing and names its key; a key that shapes the session answers 422 saying it takes a restart.
+#[utoipa::path(put, path = "/v1/agent/config", tag = "agent", security(("admin_token" = [])),
+    request_body(content = AgentReload, description = "The reason and the settings to change."),
+    responses(
+        (status = 200, description = "Reloaded (or nothing to change).", body = CommandOutcome),
+        (status = 404, description = "The agent is not enabled (`agent_disabled`).", body = ErrorBody),
+        (status = 409, description = "The agent refuses to trade (`agent_refused`).", body = ErrorBody),
+        JsonBodyErrors,
+        AdminRouteErrors,
+    )
+)]
+pub(crate) async fn agent_reload(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let agent = agent(&state)?;
+    let text = read_text(&state, &headers, body, state.node.ingest.max_body_bytes).await?;
+    let (reason, settings) = parse_reload(&state, &text)?;
+    Ok(Json(agent.reload(&settings, &reason).await?).into_response())
 }

@@ -459,3 +459,100 @@ async fn a_changed_fill_on_the_ledger_makes_the_resumed_agent_refuse_to_trade() 
     );
     t.stop().await;
 }
+
+async fn reload(t: &TestNode, body: &str) -> (StatusCode, Value) {
+    t.send(
+        reqwest::Method::PUT,
+        "/v1/agent/config",
+        Some(t.admin_token()),
+        body,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_limits_on_the_ledger_and_survives_a_restart() {
+    let mut t = agent_node(Backend::Sqlite).await;
+    wait_for(&t, "filled 4 orders", |s| s["fills"].as_u64().unwrap() >= 4).await;
+    // Refused reloads name the problem and change nothing.
+    for (body, field) in [
+        (r#"{"settings":{"daily_loss_limit":0.02}}"#, "reason"),
+        (r#"{"reason":"x","settings":{"bogus":1}}"#, "agent.bogus"),
+        (r#"{"reason":"x","settings":{"cash":"5"}}"#, "agent.cash"),
+        (
+            r#"{"reason":"x","settings":{"red_drawdown":0.05}}"#,
+            "agent.red_drawdown",
+        ),
+        (
+            r#"{"reason":"x","settings":{"orders_per_second":"fast"}}"#,
+            "agent.orders_per_second",
+        ),
+        (r#"{"reason":"x","settings":[]}"#, "settings"),
+        (r#"{"reason":"x","settings":{},"more":1}"#, "more"),
+    ] {
+        let (status, e) = reload(&t, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {e}");
+        assert_eq!(e["error"]["field"], json!(field), "{body}: {e}");
+    }
+    let (_, e) = reload(&t, r#"{"reason":"x","settings":{"cash":"5"}}"#).await;
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("restart"),
+        "{e}"
+    );
+    let risk = t.get_ok("/v1/agent/risk").await;
+    assert_eq!(risk["limits"]["daily_loss_limit"], json!("0.03"));
+
+    let body = r#"{"reason":"tighter for the news","settings":{"daily_loss_limit":0.02,"orders_per_second":2}}"#;
+    let (status, done) = reload(&t, body).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["changed"], json!(true));
+    let index = done["block_index"].as_u64().expect("the reload's block");
+    let block = t.get_ok(&format!("/v1/ledger/blocks/{index}")).await;
+    assert_eq!(block["kind"], json!("config"));
+    assert_eq!(block["payload"]["reason"], json!("tighter for the news"));
+    assert_eq!(
+        block["payload"]["changed"],
+        json!({"daily_loss_limit": {"from": 0.03, "to": 0.02}, "orders_per_second": {"from": 5, "to": 2}})
+    );
+    let risk = t.get_ok("/v1/agent/risk").await;
+    assert_eq!(risk["limits"]["daily_loss_limit"], json!("0.02"));
+    assert_eq!(risk["limits"]["orders_per_second"], json!(2));
+    let (_, again) = reload(&t, body).await;
+    assert_eq!(again["changed"], json!(false), "{again}");
+    let (_, metrics) = t.get_text("/metrics").await;
+    assert!(
+        metrics.contains("qbtc_daily_loss_limit_ratio{mode=\"paper\"} 0.02"),
+        "{metrics}"
+    );
+    let session = t.get_ok("/v1/agent").await["session_block"].clone();
+
+    // The file unchanged: the session resumes and replays the reload.
+    t.restart().await;
+    let s = t.get_ok("/v1/agent").await;
+    assert_eq!(
+        (s["refused"].clone(), s["session_block"].clone()),
+        (Value::Null, session.clone()),
+        "{s}"
+    );
+    assert_eq!(
+        t.get_ok("/v1/agent/risk").await["limits"]["daily_loss_limit"],
+        json!("0.02")
+    );
+    // The file brought up to the reload: the same session still.
+    t.restart_with(|c| {
+        c.agent.daily_loss_limit = 0.02;
+        c.agent.orders_per_second = 2;
+    })
+    .await;
+    let s = t.get_ok("/v1/agent").await;
+    assert_eq!(
+        (s["refused"].clone(), s["session_block"].clone()),
+        (Value::Null, session),
+        "{s}"
+    );
+    assert_eq!(
+        t.get_ok("/v1/agent/risk").await["limits"]["orders_per_second"],
+        json!(2)
+    );
+    t.stop().await;
+}

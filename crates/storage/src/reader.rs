@@ -244,26 +244,26 @@ impl Reader {
         Ok(rows.into_iter().map(Block::try_from).collect())
     }
 
-    /// Up to `limit` blocks of kind `first` or `second` from index `from`
-    /// on, in index order (the trading agent's trail after its start).
+    /// Up to `limit` blocks of the given kinds from index `from` on, in
+    /// index order (the trading agent's trail after its start).
     pub async fn blocks_of_kinds(
         &self,
-        (first, second): (&str, &str),
+        kinds: &[&str],
         from: u64,
         limit: u32,
     ) -> Result<Vec<Block>, StorageError> {
+        let placeholders: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 3)).collect();
         let sql = format!(
-            "SELECT {BLOCK_COLUMNS} FROM blocks WHERE kind IN ($1, $2) AND idx >= $3 ORDER BY idx LIMIT $4"
+            "SELECT {BLOCK_COLUMNS} FROM blocks WHERE idx >= $1 AND kind IN ({}) ORDER BY idx LIMIT $2",
+            placeholders.join(", ")
         );
         let from = to_i64(from)?;
         let rows: Vec<BlockRow> = dispatch!(&self.pool, pool => {
-            sqlx::query_as(&sql)
-                .bind(first)
-                .bind(second)
-                .bind(from)
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await
+            let mut query = sqlx::query_as(&sql).bind(from).bind(i64::from(limit));
+            for kind in kinds {
+                query = query.bind(*kind);
+            }
+            query.fetch_all(pool).await
         })?;
         rows.into_iter().map(Block::try_from).collect()
     }

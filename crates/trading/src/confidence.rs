@@ -82,6 +82,11 @@ impl Confidence {
         }
     }
 
+    /// Replaces the settings (an operator's reload); the level stays.
+    pub fn set_config(&mut self, config: ConfidenceConfig) {
+        self.config = config;
+    }
+
     /// The level, 1–7.
     pub fn level(&self) -> u8 {
         self.level

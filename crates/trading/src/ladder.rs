@@ -179,6 +179,12 @@ impl Ladder {
         }
     }
 
+    /// Replaces the thresholds (an operator's reload); the level moves by
+    /// them from the next mark on, with the usual cooldown to fall.
+    pub fn set_config(&mut self, config: LadderConfig) {
+        self.config = config;
+    }
+
     /// The current level.
     pub fn level(&self) -> Level {
         self.level

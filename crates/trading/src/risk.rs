@@ -236,6 +236,17 @@ impl Gate {
         }
     }
 
+    /// Replaces the limits (an operator's reload); the rate limiter keeps
+    /// the tokens it has, up to the new burst.
+    pub fn set_limits(&mut self, limits: GateLimits) {
+        let tokens = self.bucket.micro_tokens;
+        let last = self.bucket.last_us;
+        self.bucket = TokenBucket::new(limits.order_burst, limits.orders_per_second);
+        self.bucket.micro_tokens = tokens.min(self.bucket.capacity);
+        self.bucket.last_us = last;
+        self.limits = limits;
+    }
+
     /// The trading state.
     pub fn state(&self) -> TradingState {
         self.state

@@ -115,6 +115,7 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         agent_api::agent_equity,
         agent_api::agent_risk,
         agent_api::agent_command,
+        agent_api::agent_reload,
         dashboard::stream,
     ),
     components(

@@ -22,6 +22,7 @@ pub const CLOSED: &[&str] = &[
     "RolloutRequest",
     "CommandReason",
     "AgentCommandReason",
+    "AgentReload",
 ];
 
 /// One run's telemetry (`qunimbus_core::Telemetry::parse_json`).
@@ -191,6 +192,25 @@ pub struct AgentCommandReason {
     /// Why (1–1000 characters, not blank).
     #[schema(min_length = 1, max_length = 1000, example = "end of session")]
     reason: String,
+}
+
+/// The body of `PUT /v1/agent/config`.
+#[derive(ToSchema)]
+pub struct AgentReload {
+    /// Why (1–1000 characters, not blank; it goes on the ledger).
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        example = "tighter limits for the news"
+    )]
+    reason: String,
+    /// `[agent]` keys and their new values: kelly_fraction, min_trades,
+    /// probe_fraction, max_gross_exposure, daily_loss_limit,
+    /// orders_per_second, order_burst, yellow_drawdown, orange_drawdown,
+    /// red_drawdown, black_drawdown, vol_multiple, ladder_cooldown_secs,
+    /// confidence_rise_trades.
+    #[schema(value_type = Object, example = json!({"daily_loss_limit": 0.02}))]
+    settings: BTreeMap<String, serde_json::Value>,
 }
 
 /// `ack`.

@@ -10,7 +10,7 @@ use super::views::{
     StrategyConfidence, TierLimits,
 };
 use super::{AgentError, Command, MODE};
-use crate::config::{AgentConfig, AgentPlan};
+use crate::config::{AgentConfig, AgentPlan, RELOADABLE};
 use crate::metrics::{Metrics, ModeLabel, OutcomeLabel, ReasonLabel, StrategyLabel};
 use hdrhistogram::Histogram;
 use qunimbus_ledger::block::{Block, BlockDraft, BlockKind};
@@ -28,6 +28,26 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// The `change` of a session's start block.
 pub(super) const SESSION_STARTED: &str = "trading agent started";
+
+/// The `change` of an operator's reload of the agent's settings.
+pub(super) const RELOADED: &str = "trading agent settings reloaded";
+
+/// Whether `block` belongs to an agent session's trail: every `trade` and
+/// `risk` block, and the `config` blocks of reloads (not the policy's).
+pub(super) fn is_trail(block: &Block) -> bool {
+    match block.kind {
+        BlockKind::Trade | BlockKind::Risk => true,
+        BlockKind::Config => {
+            block
+                .payload
+                .as_ref()
+                .and_then(|p| p.get("change"))
+                .and_then(Value::as_str)
+                == Some(RELOADED)
+        }
+        _ => false,
+    }
+}
 
 /// Ladder transitions kept for `GET /v1/agent/risk`.
 const LADDER_HISTORY: usize = 200;
@@ -48,6 +68,7 @@ pub(super) enum Tag {
 /// The engine, its market and what the agent has recorded.
 pub(super) struct Live {
     engine: Engine,
+    config: AgentConfig,
     market: MarketSource,
     seed: u64,
     symbols: usize,
@@ -172,6 +193,7 @@ pub(super) fn session_settings(config: &AgentConfig, plan: &AgentPlan) -> Value 
         "strategies": strategies,
         "lanes": plan.lanes.iter().map(|l| l.strategy_name.as_str()).collect::<Vec<_>>(),
         "limits": limits_view(&plan.risk, plan),
+        "reloadable": config.reloadable(),
     })
 }
 
@@ -217,6 +239,7 @@ impl Live {
         Self {
             market,
             engine,
+            config: config.clone(),
             seed: config.seed,
             symbols: instruments.len(),
             limits,
@@ -541,6 +564,46 @@ impl Live {
         ));
         let journal = self.engine.take_journal();
         self.record(journal, metrics);
+        self.publish(metrics)?;
+        Ok(true)
+    }
+
+    /// Applies an operator's reload of reloadable settings; when anything
+    /// changed, queues its `config` block. Returns whether it did.
+    pub(super) fn reload(
+        &mut self,
+        changes: &serde_json::Map<String, Value>,
+        reason: &str,
+        metrics: &Metrics,
+    ) -> Result<bool, AgentError> {
+        let next = self.config.with_changes(changes)?;
+        let (old, new) = (self.config.reloadable(), next.reloadable());
+        let changed: serde_json::Map<String, Value> = RELOADABLE
+            .iter()
+            .filter(|k| old.get(**k) != new.get(**k))
+            .map(|k| (k.to_string(), json!({"from": old[*k], "to": new[*k]})))
+            .collect();
+        if changed.is_empty() {
+            return Ok(false);
+        }
+        let plan = next.plan()?;
+        self.engine.set_risk(plan.risk);
+        self.limits = limits_view(&plan.risk, &plan);
+        self.daily_loss_limit = next.daily_loss_limit;
+        self.config = next;
+        let payload = json!({
+            "change": RELOADED,
+            "reason": reason,
+            "actor": "admin",
+            "steps": self.steps,
+            "market_time": blocks::market_time(self.market_time_us()),
+            "changed": changed,
+            "reloadable": new,
+        });
+        self.pending.push_back((
+            blocks::draft(BlockKind::Config, &self.frameworks, payload),
+            Tag::Command,
+        ));
         self.publish(metrics)?;
         Ok(true)
     }

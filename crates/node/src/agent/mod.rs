@@ -55,6 +55,9 @@ pub enum AgentError {
     /// sizes with Kelly through the gate).
     #[error("the agent's engine has no risk desk")]
     NoRiskDesk,
+    /// A reload's settings are invalid (the key is named).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A replayed candle file holds a bad bar.
     #[error(transparent)]
     Candle(#[from] qunimbus_trading::CandleError),
@@ -167,6 +170,32 @@ impl Agent {
         self.flush(&mut live).await;
         Ok(CommandOutcome {
             action: command.name(),
+            changed,
+            block_index: live.last_command_block,
+            status: self.status_of(&live)?,
+        })
+    }
+
+    /// Reloads reloadable settings with the operator's reason; an invalid
+    /// value changes nothing and names its key.
+    pub async fn reload(
+        &self,
+        changes: &serde_json::Map<String, serde_json::Value>,
+        reason: &str,
+    ) -> Result<CommandOutcome, AgentError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(AgentError::ReasonRequired);
+        }
+        let mut live = self.live.lock().await;
+        if let Some(why) = &live.refused {
+            return Err(AgentError::Refused(why.clone()));
+        }
+        live.last_command_block = None;
+        let changed = live.reload(changes, reason, &self.metrics)?;
+        self.flush(&mut live).await;
+        Ok(CommandOutcome {
+            action: "reload",
             changed,
             block_index: live.last_command_block,
             status: self.status_of(&live)?,

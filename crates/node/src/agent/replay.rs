@@ -7,7 +7,7 @@
 //! difference means the ledger and the engine disagree; the agent then
 //! refuses to trade and says which block differs.
 
-use super::live::Live;
+use super::live::{Live, RELOADED};
 use super::{AgentError, Command};
 use crate::metrics::Metrics;
 use qunimbus_ledger::block::Block;
@@ -33,6 +33,22 @@ fn same(a: &Value, b: Option<&Value>) -> bool {
         (Ok(x), Some(Ok(y))) => x == y,
         _ => false,
     }
+}
+
+/// A reload's block: (steps it followed, the changes, reason).
+fn recorded_reload(block: &Block) -> Option<(u64, serde_json::Map<String, Value>, String)> {
+    let p = block.payload.as_ref()?;
+    if p.get("change")?.as_str()? != RELOADED {
+        return None;
+    }
+    let steps = p.get("steps")?.as_u64()?;
+    let changes = p
+        .get("changed")?
+        .as_object()?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.get("to").cloned().unwrap_or(Value::Null)))
+        .collect();
+    Some((steps, changes, p.get("reason")?.as_str()?.to_string()))
 }
 
 /// An operator command's block: (steps it followed, command, reason).
@@ -94,7 +110,18 @@ impl Live {
                 block.index, block.kind
             ))
         };
-        if let Some((steps, command, reason)) = recorded_command(block) {
+        if let Some((steps, changes, reason)) = recorded_reload(block) {
+            if steps == self.steps() {
+                return match self.reload(&changes, &reason, metrics) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(not_reproduced("the reload changed nothing")),
+                    Err(e) => Err(not_reproduced(&e.to_string())),
+                };
+            }
+            if steps < self.steps() {
+                return Err(not_reproduced("its bar passed"));
+            }
+        } else if let Some((steps, command, reason)) = recorded_command(block) {
             if steps == self.steps() {
                 return match self.command(command, &reason, metrics) {
                     Ok(true) => Ok(()),

@@ -89,13 +89,13 @@ async fn resume(
     'pages: loop {
         let page = store
             .reader()
-            .blocks_of_kinds(("trade", "risk"), from, REPLAY_PAGE)
+            .blocks_of_kinds(&["trade", "risk", "config"], from, REPLAY_PAGE)
             .await?;
         let Some(last) = page.last() else {
             break;
         };
         from = last.index + 1;
-        for block in &page {
+        for block in page.iter().filter(|b| live::is_trail(b)) {
             if let Err(m) = live.replay_block(block, metrics) {
                 live.refuse(m.0);
                 break 'pages;
@@ -124,6 +124,54 @@ async fn resume(
     Ok(())
 }
 
+/// Whether the session started at `block` can resume under `config`: its
+/// settings are the configured ones, or they are once the reloadable keys
+/// are set back to the session's start values and the configured ones are
+/// where the session's last reload left them. Gives the configuration and
+/// plan the replay starts from and the market's start; else the plan back.
+async fn resumable(
+    config: &AgentConfig,
+    plan: AgentPlan,
+    settings: &Value,
+    block: &Block,
+    store: &Store,
+) -> Result<Result<(AgentConfig, AgentPlan, i64), AgentPlan>, StorageError> {
+    let Some(start_us) = market_start_us(block) else {
+        return Ok(Err(plan));
+    };
+    let recorded = canonical(&recorded_settings(block));
+    if recorded == canonical(settings) {
+        return Ok(Ok((config.clone(), plan, start_us)));
+    }
+    let start_values = block
+        .payload
+        .as_ref()
+        .and_then(|p| p.get("reloadable"))
+        .and_then(Value::as_object);
+    let Some(start_config) = start_values.and_then(|v| config.with_changes(v).ok()) else {
+        return Ok(Err(plan));
+    };
+    let Ok(start_plan) = start_config.plan() else {
+        return Ok(Err(plan));
+    };
+    let latest = store
+        .reader()
+        .latest_blocks_of_kind("config", SESSION_SCAN)
+        .await?;
+    let last_reload = latest
+        .iter()
+        .find(|b| b.index > block.index && live::is_trail(b))
+        .and_then(|b| b.payload.as_ref()?.get("reloadable").cloned());
+    let same_start = canonical(&live::session_settings(&start_config, &start_plan)) == recorded;
+    let at_last_reload =
+        last_reload.is_some_and(|v| canonical(&v) == canonical(&config.reloadable()));
+    Ok(if same_start && at_last_reload {
+        Ok((start_config, start_plan, start_us))
+    } else {
+        Err(plan)
+    })
+}
+
 impl Agent {
     /// Starts the agent: resumes the recorded session when its settings
     /// are the configured ones, else starts a new one at `now_us`.
@@ -139,35 +187,32 @@ impl Agent {
         let settings = live::session_settings(config, &plan);
         let recorded = newest_session(&store).await?;
         let live = match recorded {
-            Some(block)
-                if canonical(&recorded_settings(&block)) == canonical(&settings)
-                    && market_start_us(&block).is_some() =>
-            {
-                let start_us = market_start_us(&block).unwrap_or(now_us);
-                let mut live = Live::new(
-                    config,
-                    plan,
-                    start_us,
-                    frameworks,
-                    Session::Resume(block.index),
-                );
-                resume(&mut live, &store, &metrics, block.index).await?;
-                live
-            }
-            other => {
-                let previous = other.map(|b| {
-                    json!({
-                        "block": b.index,
-                        "changed": changed_keys(&recorded_settings(&b), &settings),
-                    })
-                });
-                Live::new(
-                    config,
-                    plan,
-                    now_us,
-                    frameworks,
-                    Session::New { settings, previous },
-                )
+            Some(block) => match resumable(config, plan, &settings, &block, &store).await? {
+                Ok((start_config, start_plan, start_us)) => {
+                    let session = Session::Resume(block.index);
+                    let mut live =
+                        Live::new(&start_config, start_plan, start_us, frameworks, session);
+                    resume(&mut live, &store, &metrics, block.index).await?;
+                    live
+                }
+                Err(plan) => {
+                    let previous = json!({
+                        "block": block.index,
+                        "changed": changed_keys(&recorded_settings(&block), &settings),
+                    });
+                    let session = Session::New {
+                        settings,
+                        previous: Some(previous),
+                    };
+                    Live::new(config, plan, now_us, frameworks, session)
+                }
+            },
+            None => {
+                let session = Session::New {
+                    settings,
+                    previous: None,
+                };
+                Live::new(config, plan, now_us, frameworks, session)
             }
         };
         Ok(Self {

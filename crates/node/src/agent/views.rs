@@ -275,7 +275,7 @@ pub struct TierLimits {
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommandOutcome {
-    /// `pause`, `resume`, `flatten`, `kill` or `reset`.
+    /// `pause`, `resume`, `flatten`, `kill`, `reset` or `reload`.
     pub action: &'static str,
     /// Whether anything changed (nothing changed: no block).
     pub changed: bool,

@@ -3,6 +3,7 @@
 //! with errors that name the offending key.
 
 mod agent;
+mod agent_reload;
 mod ledger;
 mod limits;
 mod nats;
@@ -13,6 +14,7 @@ mod tests;
 mod trust;
 
 pub use agent::{AgentConfig, AgentPlan, DecimalSetting, StrategySetting};
+pub use agent_reload::RELOADABLE;
 pub use ledger::{LedgerConfig, TsaConfig};
 pub use limits::{LimitsConfig, RateLimit};
 pub use nats::{

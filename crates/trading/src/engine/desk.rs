@@ -265,6 +265,17 @@ impl Desk {
         self.gate.check(ctx.time_us, &order, &ctx.account).is_ok()
     }
 
+    /// Replaces the risk settings (an operator's reload); the measured
+    /// trades, levels and counters stay.
+    pub(super) fn set_config(&mut self, config: RiskConfig) {
+        self.config = config;
+        self.gate.set_limits(config.gate);
+        self.ladder.set_config(config.ladder);
+        for track in &mut self.tracks {
+            track.confidence.set_config(config.confidence);
+        }
+    }
+
     /// Entry signals sized so far (whatever the outcome).
     pub(super) fn entries_sized(&self) -> u64 {
         self.entries_sized

@@ -132,6 +132,17 @@ impl Engine {
         self.run.desk.as_ref().map_or(0, |d| d.entries_sized())
     }
 
+    /// Replaces the risk settings of a Kelly-sized engine (an operator's
+    /// reload); false without a risk desk.
+    pub fn set_risk(&mut self, config: crate::engine::RiskConfig) -> bool {
+        let Some(desk) = self.run.desk.as_mut() else {
+            return false;
+        };
+        desk.set_config(config);
+        self.sizing = crate::engine::Sizing::Kelly(config);
+        true
+    }
+
     /// Pauses (`true`: reduce-only) or resumes new entries; false when
     /// there is no risk desk or nothing changed.
     pub fn set_paused(&mut self, paused: bool) -> bool {
