@@ -266,7 +266,18 @@ async fn serve(args: NodeArgs) -> Result<()> {
     let config = args.load_config()?;
     logging::init(config.log_format, "info");
     let node = RunningNode::start(&config).await?;
+    let watcher = match (node.node().agent.clone(), args.config.clone()) {
+        (Some(agent), Some(path)) => {
+            let stop = node.node().stop.clone();
+            let load = move || args.load_config().map(|c| c.agent);
+            Some(tokio::spawn(agent.watch_file(path, load, stop)))
+        }
+        _ => None,
+    };
     shutdown_signal().await?;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     tracing::info!("shutdown signal received; finishing in-flight requests");
     node.shutdown().await?;
     Ok(())

@@ -288,3 +288,70 @@ async fn a_candle_replay_trades_what_the_backtest_of_the_same_files_trades() {
     }
     assert_eq!(s["trades_closed"], trips.len());
 }
+
+async fn risk(url: &str) -> Value {
+    reqwest::get(format!("{url}/v1/agent/risk"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Waits until the daily loss limit in force is `want`.
+async fn wait_for_limit(url: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while risk(url).await["limits"]["daily_loss_limit"] != want {
+        assert!(
+            Instant::now() < deadline,
+            "daily_loss_limit never became {want}: {}",
+            risk(url).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_config_file_reloads_the_agent_and_a_bad_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("qunimbus.toml");
+    let write = |extra: &str| {
+        std::fs::write(
+            &file,
+            format!("[agent]\nenabled = true\nbar_interval_ms = 5\n{extra}"),
+        )
+        .unwrap();
+    };
+    write("daily_loss_limit = 0.03\n");
+    let data = dir.path().join("data");
+    let (child, url) = spawn_serve(&data, |command| {
+        command.arg("--config").arg(&file);
+    });
+    wait_for_limit(&url, "0.03").await;
+    write("daily_loss_limit = 0.025\n");
+    wait_for_limit(&url, "0.025").await;
+    // Invalid, then session-shaping: both refused, the limit stays.
+    write("daily_loss_limit = 2.5\n");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    write("daily_loss_limit = 0.02\ncash = \"5\"\n");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(risk(&url).await["limits"]["daily_loss_limit"], "0.025");
+    let blocks: Value = reqwest::get(format!("{url}/v1/ledger/blocks?limit=1000"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reloads: Vec<&Value> = blocks["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["payload"]["change"] == "trading agent settings reloaded")
+        .collect();
+    assert_eq!(reloads.len(), 1, "{reloads:?}");
+    assert!(reloads[0]["payload"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("qunimbus.toml changed"));
+    terminate(child);
+}

@@ -432,6 +432,11 @@ impl Live {
         self.refused = Some(why);
     }
 
+    /// The settings in force.
+    pub(super) fn config(&self) -> &AgentConfig {
+        &self.config
+    }
+
     /// Time steps (bar times) processed.
     pub(super) fn steps(&self) -> u64 {
         self.steps

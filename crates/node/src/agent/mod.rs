@@ -7,6 +7,7 @@
 //! The agent does not trade while a block waits to be written.
 
 mod blocks;
+mod file_watch;
 mod live;
 mod market;
 mod replay;
