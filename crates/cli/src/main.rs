@@ -263,6 +263,10 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn serve(args: NodeArgs) -> Result<()> {
+    let loaded = args
+        .config
+        .as_ref()
+        .and_then(|p| qunimbus_node::agent::modified(p));
     let config = args.load_config()?;
     logging::init(config.log_format, "info");
     let node = RunningNode::start(&config).await?;
@@ -270,7 +274,7 @@ async fn serve(args: NodeArgs) -> Result<()> {
         (Some(agent), Some(path)) => {
             let stop = node.node().stop.clone();
             let load = move || args.load_config().map(|c| c.agent);
-            Some(tokio::spawn(agent.watch_file(path, load, stop)))
+            Some(tokio::spawn(agent.watch_file(path, loaded, load, stop)))
         }
         _ => None,
     };

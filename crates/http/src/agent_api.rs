@@ -66,6 +66,9 @@ impl From<AgentError> for ApiError {
             )
             .with_field("reason"),
             AgentError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "agent_refused", message),
+            AgentError::LedgerUnavailable(_) => {
+                ApiError::unavailable("ledger_unavailable", message, 1)
+            }
             AgentError::NotBlack(_) => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_transition", message)
             }
@@ -75,6 +78,7 @@ impl From<AgentError> for ApiError {
                     .with_field(key)
             }
             AgentError::Config(_)
+            | AgentError::Interrupted(_)
             | AgentError::NoRiskDesk
             | AgentError::Engine(_)
             | AgentError::Candle(_) => {

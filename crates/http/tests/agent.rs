@@ -116,6 +116,16 @@ async fn trades_to_ledger_then_kill_and_reset(backend: Backend) {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
+    // Nothing left to do: a second kill or a flatten changes nothing.
+    for name in ["kill", "flatten"] {
+        let (status, again) = command(&t, name, r#"{"reason":"again"}"#).await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(
+            (again["changed"].clone(), again["block_index"].clone()),
+            (json!(false), Value::Null),
+            "{name}: {again}"
+        );
+    }
     assert!(t
         .get_ok("/v1/agent/orders")
         .await
@@ -524,9 +534,21 @@ async fn a_reload_changes_limits_on_the_ledger_and_survives_a_restart() {
         metrics.contains("qbtc_daily_loss_limit_ratio{mode=\"paper\"} 0.02"),
         "{metrics}"
     );
+    // Many reloads (more config blocks than any fixed look-back): the
+    // session's start block is still found at restart.
+    for i in 0..70 {
+        let limit = if i % 2 == 0 { 0.021 } else { 0.02 };
+        let body = format!(r#"{{"reason":"churn {i}","settings":{{"daily_loss_limit":{limit}}}}}"#);
+        let (status, answer) = reload(&t, &body).await;
+        assert_eq!(
+            (status, answer["changed"].clone()),
+            (StatusCode::OK, json!(true)),
+            "{answer}"
+        );
+    }
     let session = t.get_ok("/v1/agent").await["session_block"].clone();
 
-    // The file unchanged: the session resumes and replays the reload.
+    // The file unchanged: the session resumes and replays the reloads.
     t.restart().await;
     let s = t.get_ok("/v1/agent").await;
     assert_eq!(

@@ -105,6 +105,33 @@ fn default_origin(seed: &[u8; 32]) -> Result<String, qunimbus_ledger::LedgerErro
     Ok(format!("qunimbus/{id}"))
 }
 
+/// Blocks of one kind read per page by [`newest_block_where`].
+const NEWEST_PAGE: u32 = 256;
+
+/// The newest block of `kind` that `matches`, paging back through that
+/// kind (the newest page almost always holds it).
+pub async fn newest_block_where(
+    store: &qunimbus_storage::Store,
+    kind: &str,
+    matches: impl Fn(&Block) -> bool,
+) -> Result<Option<Block>, qunimbus_storage::StorageError> {
+    // Indexes are stored as signed 64-bit integers.
+    let mut before = i64::MAX.unsigned_abs();
+    loop {
+        let page = store
+            .reader()
+            .blocks_of_kind_before(kind, before, NEWEST_PAGE)
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(None);
+        };
+        before = last.index;
+        if let Some(found) = page.into_iter().find(|b| matches(b)) {
+            return Ok(Some(found));
+        }
+    }
+}
+
 /// The genesis block for a new ledger.
 pub fn genesis_block(frameworks: &[String]) -> Result<Block, qunimbus_ledger::LedgerError> {
     let names: Vec<&str> = frameworks.iter().map(String::as_str).collect();

@@ -268,6 +268,24 @@ impl Reader {
         rows.into_iter().map(Block::try_from).collect()
     }
 
+    /// Up to `limit` blocks of one kind with an index below `before`,
+    /// newest first (paging back through one kind).
+    pub async fn blocks_of_kind_before(
+        &self,
+        kind: &str,
+        before: u64,
+        limit: u32,
+    ) -> Result<Vec<Block>, StorageError> {
+        let sql = format!(
+            "SELECT {BLOCK_COLUMNS} FROM blocks WHERE kind = $1 AND idx < $2 ORDER BY idx DESC LIMIT $3"
+        );
+        let before = to_i64(before)?;
+        let rows: Vec<BlockRow> = dispatch!(&self.pool, pool => {
+            sqlx::query_as(&sql).bind(kind).bind(before).bind(i64::from(limit)).fetch_all(pool).await
+        })?;
+        rows.into_iter().map(Block::try_from).collect()
+    }
+
     /// The newest `limit` blocks of one kind, newest first.
     pub async fn latest_blocks_of_kind(
         &self,

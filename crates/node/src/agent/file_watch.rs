@@ -6,7 +6,7 @@
 
 use super::{Agent, AgentError};
 use crate::config::{AgentConfig, ConfigError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
@@ -14,7 +14,9 @@ use tokio::sync::watch;
 /// How often the file's modification time is looked at.
 pub const POLL: Duration = Duration::from_secs(1);
 
-fn modified(path: &PathBuf) -> Option<SystemTime> {
+/// The modification time of `path`, if it can be read (take it when the
+/// configuration is loaded, and hand it to [`Agent::watch_file`]).
+pub fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
@@ -27,7 +29,11 @@ impl Agent {
     /// Applies the reloadable keys of `next` that differ from the settings
     /// in force; refuses (changing nothing) when `next` also differs in a
     /// key only a restart can change.
-    pub async fn reload_to(&self, next: &AgentConfig, reason: &str) -> Result<bool, AgentError> {
+    pub async fn reload_to(
+        self: &Arc<Self>,
+        next: &AgentConfig,
+        reason: &str,
+    ) -> Result<bool, AgentError> {
         let current = self.settings().await;
         let Some(changes) = next.reloadable().as_object().cloned() else {
             return Ok(false);
@@ -42,15 +48,17 @@ impl Agent {
         Ok(self.reload(&changes, reason).await?.changed)
     }
 
-    /// Polls `path` until `stop`; on a change, loads the configuration with
-    /// `load` and reloads the agent to it.
+    /// Polls `path` until `stop`; when its modification time differs from
+    /// `loaded` (the one it had when the running configuration was read),
+    /// loads the configuration with `load` and reloads the agent to it.
     pub async fn watch_file<E: std::fmt::Display>(
         self: Arc<Self>,
         path: PathBuf,
+        loaded: Option<SystemTime>,
         load: impl Fn() -> Result<AgentConfig, E> + Send,
         mut stop: watch::Receiver<bool>,
     ) {
-        let mut seen = modified(&path);
+        let mut seen = loaded;
         let mut every = tokio::time::interval(POLL);
         loop {
             tokio::select! {

@@ -3,7 +3,7 @@
 //! operator views.
 
 use super::blocks::{self, CommandRecord};
-use super::market::MarketSource;
+use super::market::{self, MarketSource};
 use super::views::{
     AgentStatus, DenialCount, EquityCurve, EquityPoint, FillItem, FillList, LadderItem,
     LatencyQuantiles, OrderItem, PositionItem, ResumeView, RiskLimits, RiskStatus,
@@ -17,7 +17,7 @@ use qunimbus_ledger::block::{Block, BlockDraft, BlockKind};
 use qunimbus_trading::engine::{DeskView, Engine, Journal, RiskConfig, Sizing, Snapshot};
 use qunimbus_trading::ladder::Level;
 use qunimbus_trading::risk::{Denial, TradingState};
-use qunimbus_trading::{OrderKind, OrderSize};
+use qunimbus_trading::{OrderKind, OrderSize, Side};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
@@ -60,7 +60,8 @@ const CURVE_POINTS: usize = 1440;
 pub(super) enum Tag {
     Fill(u64),
     Transition(u64),
-    Command,
+    /// An operator's command or reload, numbered.
+    Command(u64),
     Session,
     Other,
 }
@@ -91,14 +92,20 @@ pub(super) struct Live {
     sizings: Latency,
     /// Blocks waiting to be written, in order.
     pub(super) pending: VecDeque<(BlockDraft, Tag)>,
-    /// Index of the newest command's block once written.
-    pub(super) last_command_block: Option<u64>,
+    /// Operator changes queued so far (their blocks' numbers).
+    pub(super) commands_queued: u64,
+    /// The newest operator change written: (its number, block index).
+    pub(super) last_command_block: Option<(u64, u64)>,
     /// The session's start block, once written (or found on resume).
     pub(super) session_block: Option<u64>,
     /// What the replay at start did: (blocks reconciled, bars, milliseconds).
     pub(super) replayed: Option<(u64, u64, u64)>,
     /// Why the agent refuses to trade (the ledger and the replay disagree).
     pub(super) refused: Option<String>,
+    /// Why the market stopped (a bar the engine refused).
+    stopped: Option<String>,
+    /// Wall-clock ms of the session's start block (bounds a replay).
+    pub(super) session_started_ms: Option<i64>,
 }
 
 /// Creates every order outcome and denial reason at 0, so each series
@@ -188,7 +195,9 @@ pub(super) fn session_settings(config: &AgentConfig, plan: &AgentPlan) -> Value 
         "cash": plan.cash.normalize().to_string(),
         "fee": plan.costs.taker_fee.normalize().to_string(),
         "slippage_bps": plan.costs.slippage_bps.normalize().to_string(),
-        "universe": config.universe_file.as_ref().map(|p| p.display().to_string()),
+        "universe": config.universe_file.as_deref().map_or(json!("built-in"), market::digest),
+        // The engine's build: another version may decide differently.
+        "engine": env!("CARGO_PKG_VERSION"),
         "symbols": plan.lanes.iter().map(|l| l.instrument.symbol.as_str()).collect::<Vec<_>>(),
         "strategies": strategies,
         "lanes": plan.lanes.iter().map(|l| l.strategy_name.as_str()).collect::<Vec<_>>(),
@@ -260,17 +269,34 @@ impl Live {
             decisions: Latency::new(),
             sizings: Latency::new(),
             pending,
+            commands_queued: 0,
             last_command_block: None,
             session_block,
             replayed: None,
             refused: None,
+            stopped: None,
+            session_started_ms: None,
         }
     }
 
     /// The next market minute: every symbol's bar through the engine
     /// (each timed), then the journal to blocks and the gauges.
-    pub(super) fn step(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
-        let Some(time) = self.market.next_time_us() else {
+    pub(super) fn step(&mut self, metrics: &Metrics) {
+        if self.stopped.is_some() {
+            return;
+        }
+        if let Err(e) = self.step_bars(metrics) {
+            // The same bar stops the replay of this session at the same
+            // point: what the bar did before the error is recorded.
+            tracing::error!(error = %e, "the agent's market stopped at a bar the engine refused");
+            self.stopped = Some(e.to_string());
+            let journal = self.engine.take_journal();
+            self.record(journal, metrics);
+        }
+    }
+
+    fn step_bars(&mut self, metrics: &Metrics) -> Result<(), AgentError> {
+        let Some(time) = self.next_bar_us() else {
             return Ok(());
         };
         let day = time.div_euclid(MICROS_PER_DAY);
@@ -419,7 +445,7 @@ impl Live {
                     item.block_index = Some(index);
                 }
             }
-            Tag::Command => self.last_command_block = Some(index),
+            Tag::Command(seq) => self.last_command_block = Some((seq, index)),
             Tag::Session => self.session_block = Some(index),
             Tag::Other => {}
         }
@@ -444,7 +470,10 @@ impl Live {
 
     /// Open time of the next bar time (`None` once a replay ended).
     pub(super) fn next_bar_us(&self) -> Option<i64> {
-        self.market.next_time_us()
+        match self.stopped {
+            Some(_) => None,
+            None => self.market.next_time_us(),
+        }
     }
 
     fn desk(snapshot: &Snapshot) -> Result<&DeskView, AgentError> {
@@ -526,21 +555,24 @@ impl Live {
         let time = self.market_time_us();
         let before = self.engine.snapshot()?;
         let desk_before = Self::desk(&before)?.clone();
-        let exposed = before
-            .positions
-            .iter()
-            .any(|p| !p.quantity.is_zero() || !p.orders.is_empty());
+        // Something to flatten: a buy working, or a position not already
+        // being sold (a second flatten before the next bar changes nothing).
+        let exposed = before.positions.iter().any(|p| {
+            let selling = p.orders.iter().any(|o| o.side == Side::Sell);
+            p.orders.iter().any(|o| o.side == Side::Buy) || (!p.quantity.is_zero() && !selling)
+        });
         let changed = match command {
             Command::Pause => self.engine.set_paused(true),
             Command::Resume => self.engine.set_paused(false),
-            Command::Flatten => {
+            Command::Flatten if exposed => {
                 self.engine.flatten()?;
-                exposed
+                true
             }
-            Command::Kill => {
+            Command::Kill if exposed || desk_before.level != Level::Black => {
                 self.engine.kill(time)?;
-                exposed || desk_before.level != Level::Black
+                true
             }
+            Command::Flatten | Command::Kill => false,
             Command::Reset => {
                 if !self.engine.reset(time, reason) {
                     return Err(AgentError::NotBlack(desk_before.level.name()));
@@ -563,9 +595,10 @@ impl Live {
             measures: desk_after.measures,
         };
         let payload = blocks::command_payload(&record);
+        self.commands_queued += 1;
         self.pending.push_back((
             blocks::draft(BlockKind::Risk, &self.frameworks, payload),
-            Tag::Command,
+            Tag::Command(self.commands_queued),
         ));
         let journal = self.engine.take_journal();
         self.record(journal, metrics);
@@ -605,9 +638,10 @@ impl Live {
             "changed": changed,
             "reloadable": new,
         });
+        self.commands_queued += 1;
         self.pending.push_back((
             blocks::draft(BlockKind::Config, &self.frameworks, payload),
-            Tag::Command,
+            Tag::Command(self.commands_queued),
         ));
         self.publish(metrics)?;
         Ok(true)
@@ -625,8 +659,11 @@ impl Live {
         Ok(AgentStatus {
             mode: MODE,
             market: self.market.name(),
-            market_ended: self.market.next_time_us().is_none(),
-            market_error: self.market.error().map(str::to_string),
+            market_ended: self.next_bar_us().is_none(),
+            market_error: self
+                .stopped
+                .clone()
+                .or_else(|| self.market.error().map(str::to_string)),
             seed: self.seed,
             bar_interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             market_time: self.last_time_us.map(blocks::market_time),

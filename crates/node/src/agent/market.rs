@@ -10,7 +10,7 @@ use qunimbus_trading::{Candle, CandleError, CandleReader};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The agent's market.
 pub(super) enum MarketSource {
@@ -32,7 +32,7 @@ fn open_files(files: &[PathBuf]) -> Result<MergedBars<CandleReader>, CandleError
 }
 
 /// SHA-256 and size of a file (a changed file is a different session).
-fn digest(path: &PathBuf) -> Value {
+pub(super) fn digest(path: &Path) -> Value {
     let mut hasher = Sha256::new();
     let mut bytes = 0u64;
     let read = std::fs::File::open(path).and_then(|mut f| {
@@ -83,7 +83,7 @@ impl MarketSource {
     pub(super) fn describe(plan: &AgentPlan) -> Value {
         match &plan.replay_files {
             None => json!("synthetic"),
-            Some(files) => json!({"replay": files.iter().map(digest).collect::<Vec<_>>()}),
+            Some(files) => json!({"replay": files.iter().map(|f| digest(f)).collect::<Vec<_>>()}),
         }
     }
 

@@ -8,6 +8,8 @@
 
 mod blocks;
 mod file_watch;
+
+pub use file_watch::modified;
 mod live;
 mod market;
 mod replay;
@@ -52,6 +54,12 @@ pub enum AgentError {
     /// replay disagreed.
     #[error("the agent refuses to trade: {0}")]
     Refused(String),
+    /// The change is applied but its block could not be written yet.
+    #[error("applied, but its ledger block could not be written yet (the agent does not trade until it is): {0}")]
+    LedgerUnavailable(String),
+    /// An operator's change was interrupted (its task panicked).
+    #[error("the change was interrupted: {0}")]
+    Interrupted(String),
     /// The engine runs without its risk desk (a defect: the agent always
     /// sizes with Kelly through the gate).
     #[error("the agent's engine has no risk desk")]
@@ -107,6 +115,15 @@ impl Command {
     }
 }
 
+/// Runs `work` in a task of its own to the end, whatever happens to the caller.
+async fn run_to_end<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, AgentError>> + Send + 'static,
+) -> Result<T, AgentError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| AgentError::Interrupted(e.to_string()))?
+}
+
 /// The running agent.
 pub struct Agent {
     live: tokio::sync::Mutex<Live>,
@@ -125,9 +142,7 @@ impl Agent {
         if live.refused.is_some() || !self.flush(&mut live).await {
             return;
         }
-        if let Err(e) = live.step(&self.metrics) {
-            tracing::error!(error = %e, "agent step refused a bar");
-        }
+        live.step(&self.metrics);
         self.flush(&mut live).await;
     }
 
@@ -152,39 +167,52 @@ impl Agent {
         }
     }
 
-    /// Applies an operator's command with its reason and records it.
+    /// Applies an operator's command with its reason and records it. The
+    /// work runs in a task of its own, so a caller that goes away (a client
+    /// hang-up, a request timeout) cannot cut a ledger write in half.
     pub async fn command(
-        &self,
+        self: &Arc<Self>,
         command: Command,
         reason: &str,
     ) -> Result<CommandOutcome, AgentError> {
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(AgentError::ReasonRequired);
-        }
-        let mut live = self.live.lock().await;
-        if let Some(why) = &live.refused {
-            return Err(AgentError::Refused(why.clone()));
-        }
-        live.last_command_block = None;
-        let changed = live.command(command, reason, &self.metrics)?;
-        self.flush(&mut live).await;
-        Ok(CommandOutcome {
-            action: command.name(),
-            changed,
-            block_index: live.last_command_block,
-            status: self.status_of(&live)?,
+        let (agent, reason) = (self.clone(), reason.trim().to_string());
+        run_to_end(async move {
+            agent
+                .change(command.name(), &reason, |live, metrics| {
+                    live.command(command, &reason, metrics)
+                })
+                .await
         })
+        .await
     }
 
     /// Reloads reloadable settings with the operator's reason; an invalid
     /// value changes nothing and names its key.
     pub async fn reload(
-        &self,
+        self: &Arc<Self>,
         changes: &serde_json::Map<String, serde_json::Value>,
         reason: &str,
     ) -> Result<CommandOutcome, AgentError> {
-        let reason = reason.trim();
+        let (agent, reason, changes) = (self.clone(), reason.trim().to_string(), changes.clone());
+        run_to_end(async move {
+            agent
+                .change("reload", &reason, |live, metrics| {
+                    live.reload(&changes, &reason, metrics)
+                })
+                .await
+        })
+        .await
+    }
+
+    /// Applies one operator change under the engine lock and writes its
+    /// block; an unwritten block is an error (the change stays applied and
+    /// its block queued: the agent does not trade until it is written).
+    async fn change(
+        &self,
+        action: &'static str,
+        reason: &str,
+        apply: impl FnOnce(&mut Live, &Metrics) -> Result<bool, AgentError>,
+    ) -> Result<CommandOutcome, AgentError> {
         if reason.is_empty() {
             return Err(AgentError::ReasonRequired);
         }
@@ -192,13 +220,20 @@ impl Agent {
         if let Some(why) = &live.refused {
             return Err(AgentError::Refused(why.clone()));
         }
-        live.last_command_block = None;
-        let changed = live.reload(changes, reason, &self.metrics)?;
-        self.flush(&mut live).await;
+        let queued = live.commands_queued;
+        let changed = apply(&mut live, &self.metrics)?;
+        let mine = (live.commands_queued > queued).then_some(live.commands_queued);
+        if !self.flush(&mut live).await {
+            let why = lock(&self.ledger_error).clone().unwrap_or_default();
+            return Err(AgentError::LedgerUnavailable(why));
+        }
         Ok(CommandOutcome {
-            action: "reload",
+            action,
             changed,
-            block_index: live.last_command_block,
+            block_index: live
+                .last_command_block
+                .filter(|(seq, _)| Some(*seq) == mine)
+                .map(|(_, index)| index),
             status: self.status_of(&live)?,
         })
     }

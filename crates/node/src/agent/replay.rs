@@ -8,14 +8,15 @@
 //! refuses to trade and says which block differs.
 
 use super::live::{Live, RELOADED};
-use super::{AgentError, Command};
+use super::Command;
 use crate::metrics::Metrics;
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::jcs::canonicalize;
 use serde_json::Value;
 
-/// Bars the replay may step without reproducing the next recorded block.
-const MAX_GAP_BARS: u64 = 1_000_000;
+/// Bar times a live agent can step per millisecond of wall time (its tick
+/// is at least 1 ms), with a second of slack for clock rounding.
+const SLACK_STEPS: u64 = 1000;
 
 /// Why a replay stopped: the first block that disagrees.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +27,13 @@ fn market_time_us(block: &Block) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.timestamp_micros())
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time.
+pub(super) fn wall_ms(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
 }
 
 fn same(a: &Value, b: Option<&Value>) -> bool {
@@ -69,7 +77,6 @@ impl Live {
         block: &Block,
         metrics: &Metrics,
     ) -> Result<(), Mismatch> {
-        let mut stepped = 0u64;
         loop {
             if let Some((draft, _)) = self.pending.front() {
                 if draft.kind != block.kind
@@ -92,18 +99,13 @@ impl Live {
                 self.written_one(block);
                 return Ok(());
             }
-            self.produce(block, metrics, &mut stepped)?;
+            self.produce(block, metrics)?;
         }
     }
 
     /// Makes the engine produce its next blocks: the recorded command when
     /// it is due, else the next bar.
-    fn produce(
-        &mut self,
-        block: &Block,
-        metrics: &Metrics,
-        stepped: &mut u64,
-    ) -> Result<(), Mismatch> {
+    fn produce(&mut self, block: &Block, metrics: &Metrics) -> Result<(), Mismatch> {
         let not_reproduced = |why: &str| {
             Mismatch(format!(
                 "ledger block {} ({}) was not reproduced by the replay: {why}",
@@ -141,12 +143,23 @@ impl Live {
                 Some(_) => {}
             }
         }
-        *stepped += 1;
-        if *stepped > MAX_GAP_BARS {
-            return Err(not_reproduced("a million bars went by"));
+        if self.next_bar_us().is_none() {
+            return Err(not_reproduced("the market ended before it"));
         }
-        self.step(metrics)
-            .map_err(|e: AgentError| not_reproduced(&e.to_string()))
+        // A live agent steps at most once per millisecond, so a block written
+        // t ms after the session began follows at most t steps.
+        let allowed = wall_ms(&block.timestamp)
+            .zip(self.session_started_ms)
+            .map_or(u64::MAX, |(at, start)| {
+                u64::try_from(at.saturating_sub(start)).unwrap_or(0) + SLACK_STEPS
+            });
+        if self.steps() >= allowed {
+            return Err(not_reproduced(&format!(
+                "no block by step {allowed}, the most its time allows"
+            )));
+        }
+        self.step(metrics);
+        Ok(())
     }
 
     /// After the last recorded block: nothing may be left unmatched.

@@ -14,9 +14,6 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Newest `config` blocks searched for the session's start (one per start).
-const SESSION_SCAN: u32 = 64;
-
 /// Trail blocks read per page while replaying.
 const REPLAY_PAGE: u32 = 1000;
 
@@ -24,17 +21,14 @@ const REPLAY_PAGE: u32 = 1000;
 const FREE_KEYS: [&str; 3] = ["bar_interval_ms", "market_start", "previous_session"];
 
 async fn newest_session(store: &Store) -> Result<Option<Block>, StorageError> {
-    let latest = store
-        .reader()
-        .latest_blocks_of_kind("config", SESSION_SCAN)
-        .await?;
-    Ok(latest.into_iter().find(|b| {
+    crate::ledger::newest_block_where(store, "config", |b| {
         b.payload
             .as_ref()
             .and_then(|p| p.get("change"))
             .and_then(Value::as_str)
             == Some(SESSION_STARTED)
-    }))
+    })
+    .await
 }
 
 /// The recorded settings without the keys a restart may change.
@@ -154,13 +148,12 @@ async fn resumable(
     let Ok(start_plan) = start_config.plan() else {
         return Ok(Err(plan));
     };
-    let latest = store
-        .reader()
-        .latest_blocks_of_kind("config", SESSION_SCAN)
-        .await?;
-    let last_reload = latest
-        .iter()
-        .find(|b| b.index > block.index && live::is_trail(b))
+    let newest = crate::ledger::newest_block_where(store, "config", |b| {
+        b.index < block.index || live::is_trail(b)
+    })
+    .await?;
+    let last_reload = newest
+        .filter(|b| b.index > block.index)
         .and_then(|b| b.payload.as_ref()?.get("reloadable").cloned());
     let same_start = canonical(&live::session_settings(&start_config, &start_plan)) == recorded;
     let at_last_reload =
@@ -192,6 +185,7 @@ impl Agent {
                     let session = Session::Resume(block.index);
                     let mut live =
                         Live::new(&start_config, start_plan, start_us, frameworks, session);
+                    live.session_started_ms = super::replay::wall_ms(&block.timestamp);
                     resume(&mut live, &store, &metrics, block.index).await?;
                     live
                 }

@@ -122,9 +122,6 @@ pub use policy_holder::{PolicyHolder, PolicyStatus};
 pub use regions::RegionView;
 use rollouts::RolloutBlock;
 
-/// Newest `config` blocks searched for the newest policy record.
-const POLICY_SCAN: u32 = 64;
-
 /// The newest compliance evaluation.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -282,26 +279,19 @@ impl TrustKernel {
     }
 
     /// The newest `config` block that records a policy, if it records the
-    /// one in force. Other configuration (the trading agent's start) has
-    /// `config` blocks too; the node writes a policy block at every start
-    /// unless one of the newest [`POLICY_SCAN`] records the policy, so the
-    /// newest policy block is always among them.
+    /// one in force (other configuration, such as the trading agent's
+    /// sessions and reloads, has `config` blocks too).
     async fn policy_block(&self, sha256: &str) -> Result<Option<u64>, TrustError> {
-        let latest = self
-            .store
-            .reader()
-            .latest_blocks_of_kind("config", POLICY_SCAN)
-            .await?;
-        let policy = latest.into_iter().find_map(|b| {
-            let recorded = b
-                .payload
-                .as_ref()?
-                .get("policy_sha256")?
-                .as_str()?
-                .to_string();
-            Some((b.index, recorded))
-        });
-        Ok(policy.and_then(|(index, recorded)| (recorded == sha256).then_some(index)))
+        let policy = crate::ledger::newest_block_where(&self.store, "config", |b| {
+            b.payload
+                .as_ref()
+                .is_some_and(|p| p.get("policy_sha256").is_some())
+        })
+        .await?;
+        Ok(policy.and_then(|b| {
+            let recorded = b.payload.as_ref()?.get("policy_sha256")?.as_str()?;
+            (recorded == sha256).then_some(b.index)
+        }))
     }
 
     /// Writes a `config` block for the policy in force unless the newest
