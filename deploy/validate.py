@@ -39,6 +39,7 @@ EXPECTED_ALERTS = {
     "QbtcEmergencyRed",
     "QbtcKillSwitchEngaged",
     "QbtcDailyLossLimitHit",
+    "QbtcCircuitOpen",
 }
 # What the overview dashboard must chart (SPEC §7 and the deployment issue).
 OVERVIEW_METRICS = {

@@ -67,6 +67,8 @@ fn start_node(data_dir: &Path) -> Node {
     let (child, url) = spawn_serve(data_dir, |command| {
         command.arg("--agent");
         command.env("QUNIMBUS_AGENT__BAR_INTERVAL_MS", "20");
+        // An exchange adapter (nothing is called), so its series exist too.
+        command.env("QUNIMBUS_AGENT__EXCHANGE__URL", "http://127.0.0.1:9");
     });
     Node {
         _process: Killed {
@@ -428,7 +430,7 @@ async fn prometheus_scrapes_the_phi_the_node_computed() {
             .iter()
             .flat_map(|g| g["rules"].as_array().expect("rules").iter())
             .collect();
-        assert_eq!(rules.len(), 10, "alerts.yml has 10 alert rules: {body}");
+        assert_eq!(rules.len(), 11, "alerts.yml has 11 alert rules: {body}");
         let evaluated = rules
             .iter()
             .all(|r| r["health"] == "ok" && r["evaluationTime"].as_f64().is_some());

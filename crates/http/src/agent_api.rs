@@ -11,12 +11,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use qunimbus_core::validation::{check_length, RawObject};
 use qunimbus_core::{FieldError, FieldErrorCode};
 use qunimbus_node::agent::views::{
     AgentStatus, CommandOutcome, EquityCurve, FillList, OrderItem, PositionItem, RiskStatus,
 };
 use qunimbus_node::agent::{Agent, AgentError, Command};
 use qunimbus_node::config::ConfigError;
+use qunimbus_node::exchange::ExchangeStatus;
 use qunimbus_trust::requests::{parse_command_reason, REASON_MAX_CHARS};
 use serde_json::{Map, Value};
 use utoipa_axum::routes;
@@ -24,7 +26,7 @@ use utoipa_axum::routes;
 use crate::api::{query_params, read_text, rejected};
 use crate::error::{ApiError, ErrorBody};
 use crate::ledger_api::int_param;
-use crate::openapi::requests::{AgentCommandReason, AgentReload};
+use crate::openapi::requests::{AgentCommandReason, AgentReload, ApiKeysRequest};
 use crate::openapi::responses::{
     AdminRouteErrors, BadRequest, JsonBodyErrors, RouteErrors, Unprocessable,
 };
@@ -50,6 +52,8 @@ pub(crate) fn admin_routes() -> ApiRouter {
     ApiRouter::new()
         .routes(routes!(agent_command))
         .routes(routes!(agent_reload))
+        .routes(routes!(agent_exchange))
+        .routes(routes!(agent_credentials))
 }
 
 impl From<AgentError> for ApiError {
@@ -66,6 +70,7 @@ impl From<AgentError> for ApiError {
             )
             .with_field("reason"),
             AgentError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "agent_refused", message),
+            AgentError::NoExchange => ApiError::new(StatusCode::NOT_FOUND, "no_exchange", message),
             AgentError::LedgerUnavailable(_) => {
                 ApiError::unavailable("ledger_unavailable", message, 1)
             }
@@ -300,4 +305,79 @@ pub(crate) async fn agent_reload(
     let text = read_text(&state, &headers, body, state.node.ingest.max_body_bytes).await?;
     let (reason, settings) = parse_reload(&state, &text)?;
     Ok(Json(agent.reload(&settings, &reason).await?).into_response())
+}
+
+/// The exchange adapter: breaker state, whether keys are loaded, and the account read now (signed `GET /api/v3/account`; an error says why it could not be read).
+#[utoipa::path(get, path = "/v1/agent/exchange", tag = "agent", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The adapter's state and the account.", body = ExchangeStatus),
+        (status = 404, description = "The agent is not enabled (`agent_disabled`) or no exchange is configured (`no_exchange`).", body = ErrorBody),
+        AdminRouteErrors,
+    )
+)]
+pub(crate) async fn agent_exchange(
+    State(state): State<Arc<AppState>>,
+) -> Result<Response, ApiError> {
+    let exchange = agent(&state)?.exchange()?.clone();
+    Ok(Json(exchange.status().await).into_response())
+}
+
+/// Whether keys are loaded after a credentials change.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct CredentialsLoaded {
+    /// Whether both the key and the secret are loaded.
+    keys_loaded: bool,
+    /// `request` (the body's keys) or `environment` (QBTC_API_KEY / QBTC_API_SECRET re-read).
+    source: &'static str,
+}
+
+/// Replaces the exchange API keys without a restart: the body's `api_key` and `api_secret`, or with an empty body the environment's `QBTC_API_KEY` and `QBTC_API_SECRET` re-read. The keys are never shown or logged.
+#[utoipa::path(post, path = "/v1/agent/credentials", tag = "agent", security(("admin_token" = [])),
+    request_body(content = Option<ApiKeysRequest>, description = "The new keys; an empty body re-reads the environment."),
+    responses(
+        (status = 200, description = "Loaded.", body = CredentialsLoaded),
+        (status = 404, description = "The agent is not enabled (`agent_disabled`) or no exchange is configured (`no_exchange`).", body = ErrorBody),
+        JsonBodyErrors,
+        AdminRouteErrors,
+    )
+)]
+pub(crate) async fn agent_credentials(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let exchange = agent(&state)?.exchange()?.clone();
+    let text = read_text(&state, &headers, body, state.node.ingest.max_body_bytes).await?;
+    if text.trim().is_empty() {
+        let keys_loaded = exchange.load_keys_from_env();
+        return Ok(Json(CredentialsLoaded {
+            keys_loaded,
+            source: "environment",
+        })
+        .into_response());
+    }
+    let object =
+        RawObject::parse(&text, &["api_key", "api_secret"]).map_err(|e| rejected(&state, e))?;
+    let field = |name: &str| -> Result<String, ApiError> {
+        let value = object.string(name).map_err(|e| rejected(&state, e))?;
+        check_length(name, &value, 512).map_err(|e| rejected(&state, e))?;
+        if value.trim().is_empty() {
+            return Err(rejected(
+                &state,
+                FieldError::field(
+                    name,
+                    FieldErrorCode::MissingField,
+                    format!("{name} is empty"),
+                ),
+            ));
+        }
+        Ok(value)
+    };
+    let (key, secret) = (field("api_key")?, field("api_secret")?);
+    exchange.set_keys(key, secret);
+    Ok(Json(CredentialsLoaded {
+        keys_loaded: true,
+        source: "request",
+    })
+    .into_response())
 }

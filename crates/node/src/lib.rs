@@ -10,6 +10,7 @@
 pub mod agent;
 pub mod config;
 pub mod credentials;
+pub mod exchange;
 pub mod ingest;
 pub mod ledger;
 pub mod market;

@@ -284,6 +284,12 @@ metric_set! {
         /// Bars processed.
         bars: Counter = Counter::default()
             => "qbtc_bars", "Market bars the agent processed";
+        /// Exchange calls by outcome.
+        exchange_requests: Family<OutcomeLabel, Counter> = Family::default()
+            => "qbtc_exchange_requests", "Exchange REST calls by outcome: ok, http_4xx, http_429, http_418, http_5xx, timeout, transport_error, bad_body, breaker_open, rate_limited";
+        /// 1 while the exchange circuit breaker is open or probing.
+        circuit_open: Family<ModeLabel, Gauge> = Family::default()
+            => "qbtc_circuit_open", "1 while the exchange circuit breaker is open or half-open, 0 when closed";
         /// Ledger writes that failed (retried next bar).
         ledger_failures: Counter = Counter::default()
             => "qbtc_ledger_write_failures", "Agent ledger writes that failed; the agent does not trade until they are written";

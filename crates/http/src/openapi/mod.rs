@@ -116,6 +116,8 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         agent_api::agent_risk,
         agent_api::agent_command,
         agent_api::agent_reload,
+        agent_api::agent_exchange,
+        agent_api::agent_credentials,
         dashboard::stream,
     ),
     components(

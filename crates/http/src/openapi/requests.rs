@@ -23,6 +23,7 @@ pub const CLOSED: &[&str] = &[
     "CommandReason",
     "AgentCommandReason",
     "AgentReload",
+    "ApiKeysRequest",
 ];
 
 /// One run's telemetry (`qunimbus_core::Telemetry::parse_json`).
@@ -211,6 +212,17 @@ pub struct AgentReload {
     /// confidence_rise_trades.
     #[schema(value_type = Object, example = json!({"daily_loss_limit": 0.02}))]
     settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// The body of `POST /v1/agent/credentials`: new exchange API keys.
+#[derive(ToSchema)]
+pub struct ApiKeysRequest {
+    /// The API key (sent as `X-MBX-APIKEY`).
+    #[schema(min_length = 1, max_length = 512)]
+    api_key: String,
+    /// The secret that signs requests (never shown again).
+    #[schema(min_length = 1, max_length = 512)]
+    api_secret: String,
 }
 
 /// `ack`.

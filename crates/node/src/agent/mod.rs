@@ -60,6 +60,9 @@ pub enum AgentError {
     /// An operator's change was interrupted (its task panicked).
     #[error("the change was interrupted: {0}")]
     Interrupted(String),
+    /// No exchange is configured.
+    #[error("no exchange is configured (set [agent.exchange] url)")]
+    NoExchange,
     /// The engine runs without its risk desk (a defect: the agent always
     /// sizes with Kelly through the gate).
     #[error("the agent's engine has no risk desk")]
@@ -132,6 +135,8 @@ pub struct Agent {
     interval: Duration,
     /// The last ledger write failure, while blocks wait (readable without the engine).
     ledger_error: std::sync::Mutex<Option<String>>,
+    /// The exchange adapter, when `[agent.exchange] url` is set.
+    exchange: Option<Arc<crate::exchange::Exchange>>,
 }
 
 impl Agent {
@@ -236,6 +241,11 @@ impl Agent {
                 .map(|(_, index)| index),
             status: self.status_of(&live)?,
         })
+    }
+
+    /// The exchange adapter, when one is configured.
+    pub fn exchange(&self) -> Result<&Arc<crate::exchange::Exchange>, AgentError> {
+        self.exchange.as_ref().ok_or(AgentError::NoExchange)
     }
 
     fn status_of(&self, live: &Live) -> Result<AgentStatus, AgentError> {

@@ -209,7 +209,14 @@ impl Agent {
                 Live::new(config, plan, now_us, frameworks, session)
             }
         };
+        let exchange = config.exchange.url.as_deref().and_then(|url| {
+            crate::exchange::Exchange::new(&config.exchange, url, metrics.clone())
+                .map_err(|e| tracing::error!(error = %e, "the exchange adapter cannot start"))
+                .ok()
+                .map(Arc::new)
+        });
         Ok(Self {
+            exchange,
             live: tokio::sync::Mutex::new(live),
             store,
             metrics,

@@ -171,6 +171,8 @@ pub struct AgentConfig {
     pub confidence_rise_trades: u32,
     /// Fills kept in memory for `GET /v1/agent/trades`.
     pub recent_fills: usize,
+    /// `[agent.exchange]`: the exchange adapter.
+    pub exchange: super::ExchangeConfig,
 }
 
 impl Default for AgentConfig {
@@ -206,6 +208,7 @@ impl Default for AgentConfig {
             ladder_cooldown_secs: 3600,
             confidence_rise_trades: ConfidenceConfig::default().rise_trades,
             recent_fills: 1000,
+            exchange: super::ExchangeConfig::default(),
         }
     }
 }
@@ -238,6 +241,7 @@ fn fraction(key: &str, value: f64, min: f64, max: f64) -> Result<(), ConfigError
 
 impl AgentConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.exchange.validate()?;
         self.plan().map(|_| ())
     }
 

@@ -114,7 +114,7 @@ impl AgentConfig {
 }
 
 /// `[agent]` keys that are not reloadable (named as such, not as unknown).
-const SESSION_KEYS: [&str; 14] = [
+const SESSION_KEYS: [&str; 15] = [
     "enabled",
     "seed",
     "bar_interval_ms",
@@ -129,4 +129,5 @@ const SESSION_KEYS: [&str; 14] = [
     "symbol_strategies",
     "kelly_window",
     "recent_fills",
+    "exchange",
 ];

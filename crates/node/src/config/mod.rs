@@ -4,6 +4,7 @@
 
 mod agent;
 mod agent_reload;
+mod exchange;
 mod ledger;
 mod limits;
 mod nats;
@@ -15,6 +16,7 @@ mod trust;
 
 pub use agent::{AgentConfig, AgentPlan, DecimalSetting, StrategySetting};
 pub use agent_reload::RELOADABLE;
+pub use exchange::ExchangeConfig;
 pub use ledger::{LedgerConfig, TsaConfig};
 pub use limits::{LimitsConfig, RateLimit};
 pub use nats::{

@@ -5,7 +5,8 @@ use super::{ConfigError, CONFIG_FILE_ENV, ENV_PREFIX};
 use std::path::Path;
 
 /// Keys whose environment values are always strings (never parsed as numbers).
-const STRING_KEYS: [&str; 18] = [
+const STRING_KEYS: [&str; 19] = [
+    "agent.exchange.url",
     "agent.market_replay_dir",
     "agent.universe_file",
     "agent.strategy.name",
