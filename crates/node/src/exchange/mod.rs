@@ -324,26 +324,30 @@ impl Exchange {
         result
     }
 
+    /// A request that got no (whole) answer: a timeout or a transport error.
+    fn failed(&self, e: &reqwest::Error) -> (Verdict, &'static str, Result<Value, ExchangeError>) {
+        if e.is_timeout() {
+            (
+                Verdict::Failure,
+                "timeout",
+                Err(ExchangeError::Timeout(self.timeout)),
+            )
+        } else {
+            (
+                Verdict::Failure,
+                "transport_error",
+                Err(ExchangeError::Transport(e.to_string())),
+            )
+        }
+    }
+
     async fn classify(
         &self,
         sent: Result<reqwest::Response, reqwest::Error>,
     ) -> (Verdict, &'static str, Result<Value, ExchangeError>) {
         let response = match sent {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return (
-                    Verdict::Failure,
-                    "timeout",
-                    Err(ExchangeError::Timeout(self.timeout)),
-                )
-            }
-            Err(e) => {
-                return (
-                    Verdict::Failure,
-                    "transport_error",
-                    Err(ExchangeError::Transport(e.to_string())),
-                )
-            }
+            Err(e) => return self.failed(&e),
         };
         let status = response.status().as_u16();
         let retry_after = response
@@ -354,20 +358,7 @@ impl Exchange {
             .map(Duration::from_secs);
         let body = match response.text().await {
             Ok(b) => b,
-            Err(e) if e.is_timeout() => {
-                return (
-                    Verdict::Failure,
-                    "timeout",
-                    Err(ExchangeError::Timeout(self.timeout)),
-                )
-            }
-            Err(e) => {
-                return (
-                    Verdict::Failure,
-                    "transport_error",
-                    Err(ExchangeError::Transport(e.to_string())),
-                )
-            }
+            Err(e) => return self.failed(&e),
         };
         let error = || ExchangeError::Status {
             status,
