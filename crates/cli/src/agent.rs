@@ -1,6 +1,6 @@
 //! `qunimbus agent …`: the trading agent of a running node — its state,
-//! positions and fills, and the operator's commands (each with a reason,
-//! recorded on the ledger).
+//! positions, orders and fills, the exchange adapter, and the operator's
+//! commands and reloads (each with a reason, recorded on the ledger).
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -21,6 +21,12 @@ pub enum AgentCommand {
     /// Open positions.
     #[command(after_help = "Example:\n  qunimbus agent positions")]
     Positions {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Working orders.
+    #[command(after_help = "Example:\n  qunimbus agent orders")]
+    Orders {
         #[command(flatten)]
         target: AdminTarget,
     },
@@ -45,6 +51,27 @@ pub enum AgentCommand {
     /// The kill switch: flatten, BLACK, HALTED until a reset.
     #[command(after_help = "Example:\n  qunimbus agent kill --reason \"exchange incident\"")]
     Kill(Reasoned),
+    /// Change reloadable settings (sizing, gate limits, ladder thresholds)
+    /// while the agent trades; recorded on the ledger.
+    #[command(
+        after_help = "Example:\n  qunimbus agent reload --set daily_loss_limit=0.02 --set orders_per_second=2 --reason \"news at 14:00\""
+    )]
+    Reload {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// A setting, `key=value` (repeatable; the value is a number).
+        #[arg(long = "set", required = true)]
+        settings: Vec<String>,
+        /// Why (required; recorded on the ledger).
+        #[arg(long)]
+        reason: String,
+    },
+    /// The exchange adapter: circuit breaker, keys loaded, account balances.
+    #[command(after_help = "Example:\n  qunimbus agent exchange")]
+    Exchange {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
     /// Leave BLACK after a kill or a 20 % drawdown.
     #[command(
         after_help = "Example:\n  qunimbus agent reset --reason \"incident closed, limits reviewed\""
@@ -162,6 +189,66 @@ pub async fn run(command: AgentCommand) -> Result<()> {
                     text(&f["price"]),
                     text(&f["fee"]),
                     text(&f["strategy"])
+                );
+            }
+        }
+        AgentCommand::Orders { target } => {
+            let list = target.call(Method::GET, "/v1/agent/orders", None).await?;
+            for o in list.as_array().into_iter().flatten() {
+                println!(
+                    "{:<18} {:<14} {:<4} {:<10} {}",
+                    text(&o["order_id"]),
+                    text(&o["symbol"]),
+                    text(&o["side"]),
+                    text(&o["kind"]),
+                    text(&o["size"])
+                );
+            }
+        }
+        AgentCommand::Reload {
+            target,
+            settings,
+            reason,
+        } => {
+            let mut changes = serde_json::Map::new();
+            for pair in &settings {
+                let (key, value) = pair
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--set {pair:?}: expected key=value"))?;
+                let value: Value = serde_json::from_str(value.trim())
+                    .map_err(|_| anyhow::anyhow!("--set {pair:?}: the value must be a number"))?;
+                changes.insert(key.trim().to_string(), value);
+            }
+            let body = json!({ "reason": reason, "settings": changes });
+            let outcome = target
+                .call(Method::PUT, "/v1/agent/config", Some(body))
+                .await?;
+            match (outcome["changed"].as_bool(), &outcome["block_index"]) {
+                (Some(true), Value::Number(n)) => println!("reload: done, config block {n}"),
+                _ => println!("reload: nothing to change"),
+            }
+        }
+        AgentCommand::Exchange { target } => {
+            let s = target.call(Method::GET, "/v1/agent/exchange", None).await?;
+            println!(
+                "{}  breaker {}  keys {}",
+                text(&s["url"]),
+                text(&s["breaker"]),
+                if s["keys_loaded"] == Value::Bool(true) {
+                    "loaded"
+                } else {
+                    "missing"
+                }
+            );
+            if !s["error"].is_null() {
+                println!("account: {}", text(&s["error"]));
+            }
+            for b in s["balances"].as_array().into_iter().flatten() {
+                println!(
+                    "{:<8} free {:<20} locked {}",
+                    text(&b["asset"]),
+                    text(&b["free"]),
+                    text(&b["locked"])
                 );
             }
         }

@@ -108,6 +108,44 @@ async fn agent_cli_commands_and_a_tampered_fill_fails_verify() {
         text(&out)
     );
 
+    let out = agent_cli(&url, dir.path(), &["orders"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = agent_cli(
+        &url,
+        dir.path(),
+        &[
+            "reload",
+            "--set",
+            "daily_loss_limit=0.02",
+            "--reason",
+            "news",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("reload: done, config block "),
+        "{}",
+        text(&out)
+    );
+    let out = agent_cli(
+        &url,
+        dir.path(),
+        &["reload", "--set", "bogus=1", "--reason", "x"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("agent.bogus"),
+        "{}",
+        text(&out)
+    );
+    let out = agent_cli(&url, dir.path(), &["exchange"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no exchange"),
+        "{}",
+        text(&out)
+    );
+
     let out = agent_cli(&url, dir.path(), &["kill"]);
     assert_eq!(
         out.status.code(),
