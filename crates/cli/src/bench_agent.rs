@@ -159,7 +159,11 @@ pub async fn run(seconds: f64, bar_ms: u64) -> Result<()> {
     drop(without);
     drop(with);
     let restarted = serve(dirs.0.path(), true, bar_ms)?;
-    let s = status(&restarted.url).await?;
+    let mut s = status(&restarted.url).await?;
+    while s["resuming"] == Value::Bool(true) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s = status(&restarted.url).await?;
+    }
     let resumed = &s["resumed"];
     let millis = resumed["millis"].as_f64().unwrap_or(f64::NAN);
     println!(

@@ -70,6 +70,7 @@ impl From<AgentError> for ApiError {
             )
             .with_field("reason"),
             AgentError::Refused(_) => ApiError::new(StatusCode::CONFLICT, "agent_refused", message),
+            AgentError::Resuming => ApiError::unavailable("agent_resuming", message, 1),
             AgentError::NoExchange => ApiError::new(StatusCode::NOT_FOUND, "no_exchange", message),
             AgentError::LedgerUnavailable(_) => {
                 ApiError::unavailable("ledger_unavailable", message, 1)

@@ -37,6 +37,11 @@ async fn wait_for(t: &TestNode, what: &str, done: impl Fn(&Value) -> bool) -> Va
     panic!("agent never {what}: {}", t.get_ok("/v1/agent").await);
 }
 
+/// The agent's state once it finished resuming its session.
+async fn resumed(t: &TestNode) -> Value {
+    wait_for(t, "resumed", |s| s["resuming"] == json!(false)).await
+}
+
 async fn command(t: &TestNode, name: &str, body: &str) -> (StatusCode, Value) {
     t.post(&format!("/v1/agent/{name}"), Some(t.admin_token()), body)
         .await
@@ -355,7 +360,7 @@ async fn resumes_its_session_across_a_restart(backend: Backend) {
         c.agent.bar_interval_ms = 7;
     })
     .await;
-    let s = t.get_ok("/v1/agent").await;
+    let s = resumed(&t).await;
     assert_eq!(s["refused"], Value::Null, "{s}");
     assert_eq!(s["session_block"], json!(session), "{s}");
     assert_eq!(s["resumed"]["blocks"], json!(trail), "{s}");
@@ -393,7 +398,7 @@ async fn resumes_its_session_across_a_restart(backend: Backend) {
     // old one and what changed, and trading starts again from the new cash.
     t.restart_with(|c| c.agent.cash = qunimbus_node::config::DecimalSetting("5000".into()))
         .await;
-    let s = t.get_ok("/v1/agent").await;
+    let s = resumed(&t).await;
     let new_session = s["session_block"]
         .as_u64()
         .expect("the new session's block is written");
@@ -449,7 +454,7 @@ async fn a_changed_fill_on_the_ledger_makes_the_resumed_agent_refuse_to_trade() 
     conn.close().await.unwrap();
 
     t.restart().await;
-    let s = t.get_ok("/v1/agent").await;
+    let s = resumed(&t).await;
     let why = s["refused"]
         .as_str()
         .unwrap_or_else(|| panic!("the agent trades: {s}"));
@@ -550,7 +555,7 @@ async fn a_reload_changes_limits_on_the_ledger_and_survives_a_restart() {
 
     // The file unchanged: the session resumes and replays the reloads.
     t.restart().await;
-    let s = t.get_ok("/v1/agent").await;
+    let s = resumed(&t).await;
     assert_eq!(
         (s["refused"].clone(), s["session_block"].clone()),
         (Value::Null, session.clone()),
@@ -566,7 +571,7 @@ async fn a_reload_changes_limits_on_the_ledger_and_survives_a_restart() {
         c.agent.orders_per_second = 2;
     })
     .await;
-    let s = t.get_ok("/v1/agent").await;
+    let s = resumed(&t).await;
     assert_eq!(
         (s["refused"].clone(), s["session_block"].clone()),
         (Value::Null, session),

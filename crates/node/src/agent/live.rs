@@ -101,6 +101,8 @@ pub(super) struct Live {
     pub(super) replayed: Option<(u64, u64, u64)>,
     /// Why the agent refuses to trade (the ledger and the replay disagree).
     pub(super) refused: Option<String>,
+    /// A stand-in while the session is replayed (it does not trade).
+    pub(super) resuming: bool,
     /// Why the market stopped (a bar the engine refused).
     stopped: Option<String>,
     /// Wall-clock ms of the session's start block (bounds a replay).
@@ -273,6 +275,7 @@ impl Live {
             session_block,
             replayed: None,
             refused: None,
+            resuming: false,
             stopped: None,
             session_started_ms: None,
         }

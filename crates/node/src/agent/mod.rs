@@ -60,6 +60,9 @@ pub enum AgentError {
     /// An operator's change was interrupted (its task panicked).
     #[error("the change was interrupted: {0}")]
     Interrupted(String),
+    /// The agent is still replaying its session.
+    #[error("the agent is resuming its session from the ledger; try again shortly")]
+    Resuming,
     /// No exchange is configured.
     #[error("no exchange is configured (set [agent.exchange] url)")]
     NoExchange,
@@ -137,6 +140,8 @@ pub struct Agent {
     ledger_error: std::sync::Mutex<Option<String>>,
     /// The exchange adapter, when `[agent.exchange] url` is set.
     exchange: Option<Arc<crate::exchange::Exchange>>,
+    /// The recorded session still to be replayed, if any.
+    resume_job: std::sync::Mutex<Option<session::ResumeJob>>,
 }
 
 impl Agent {
@@ -144,7 +149,7 @@ impl Agent {
     /// waits) the next bar of every symbol, then writes its blocks.
     pub async fn tick(&self) {
         let mut live = self.live.lock().await;
-        if live.refused.is_some() || !self.flush(&mut live).await {
+        if live.resuming || live.refused.is_some() || !self.flush(&mut live).await {
             return;
         }
         live.step(&self.metrics);
@@ -222,6 +227,9 @@ impl Agent {
             return Err(AgentError::ReasonRequired);
         }
         let mut live = self.live.lock().await;
+        if live.resuming {
+            return Err(AgentError::Resuming);
+        }
         if let Some(why) = &live.refused {
             return Err(AgentError::Refused(why.clone()));
         }
@@ -286,6 +294,10 @@ impl Agent {
     /// Ticks every bar interval until `stop` turns true, then writes what
     /// waits (the node closes the store only after its tasks end).
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        tokio::select! {
+            _ = self.resume_session() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
         let mut every = tokio::time::interval(self.interval);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {

@@ -165,7 +165,51 @@ async fn resumable(
     })
 }
 
+/// What resuming a session needs, done by the agent's task after the node
+/// started (a long session's replay does not hold up the node's start).
+pub(super) struct ResumeJob {
+    config: AgentConfig,
+    start_us: i64,
+    frameworks: Vec<String>,
+    block: u64,
+    started_ms: Option<i64>,
+}
+
 impl Agent {
+    /// Replays the recorded session into a new engine and puts it in place
+    /// of the stand-in; on a storage error the job is kept for the task's
+    /// next start.
+    pub(super) async fn resume_session(&self) {
+        let Some(job) = crate::lock(&self.resume_job).take() else {
+            return;
+        };
+        let plan = match job.config.plan() {
+            Ok(plan) => plan,
+            Err(e) => {
+                self.live
+                    .lock()
+                    .await
+                    .refuse(format!("the session's settings no longer build: {e}"));
+                return;
+            }
+        };
+        let session = Session::Resume(job.block);
+        let mut live = Live::new(
+            &job.config,
+            plan,
+            job.start_us,
+            job.frameworks.clone(),
+            session,
+        );
+        live.session_started_ms = job.started_ms;
+        if let Err(e) = resume(&mut live, &self.store, &self.metrics, job.block).await {
+            tracing::error!(error = %e, "the agent's session could not be read; retrying");
+            *crate::lock(&self.resume_job) = Some(job);
+            return;
+        }
+        *self.live.lock().await = live;
+    }
+
     /// Starts the agent: resumes the recorded session when its settings
     /// are the configured ones, else starts a new one at `now_us`.
     pub async fn start(
@@ -179,14 +223,27 @@ impl Agent {
         live::zero_series(&metrics);
         let settings = live::session_settings(config, &plan);
         let recorded = newest_session(&store).await?;
+        let mut job = None;
         let live = match recorded {
             Some(block) => match resumable(config, plan, &settings, &block, &store).await? {
                 Ok((start_config, start_plan, start_us)) => {
+                    // Replayed by the agent's task; until then this stands in.
                     let session = Session::Resume(block.index);
-                    let mut live =
-                        Live::new(&start_config, start_plan, start_us, frameworks, session);
-                    live.session_started_ms = super::replay::wall_ms(&block.timestamp);
-                    resume(&mut live, &store, &metrics, block.index).await?;
+                    let mut live = Live::new(
+                        &start_config,
+                        start_plan,
+                        start_us,
+                        frameworks.clone(),
+                        session,
+                    );
+                    live.resuming = true;
+                    job = Some(ResumeJob {
+                        config: start_config,
+                        start_us,
+                        frameworks,
+                        block: block.index,
+                        started_ms: super::replay::wall_ms(&block.timestamp),
+                    });
                     live
                 }
                 Err(plan) => {
@@ -217,6 +274,7 @@ impl Agent {
         });
         Ok(Self {
             exchange,
+            resume_job: std::sync::Mutex::new(job),
             live: tokio::sync::Mutex::new(live),
             store,
             metrics,

@@ -65,6 +65,9 @@ pub struct AgentStatus {
     /// Why the agent refuses to trade: the ledger and the replay of the
     /// session disagree (`null` when it trades).
     pub refused: Option<String>,
+    /// Whether the agent is still replaying its session (it neither trades
+    /// nor takes commands until done; the figures are the session's start).
+    pub resuming: bool,
     /// Ledger blocks waiting to be written (the agent does not trade while any wait).
     pub pending_blocks: usize,
     /// The last ledger write failure, while blocks wait.

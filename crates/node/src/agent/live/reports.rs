@@ -64,6 +64,7 @@ impl Live {
                 millis,
             }),
             refused: self.refused.clone(),
+            resuming: self.resuming,
             decision_latency: self.decisions.quantiles(),
             sizing_latency: self.sizings.quantiles(),
             pending_blocks: self.pending.len(),
