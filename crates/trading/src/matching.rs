@@ -112,7 +112,44 @@ pub struct PriceError {
 /// the same `f64`, i.e. what the candle file said. A checked candle's
 /// prices always convert.
 pub fn exact_price(value: f64, field: &'static str) -> Result<Decimal, PriceError> {
-    Decimal::from_str(&value.to_string()).map_err(|_| PriceError { field, value })
+    let mut text = StackText::new();
+    let parsed = if std::fmt::Write::write_fmt(&mut text, format_args!("{value}")).is_ok() {
+        Decimal::from_str(text.as_str())
+    } else {
+        // Longer than the buffer (a value with hundreds of digits).
+        Decimal::from_str(&value.to_string())
+    };
+    parsed.map_err(|_| PriceError { field, value })
+}
+
+/// A price's shortest text on the stack: prices are written per working
+/// order and bar, and a heap string each time was a tenth of a backtest.
+struct StackText {
+    bytes: [u8; 40],
+    len: usize,
+}
+
+impl StackText {
+    fn new() -> Self {
+        Self {
+            bytes: [0; 40],
+            len: 0,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 /// The working orders of one instrument.
@@ -182,8 +219,13 @@ impl PaperBook {
             return Ok(Vec::new());
         }
         let open = exact_price(bar.open, "open")?;
-        let high = exact_price(bar.high, "high")?;
-        let low = exact_price(bar.low, "low")?;
+        // Market orders fill at the open; the range is read only for the others.
+        let range = if self.orders.iter().any(|o| o.kind != OrderKind::Market) {
+            (exact_price(bar.high, "high")?, exact_price(bar.low, "low")?)
+        } else {
+            (open, open)
+        };
+        let (high, low) = range;
         let mut fills = Vec::new();
         let mut working = Vec::with_capacity(self.orders.len());
         for order in std::mem::take(&mut self.orders) {

@@ -216,3 +216,23 @@ fn a_bar_price_without_an_exact_decimal_is_an_error_not_a_silent_skip() {
     });
     assert_eq!(book.reserved_quote(), d("250"));
 }
+
+#[test]
+fn exact_prices_read_back_as_the_shortest_decimal_whatever_their_length() {
+    for value in [
+        0.1,
+        42_000.01,
+        1.0e-7,
+        123_456_789.123_45,
+        2.5e-30,
+        1.0e22,
+        7.0,
+    ] {
+        let exact = exact_price(value, "open").unwrap();
+        assert_eq!(
+            exact,
+            rust_decimal::Decimal::from_str(&value.to_string()).unwrap(),
+            "{value}"
+        );
+    }
+}
