@@ -99,7 +99,12 @@ async fn trades_to_ledger_then_kill_and_reset(backend: Backend) {
             assert_eq!(p[key], fill[key], "{key}: {p} vs {fill}");
         }
         assert_eq!(p["mode"], json!("paper"));
-        assert_eq!(p["decision"]["gate"], json!("approved"));
+        let purposes: &[&str] = if p["side"] == json!("buy") {
+            &["entry"]
+        } else {
+            &["exit", "flatten"]
+        };
+        assert!(purposes.contains(&p["purpose"].as_str().unwrap()), "{p}");
         if p["side"] == json!("buy") {
             let s = &p["sizing"];
             assert!(s["fraction"].as_f64().unwrap() > 0.0, "{p}");
@@ -166,6 +171,18 @@ async fn trades_to_ledger_then_kill_and_reset(backend: Backend) {
         dec(&flat_after["cash"])
     );
     assert_eq!(dec(&flat_after["equity"]), dec(&flat_after["cash"]));
+    // The sells the kill caused are flattens, not strategy exits.
+    let after_kill: Vec<&&Value> = trades
+        .iter()
+        .filter(|b| b["index"].as_u64().unwrap() > kill_block)
+        .collect();
+    assert!(
+        after_kill
+            .iter()
+            .all(|b| b["payload"]["side"] == json!("sell")
+                && b["payload"]["purpose"] == json!("flatten")),
+        "{after_kill:?}"
+    );
     let kill = &blocks[kill_block as usize];
     assert_eq!(kill["kind"], json!("risk"));
     assert_eq!(kill["payload"]["action"], json!("kill"));

@@ -12,7 +12,7 @@ use crate::instrument::Instrument;
 use crate::matching::{
     exact_price, Costs, Fill, Order, OrderKind, OrderSize, PaperBook, Portfolio, PriceError, Side,
 };
-use crate::risk::AccountView;
+use crate::risk::{AccountView, Purpose};
 use crate::strategy::{Signal, Strategy};
 use crate::universe::Tier;
 use desk::{Desk, EntryContext};
@@ -228,9 +228,11 @@ struct Run {
     desk: Option<Desk>,
     /// What sized each lane's working entry.
     pending_notes: Vec<Option<SizingNote>>,
-    /// Fills since the journal was last taken (lane, fill, what sized it);
-    /// names are added only when the journal is taken.
-    fills: Vec<(usize, Fill, Option<SizingNote>)>,
+    /// Whether each lane's working sell is a flatten (ladder or operator).
+    pending_flatten: Vec<bool>,
+    /// Fills since the journal was last taken (lane, fill, what sized it,
+    /// what it was for); names are added only when the journal is taken.
+    fills: Vec<(usize, Fill, Option<SizingNote>, Purpose)>,
     /// Round trips closed (the live agent drains `result.trades`).
     trades_closed: u64,
     result: BacktestResult,
@@ -251,6 +253,7 @@ impl Run {
             last_time: 0,
             desk,
             pending_notes: vec![None; markets],
+            pending_flatten: vec![false; markets],
             fills: Vec::new(),
             trades_closed: 0,
             result: BacktestResult {
@@ -316,6 +319,7 @@ impl Run {
             Side::Sell
         };
         if let Some(size) = size {
+            self.pending_flatten[index] = false;
             submit_market(&mut lanes[index], side, size, bar.open_time_us);
         }
         Ok(())
@@ -432,11 +436,14 @@ impl Run {
 
     fn book_fill(&mut self, lane: &mut Lane, index: usize, fill: Fill, bar_no: u64) {
         self.portfolio.apply(index, &fill);
-        let sizing = match fill.side {
-            Side::Buy => self.pending_notes[index].take(),
-            Side::Sell => None,
+        let (sizing, purpose) = match fill.side {
+            Side::Buy => (self.pending_notes[index].take(), Purpose::Trade),
+            Side::Sell if std::mem::take(&mut self.pending_flatten[index]) => {
+                (None, Purpose::Flatten)
+            }
+            Side::Sell => (None, Purpose::Trade),
         };
-        self.fills.push((index, fill.clone(), sizing));
+        self.fills.push((index, fill.clone(), sizing, purpose));
         self.cash_f = self.portfolio.cash.to_f64().unwrap_or(0.0);
         let position = self.portfolio.positions[index];
         self.positions_f[index] = position.to_f64().unwrap_or(0.0);
@@ -515,6 +522,7 @@ impl Run {
             if position > Decimal::ZERO && self.exit_passes(lanes, index, true)? {
                 if let Some((bar, _)) = lanes[index].last {
                     let size = OrderSize::Base(position);
+                    self.pending_flatten[index] = true;
                     submit_market(&mut lanes[index], Side::Sell, size, bar.open_time_us);
                 }
             }

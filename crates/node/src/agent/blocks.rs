@@ -7,6 +7,7 @@ use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind};
 use qunimbus_trading::confidence::LevelChange;
 use qunimbus_trading::engine::FillRecord;
 use qunimbus_trading::ladder::{Measures, Transition};
+use qunimbus_trading::risk::Purpose;
 use qunimbus_trading::Side;
 use serde_json::{json, Value};
 
@@ -58,12 +59,14 @@ pub(super) fn draft(kind: BlockKind, frameworks: &[String], payload: Value) -> B
 }
 
 /// A fill's `trade` payload: what filled, at what price and fee, which
-/// strategy, and the pre-trade decision with what sized it.
-pub(super) fn fill_payload(record: &FillRecord, mode: &str) -> Value {
+/// strategy, what the order was for (a strategy's entry or exit, or a
+/// flatten by the ladder or an operator) and what sized it.
+pub(super) fn fill_payload(record: &FillRecord) -> Value {
     let f = &record.fill;
-    let purpose = match f.side {
-        Side::Buy => "entry",
-        Side::Sell => "exit",
+    let purpose = match (f.side, record.purpose) {
+        (_, Purpose::Flatten) => "flatten",
+        (Side::Buy, Purpose::Trade) => "entry",
+        (Side::Sell, Purpose::Trade) => "exit",
     };
     let sizing = record.sizing.map(|s| {
         json!({
@@ -77,7 +80,7 @@ pub(super) fn fill_payload(record: &FillRecord, mode: &str) -> Value {
     });
     json!({
         "event": "fill",
-        "mode": mode,
+        "mode": super::MODE,
         "symbol": record.symbol,
         "side": side_name(f.side),
         "quantity": f.quantity.normalize().to_string(),
@@ -87,7 +90,7 @@ pub(super) fn fill_payload(record: &FillRecord, mode: &str) -> Value {
         "order_id": order_id(&record.symbol, f.order_id),
         "strategy": record.strategy,
         "market_time": market_time(f.time_us),
-        "decision": {"gate": "approved", "purpose": purpose},
+        "purpose": purpose,
         "sizing": sizing,
     })
 }

@@ -70,10 +70,8 @@ pub(super) struct Live {
     engine: Engine,
     config: AgentConfig,
     market: MarketSource,
-    seed: u64,
     symbols: usize,
     limits: RiskLimits,
-    daily_loss_limit: f64,
     frameworks: Vec<String>,
     last_time_us: Option<i64>,
     bars: u64,
@@ -82,7 +80,6 @@ pub(super) struct Live {
     day_start_equity: Decimal,
     fills_total: u64,
     recent: VecDeque<(u64, FillItem)>,
-    recent_capacity: usize,
     ladder: VecDeque<(u64, LadderItem)>,
     curve: VecDeque<(i64, f64, f64)>,
     transitions_total: u64,
@@ -107,6 +104,8 @@ pub(super) struct Live {
     stopped: Option<String>,
     /// Wall-clock ms of the session's start block (bounds a replay).
     pub(super) session_started_ms: Option<i64>,
+    /// The last ledger write failure, while blocks wait.
+    pub(super) ledger_error: Option<String>,
 }
 
 /// Creates every order outcome and denial reason at 0, so each series
@@ -150,7 +149,21 @@ fn state_number(state: TradingState) -> i64 {
     }
 }
 
-fn limits_view(risk: &RiskConfig, plan: &AgentPlan) -> RiskLimits {
+/// Every tier's limits.
+fn tier_limits(plan: &AgentPlan) -> Vec<TierLimits> {
+    plan.universe
+        .tiers
+        .values()
+        .map(|t| TierLimits {
+            tier: t.id,
+            max_position_pct: t.max_position_pct.normalize().to_string(),
+            max_kelly_fraction: t.max_kelly_fraction.normalize().to_string(),
+            max_notional_per_order: t.max_notional_per_order.normalize().to_string(),
+        })
+        .collect()
+}
+
+fn limits_view(risk: &RiskConfig, tiers: Vec<TierLimits>) -> RiskLimits {
     let l = &risk.ladder;
     RiskLimits {
         kelly_fraction: risk.kelly.kelly_fraction,
@@ -168,17 +181,7 @@ fn limits_view(risk: &RiskConfig, plan: &AgentPlan) -> RiskLimits {
             l.black_drawdown,
         ],
         ladder_cooldown_secs: l.cooldown_us / 1_000_000,
-        tiers: plan
-            .universe
-            .tiers
-            .values()
-            .map(|t| TierLimits {
-                tier: t.id,
-                max_position_pct: t.max_position_pct.normalize().to_string(),
-                max_kelly_fraction: t.max_kelly_fraction.normalize().to_string(),
-                max_notional_per_order: t.max_notional_per_order.normalize().to_string(),
-            })
-            .collect(),
+        tiers,
     }
 }
 
@@ -202,7 +205,7 @@ pub(super) fn session_settings(config: &AgentConfig, plan: &AgentPlan) -> Value 
         "symbols": plan.lanes.iter().map(|l| l.instrument.symbol.as_str()).collect::<Vec<_>>(),
         "strategies": strategies,
         "lanes": plan.lanes.iter().map(|l| l.strategy_name.as_str()).collect::<Vec<_>>(),
-        "limits": limits_view(&plan.risk, plan),
+        "limits": limits_view(&plan.risk, tier_limits(plan)),
         "reloadable": config.reloadable(),
     })
 }
@@ -230,7 +233,7 @@ impl Live {
         session: Session,
     ) -> Self {
         let instruments: Vec<_> = plan.lanes.iter().map(|l| l.instrument.clone()).collect();
-        let limits = limits_view(&plan.risk, &plan);
+        let limits = limits_view(&plan.risk, tier_limits(&plan));
         let (pending, session_block) = match session {
             Session::New {
                 mut settings,
@@ -250,10 +253,8 @@ impl Live {
             market,
             engine,
             config: config.clone(),
-            seed: config.seed,
             symbols: instruments.len(),
             limits,
-            daily_loss_limit: config.daily_loss_limit,
             frameworks,
             last_time_us: None,
             bars: 0,
@@ -262,7 +263,6 @@ impl Live {
             day_start_equity: plan.cash,
             fills_total: 0,
             recent: VecDeque::new(),
-            recent_capacity: config.recent_fills,
             ladder: VecDeque::new(),
             curve: VecDeque::new(),
             transitions_total: 0,
@@ -278,6 +278,7 @@ impl Live {
             resuming: false,
             stopped: None,
             session_started_ms: None,
+            ledger_error: None,
         }
     }
 
@@ -360,7 +361,7 @@ impl Live {
         for record in &journal.fills {
             self.fills_total += 1;
             let seq = self.fills_total;
-            let payload = blocks::fill_payload(record, MODE);
+            let payload = blocks::fill_payload(record);
             self.pending.push_back((
                 blocks::draft(BlockKind::Trade, &self.frameworks, payload),
                 Tag::Fill(seq),
@@ -380,7 +381,7 @@ impl Live {
                     strategy: record.strategy.clone(),
                 },
             ));
-            if self.recent.len() > self.recent_capacity {
+            if self.recent.len() > self.config.recent_fills {
                 self.recent.pop_front();
             }
         }
@@ -502,7 +503,7 @@ impl Live {
             .set(desk.measures.daily_loss);
         m.daily_loss_limit
             .get_or_create(&mode)
-            .set(self.daily_loss_limit);
+            .set(self.config.daily_loss_limit);
         m.emergency_level
             .get_or_create(&mode)
             .set(level_number(desk.level));
@@ -626,10 +627,9 @@ impl Live {
         if changed.is_empty() {
             return Ok(false);
         }
-        let plan = next.plan()?;
-        self.engine.set_risk(plan.risk);
-        self.limits = limits_view(&plan.risk, &plan);
-        self.daily_loss_limit = next.daily_loss_limit;
+        let risk = next.risk_config()?;
+        self.engine.set_risk(risk);
+        self.limits = limits_view(&risk, std::mem::take(&mut self.limits.tiers));
         self.config = next;
         let payload = json!({
             "change": RELOADED,

@@ -16,7 +16,6 @@ mod replay;
 mod session;
 pub mod views;
 
-use crate::lock;
 use crate::metrics::Metrics;
 use live::Live;
 use qunimbus_ledger::block::BlockDraft;
@@ -136,8 +135,6 @@ pub struct Agent {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     interval: Duration,
-    /// The last ledger write failure, while blocks wait (readable without the engine).
-    ledger_error: std::sync::Mutex<Option<String>>,
     /// The exchange adapter, when `[agent.exchange] url` is set.
     exchange: Option<Arc<crate::exchange::Exchange>>,
     /// The recorded session still to be replayed, if any.
@@ -165,13 +162,13 @@ impl Agent {
         match self.store.append_blocks(drafts).await {
             Ok(blocks) => {
                 live.written(&blocks);
-                *lock(&self.ledger_error) = None;
+                live.ledger_error = None;
                 true
             }
             Err(e) => {
                 self.metrics.agent.ledger_failures.inc();
                 tracing::error!(error = %e, waiting = live.pending.len(), "agent blocks not written; trading waits");
-                *lock(&self.ledger_error) = Some(e.to_string());
+                live.ledger_error = Some(e.to_string());
                 false
             }
         }
@@ -237,7 +234,7 @@ impl Agent {
         let changed = apply(&mut live, &self.metrics)?;
         let mine = (live.commands_queued > queued).then_some(live.commands_queued);
         if !self.flush(&mut live).await {
-            let why = lock(&self.ledger_error).clone().unwrap_or_default();
+            let why = live.ledger_error.clone().unwrap_or_default();
             return Err(AgentError::LedgerUnavailable(why));
         }
         Ok(CommandOutcome {
@@ -257,7 +254,7 @@ impl Agent {
     }
 
     fn status_of(&self, live: &Live) -> Result<AgentStatus, AgentError> {
-        live.status(self.interval, lock(&self.ledger_error).clone())
+        live.status(self.interval)
     }
 
     /// The agent's state now.

@@ -279,7 +279,6 @@ impl Agent {
             store,
             metrics,
             interval: Duration::from_millis(config.bar_interval_ms),
-            ledger_error: std::sync::Mutex::new(None),
         })
     }
 }

@@ -263,15 +263,13 @@ impl AgentConfig {
                 format!("must be between 1 and 100000, got {}", self.recent_fills),
             ));
         }
-        let risk = self.risk()?;
+        let risk = self.risk_config()?;
         let cash = self.cash.parse(
             "agent.cash",
             Decimal::new(1, 2),
             Some(Decimal::from(1_000_000_000_000u64)),
         )?;
-        let fee = self
-            .fee
-            .parse("agent.fee", Decimal::ZERO, Some(Decimal::new(1, 1)))?;
+        let fee = self.fee()?;
         let slippage_bps = self.slippage_bps.parse(
             "agent.slippage_bps",
             Decimal::ZERO,
@@ -290,8 +288,6 @@ impl AgentConfig {
                 .filter_map(|l| files.get(&l.instrument.symbol).cloned())
                 .collect()
         });
-        let mut risk = risk;
-        risk.gate.fee = fee;
         Ok(AgentPlan {
             universe,
             lanes,
@@ -362,6 +358,19 @@ impl AgentConfig {
             ));
         }
         Ok(Some(files))
+    }
+
+    fn fee(&self) -> Result<Decimal, ConfigError> {
+        self.fee
+            .parse("agent.fee", Decimal::ZERO, Some(Decimal::new(1, 1)))
+    }
+
+    /// Sizing and risk limits, validated (no file is read: what a reload
+    /// of the reloadable keys changes).
+    pub fn risk_config(&self) -> Result<RiskConfig, ConfigError> {
+        let mut risk = self.risk()?;
+        risk.gate.fee = self.fee()?;
+        Ok(risk)
     }
 
     fn risk(&self) -> Result<RiskConfig, ConfigError> {

@@ -86,7 +86,8 @@ impl AgentConfig {
             }
             next.set(key, value)?;
         }
-        next.plan()?;
+        // The reloadable keys shape only the risk settings.
+        next.risk_config()?;
         Ok(next)
     }
 

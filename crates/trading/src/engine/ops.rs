@@ -6,6 +6,7 @@ use crate::confidence::LevelChange;
 use crate::engine::desk::{DeskView, SizingNote};
 use crate::ladder::Transition;
 use crate::matching::{Fill, Order};
+use crate::risk::Purpose;
 use rust_decimal::Decimal;
 
 /// One fill, with what it belongs to.
@@ -21,6 +22,8 @@ pub struct FillRecord {
     pub fill: Fill,
     /// What sized it (Kelly entries only).
     pub sizing: Option<SizingNote>,
+    /// A strategy's order, or a flatten (the ladder's or an operator's).
+    pub purpose: Purpose,
 }
 
 /// What happened since the journal was last taken.
@@ -110,12 +113,13 @@ impl Engine {
         let lanes = &self.lanes;
         let fills = std::mem::take(&mut self.run.fills)
             .into_iter()
-            .map(|(lane, fill, sizing)| FillRecord {
+            .map(|(lane, fill, sizing, purpose)| FillRecord {
                 lane,
                 symbol: lanes[lane].spec.instrument.symbol.clone(),
                 strategy: lanes[lane].spec.strategy_name.clone(),
                 fill,
                 sizing,
+                purpose,
             })
             .collect();
         Journal {

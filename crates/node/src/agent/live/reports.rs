@@ -14,11 +14,7 @@ use rust_decimal::prelude::ToPrimitive;
 use std::time::Duration;
 
 impl Live {
-    pub(in crate::agent) fn status(
-        &self,
-        interval: Duration,
-        ledger_error: Option<String>,
-    ) -> Result<AgentStatus, AgentError> {
+    pub(in crate::agent) fn status(&self, interval: Duration) -> Result<AgentStatus, AgentError> {
         let s = self.engine.snapshot()?;
         let desk = Self::desk(&s)?;
         let equity = s.equity.to_f64().unwrap_or(0.0);
@@ -31,7 +27,7 @@ impl Live {
                 .stopped
                 .clone()
                 .or_else(|| self.market.error().map(str::to_string)),
-            seed: self.seed,
+            seed: self.config.seed,
             bar_interval_ms: u64::try_from(interval.as_millis()).unwrap_or(u64::MAX),
             market_time: self.last_time_us.map(blocks::market_time),
             bars: self.bars,
@@ -68,7 +64,7 @@ impl Live {
             decision_latency: self.decisions.quantiles(),
             sizing_latency: self.sizings.quantiles(),
             pending_blocks: self.pending.len(),
-            ledger_error,
+            ledger_error: self.ledger_error.clone(),
         })
     }
 
