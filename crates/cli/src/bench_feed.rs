@@ -1,11 +1,11 @@
 //! `qunimbus bench feed`: end-to-end latency from telemetry receipt to
 //! partner ack over loopback WebSockets, as the node itself measures it.
 
-use crate::feed_client::{run_partner, PartnerStats};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use qunimbus_http::RunningNode;
 use qunimbus_node::config::Config;
+use qunimbus_node::feed_client::{run_partner, PartnerStats};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -179,6 +179,7 @@ async fn measure(phase: &Phase) -> Result<Outcome> {
             ws_url.clone(),
             key,
             s,
+            None,
             stop_rx.clone(),
         )));
     }

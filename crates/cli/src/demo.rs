@@ -478,11 +478,12 @@ async fn start_partners(
         .iter()
         .filter_map(|(name, _)| keys.get(*name).and_then(|k| k.as_str()).map(str::to_string))
         .map(|key| {
-            let stats = Arc::new(crate::feed_client::PartnerStats::default());
-            tokio::spawn(crate::feed_client::run_partner(
+            let stats = Arc::new(qunimbus_node::feed_client::PartnerStats::default());
+            tokio::spawn(qunimbus_node::feed_client::run_partner(
                 ws_url.clone(),
                 key,
                 stats,
+                None,
                 stop.clone(),
             ))
         })

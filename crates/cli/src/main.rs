@@ -9,7 +9,6 @@ mod bench_ingest;
 mod bench_ledger;
 mod bench_trading;
 mod demo;
-mod feed_client;
 mod import;
 mod ledger;
 mod ledger_export;
@@ -273,7 +272,11 @@ async fn serve(args: NodeArgs) -> Result<()> {
     let watcher = match (node.node().agent.clone(), args.config.clone()) {
         (Some(agent), Some(path)) => {
             let stop = node.node().stop.clone();
-            let load = move || args.load_config().map(|c| c.agent);
+            // The agent's settings as the node plans from them.
+            let load = move || -> Result<qunimbus_node::config::AgentConfig> {
+                let c = args.load_config()?;
+                Ok(c.agent.resolved(&c.region_set()?)?)
+            };
             Some(tokio::spawn(agent.watch_file(path, loaded, load, stop)))
         }
         _ => None,

@@ -74,7 +74,7 @@ impl RunningNode {
     /// Starts the node's services, binds the listener and starts serving.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let requested = config.listen_addr()?;
-        let started = Node::start(config).await?;
+        let mut started = Node::start(config).await?;
         let bound = async {
             let listener = tokio::net::TcpListener::bind(requested).await?;
             let addr = listener.local_addr()?;
@@ -102,6 +102,7 @@ impl RunningNode {
             max_connections: config.limits.max_connections,
         };
         let server = tokio::spawn(serve::serve(listener, app, options, started.stop_signal()));
+        started.connect_agent_feed(addr).await;
         tracing::info!(%addr, "QuNimbus node listening");
         Ok(Self {
             addr,

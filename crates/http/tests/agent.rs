@@ -159,7 +159,11 @@ async fn trades_to_ledger_then_kill_and_reset(backend: Backend) {
             b["kind"] == json!("config") && b["payload"]["change"] == json!("trading agent started")
         })
         .expect("the agent's start is a config block");
-    assert_eq!(started["payload"]["symbols"].as_array().unwrap().len(), 77);
+    // The universe's 77 symbols, then one EPH lane per region.
+    let symbols = started["payload"]["symbols"].as_array().unwrap();
+    assert_eq!(symbols.len(), 77 + 6, "{symbols:?}");
+    assert_eq!(symbols[77], json!("EPH-USD@Americas"));
+    assert_eq!(symbols[82], json!("EPH-USD@Orbit"));
     let trades: Vec<&Value> = blocks
         .iter()
         .filter(|b| b["kind"] == json!("trade"))
@@ -304,7 +308,11 @@ async fn agent_commands_refuse_bad_requests() {
     let risk = t.get_ok("/v1/agent/risk").await;
     assert_eq!(risk["limits"]["kelly_fraction"], json!(0.25));
     assert_eq!(risk["limits"]["daily_loss_limit"], json!("0.03"));
-    assert_eq!(risk["limits"]["tiers"].as_array().unwrap().len(), 6);
+    // The universe's six tiers and the EPH tier.
+    let tiers = risk["limits"]["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 7, "{risk}");
+    assert_eq!(tiers[6]["tier"], json!(7));
+    assert_eq!(tiers[6]["max_notional_per_order"], json!("1000"));
     assert_eq!(
         risk["limits"]["tiers"][0]["max_notional_per_order"],
         json!("50000")

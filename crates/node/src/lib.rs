@@ -11,6 +11,7 @@ pub mod agent;
 pub mod config;
 pub mod credentials;
 pub mod exchange;
+pub mod feed_client;
 pub mod ingest;
 pub mod ledger;
 pub mod market;
@@ -97,6 +98,14 @@ impl Started {
     /// Becomes true when the node stops.
     pub fn stop_signal(&self) -> watch::Receiver<bool> {
         self.stop.subscribe()
+    }
+
+    /// Connects the trading agent's EPH lanes to the feed served on `addr`
+    /// (the connection is a background task of the node).
+    pub async fn connect_agent_feed(&mut self, addr: std::net::SocketAddr) {
+        if let Some(task) = self.node.connect_agent_feed(addr).await {
+            self.background.push(task);
+        }
     }
 
     /// Waits for the background tasks to end (after [`Started::signal_stop`]),
@@ -274,7 +283,8 @@ async fn start_agent(
     if !config.agent.enabled {
         return Ok(None);
     }
-    let plan = config.agent.plan()?;
+    let agent_config = config.agent.resolved(&config.region_set()?)?;
+    let plan = agent_config.plan()?;
     let start_us = qunimbus_core::time::now_micros().timestamp_micros();
     tracing::info!(
         symbols = plan.lanes.len(),
@@ -282,12 +292,13 @@ async fn start_agent(
         "trading agent starting"
     );
     let agent = agent::Agent::start(
-        &config.agent,
+        &agent_config,
         plan,
         start_us,
         store.clone(),
         metrics.clone(),
         config.ledger.frameworks.clone(),
+        &config.data_dir.join("agent"),
     )
     .await?;
     Ok(Some(Arc::new(agent)))

@@ -25,6 +25,11 @@ fn random_hex(bytes: usize) -> String {
     qunimbus_ledger::hex::encode(&buf)
 }
 
+/// A fresh partner API key (256 bits from the OS generator).
+pub(crate) fn new_api_key() -> String {
+    format!("qmp_{}", random_hex(32))
+}
+
 /// SHA-256 of an API key, hex: what the database keeps instead of the key.
 pub fn key_hash(key: &str) -> String {
     qunimbus_ledger::hex::encode(&Sha256::digest(key.as_bytes()))
@@ -44,7 +49,7 @@ impl Node {
             created_at: rfc3339_micros(now_micros()),
             disabled_at: None,
         };
-        let api_key = format!("qmp_{}", random_hex(32));
+        let api_key = new_api_key();
         self.store
             .add_partner(&partner, &key_hash(&api_key))
             .await?;

@@ -165,6 +165,8 @@ pub(crate) enum AdminWrite {
     },
     /// A partner's key stops working.
     DisablePartner { id: String, at: String },
+    /// An enabled partner's key is replaced.
+    SetPartnerKey { id: String, key_hash: String },
     /// A `node_state` value.
     SetState {
         key: String,
@@ -195,6 +197,10 @@ impl AdminWrite {
             Self::DisablePartner { id, at } => (
                 "UPDATE partners SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL",
                 vec![Some(at.clone()), Some(id.clone())],
+            ),
+            Self::SetPartnerKey { id, key_hash } => (
+                "UPDATE partners SET key_hash = $1 WHERE id = $2 AND disabled_at IS NULL",
+                vec![Some(key_hash.clone()), Some(id.clone())],
             ),
             Self::SetState { key, value, at } => (
                 "INSERT INTO node_state (key, value, updated_at) VALUES ($1, $2, $3) \

@@ -311,6 +311,17 @@ impl Store {
         .map(drop)
     }
 
+    /// Replaces the key of enabled partner `id` (only its hash is stored);
+    /// returns whether a partner's key changed.
+    pub async fn set_partner_key(&self, id: &str, key_hash: &str) -> Result<bool, StorageError> {
+        self.admin(change::AdminWrite::SetPartnerKey {
+            id: id.to_string(),
+            key_hash: key_hash.to_string(),
+        })
+        .await
+        .map(|rows| rows == 1)
+    }
+
     /// Disables partner `id` at `at` (RFC 3339) unless it already is;
     /// returns whether this call disabled it.
     pub async fn disable_partner(&self, id: &str, at: &str) -> Result<bool, StorageError> {

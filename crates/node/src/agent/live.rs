@@ -149,11 +149,17 @@ fn state_number(state: TradingState) -> i64 {
     }
 }
 
-/// Every tier's limits.
+/// Every tier's limits (the EPH tier's last, when it trades).
 fn tier_limits(plan: &AgentPlan) -> Vec<TierLimits> {
+    let eph = plan
+        .eph
+        .as_ref()
+        .and_then(|e| plan.lanes.get(e.first_lane))
+        .map(|l| &l.tier);
     plan.universe
         .tiers
         .values()
+        .chain(eph)
         .map(|t| TierLimits {
             tier: t.id,
             max_position_pct: t.max_position_pct.normalize().to_string(),
@@ -205,6 +211,10 @@ pub(super) fn session_settings(config: &AgentConfig, plan: &AgentPlan) -> Value 
         "symbols": plan.lanes.iter().map(|l| l.instrument.symbol.as_str()).collect::<Vec<_>>(),
         "strategies": strategies,
         "lanes": plan.lanes.iter().map(|l| l.strategy_name.as_str()).collect::<Vec<_>>(),
+        "eph": plan.eph.as_ref().map(|e| json!({
+            "regions": e.regions,
+            "partner_region": e.partner_region,
+        })),
         "limits": limits_view(&plan.risk, tier_limits(plan)),
         "reloadable": config.reloadable(),
     })
@@ -231,7 +241,9 @@ impl Live {
         start_us: i64,
         frameworks: Vec<String>,
         session: Session,
+        feed: Option<market::EphFeed<'_>>,
     ) -> Self {
+        let live = matches!(session, Session::New { .. });
         let instruments: Vec<_> = plan.lanes.iter().map(|l| l.instrument.clone()).collect();
         let limits = limits_view(&plan.risk, tier_limits(&plan));
         let (pending, session_block) = match session {
@@ -247,7 +259,7 @@ impl Live {
             }
             Session::Resume(index) => (VecDeque::new(), Some(index)),
         };
-        let market = MarketSource::open(&plan, config.seed, start_us);
+        let market = MarketSource::open(&plan, config.seed, start_us, feed, live);
         let engine = Engine::new(plan.lanes, plan.cash, plan.costs, Sizing::Kelly(plan.risk));
         Self {
             market,
@@ -280,6 +292,11 @@ impl Live {
             session_started_ms: None,
             ledger_error: None,
         }
+    }
+
+    /// The session is replayed: the EPH lanes take the feed's prices.
+    pub(super) fn go_live(&mut self) {
+        self.market.go_live();
     }
 
     /// The next market minute: every symbol's bar through the engine

@@ -1,7 +1,9 @@
 //! Where the agent's bars come from: the seeded synthetic market (every
 //! lane, every minute), or candle files replayed as a live market (the
-//! lanes with a bar at each open time, as the backtest merges them).
+//! lanes with a bar at each open time, as the backtest merges them); and,
+//! at the same bar times, the `EPH-USD` lanes from the node's own feed.
 
+use super::eph::{self, EphInbox, EphMarket};
 use super::AgentError;
 use crate::config::AgentPlan;
 use qunimbus_trading::candles::MergedBars;
@@ -11,9 +13,27 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// The agent's market.
-pub(super) enum MarketSource {
+/// The agent's market: the universe's bars, which set the clock, and the
+/// EPH lanes stepped at the same times.
+pub(super) struct MarketSource {
+    bars: Bars,
+    eph: Option<EphMarket>,
+    /// Why the EPH lanes could not open (the market does not start).
+    eph_error: Option<String>,
+}
+
+/// Where the EPH lanes' bars go and come from.
+pub(super) struct EphFeed<'a> {
+    /// The agent's directory (`DATA_DIR/agent`).
+    pub dir: &'a Path,
+    /// Prices from the feed connection.
+    pub inbox: Arc<EphInbox>,
+}
+
+/// The universe's bars.
+enum Bars {
     /// The seeded regime-switching walk.
     Synthetic(SyntheticMarket),
     /// Candle files, merged by open time; `error` when a file went bad.
@@ -56,11 +76,95 @@ pub(super) fn digest(path: &Path) -> Value {
 }
 
 impl MarketSource {
-    /// The market `plan` asks for, starting at `start_us` when synthetic.
-    pub(super) fn open(plan: &AgentPlan, seed: u64, start_us: i64) -> Self {
+    /// The market `plan` asks for, starting at `start_us` when synthetic;
+    /// the EPH lanes record into (and, resuming, replay from) `feed`'s
+    /// directory, and take the feed's prices once `live`.
+    pub(super) fn open(
+        plan: &AgentPlan,
+        seed: u64,
+        start_us: i64,
+        feed: Option<EphFeed<'_>>,
+        live: bool,
+    ) -> Self {
+        let (eph, eph_error) = match (&plan.eph, feed) {
+            (Some(lanes), Some(feed)) => {
+                let dir = eph::recording_dir(feed.dir, start_us);
+                match EphMarket::open(lanes, &dir, feed.inbox, live) {
+                    Ok(market) => (Some(market), None),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the EPH lanes cannot start");
+                        (None, Some(e.to_string()))
+                    }
+                }
+            }
+            _ => (None, None),
+        };
+        Self {
+            bars: Bars::open(plan, seed, start_us),
+            eph,
+            eph_error,
+        }
+    }
+
+    /// What the session's start block records about the market.
+    pub(super) fn describe(plan: &AgentPlan) -> Value {
+        match &plan.replay_files {
+            None => json!("synthetic"),
+            Some(files) => json!({"replay": files.iter().map(|f| digest(f)).collect::<Vec<_>>()}),
+        }
+    }
+
+    /// `synthetic` or `replay`.
+    pub(super) fn name(&self) -> &'static str {
+        match self.bars {
+            Bars::Synthetic(_) => "synthetic",
+            Bars::Replay { .. } => "replay",
+        }
+    }
+
+    /// Open time of the next bar time; `None` once a replay ended.
+    pub(super) fn next_time_us(&self) -> Option<i64> {
+        match self.eph_error {
+            Some(_) => None,
+            None => self.bars.next_time_us(),
+        }
+    }
+
+    /// Why the market stopped early, if it did.
+    pub(super) fn error(&self) -> Option<&str> {
+        self.eph_error.as_deref().or(self.bars.error())
+    }
+
+    /// The EPH lanes take the feed's prices from now on.
+    pub(super) fn go_live(&mut self) {
+        if let Some(eph) = &mut self.eph {
+            eph.go_live();
+        }
+    }
+
+    /// Hands `f` every lane's bar at `time`, the EPH lanes last.
+    pub(super) fn step(
+        &mut self,
+        time: i64,
+        mut f: impl FnMut(usize, Candle) -> Result<(), AgentError>,
+    ) -> Result<(), AgentError> {
+        self.bars.step(time, &mut f)?;
+        match &mut self.eph {
+            Some(eph) => eph.step(time, &mut f),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Bars {
+    fn open(plan: &AgentPlan, seed: u64, start_us: i64) -> Self {
+        let universe_lanes = plan.eph.as_ref().map_or(plan.lanes.len(), |e| e.first_lane);
         match &plan.replay_files {
             None => {
-                let instruments: Vec<_> = plan.lanes.iter().map(|l| l.instrument.clone()).collect();
+                let instruments: Vec<_> = plan.lanes[..universe_lanes]
+                    .iter()
+                    .map(|l| l.instrument.clone())
+                    .collect();
                 Self::Synthetic(SyntheticMarket::new(seed, &instruments, start_us))
             }
             Some(files) => match open_files(files) {
@@ -79,24 +183,7 @@ impl MarketSource {
         }
     }
 
-    /// What the session's start block records about the market.
-    pub(super) fn describe(plan: &AgentPlan) -> Value {
-        match &plan.replay_files {
-            None => json!("synthetic"),
-            Some(files) => json!({"replay": files.iter().map(|f| digest(f)).collect::<Vec<_>>()}),
-        }
-    }
-
-    /// `synthetic` or `replay`.
-    pub(super) fn name(&self) -> &'static str {
-        match self {
-            Self::Synthetic(_) => "synthetic",
-            Self::Replay { .. } => "replay",
-        }
-    }
-
-    /// Open time of the next bar time; `None` once a replay ended.
-    pub(super) fn next_time_us(&self) -> Option<i64> {
+    fn next_time_us(&self) -> Option<i64> {
         match self {
             Self::Synthetic(m) => Some(m.next_time_us()),
             Self::Replay { bars, error } => match error {
@@ -106,8 +193,7 @@ impl MarketSource {
         }
     }
 
-    /// Why a replay stopped early, if it did.
-    pub(super) fn error(&self) -> Option<&str> {
+    fn error(&self) -> Option<&str> {
         match self {
             Self::Synthetic(_) => None,
             Self::Replay { error, .. } => error.as_deref(),
@@ -116,10 +202,10 @@ impl MarketSource {
 
     /// Hands `f` every lane's bar at `time`; a bad bar in a file ends the
     /// replay with its error.
-    pub(super) fn step(
+    fn step(
         &mut self,
         time: i64,
-        mut f: impl FnMut(usize, Candle) -> Result<(), AgentError>,
+        f: &mut impl FnMut(usize, Candle) -> Result<(), AgentError>,
     ) -> Result<(), AgentError> {
         match self {
             Self::Synthetic(m) => {

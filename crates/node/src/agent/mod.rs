@@ -7,6 +7,8 @@
 //! The agent does not trade while a block waits to be written.
 
 mod blocks;
+mod eph;
+mod eph_feed;
 mod file_watch;
 
 pub use file_watch::modified;
@@ -29,7 +31,8 @@ use views::{
     AgentStatus, CommandOutcome, EquityCurve, FillList, OrderItem, PositionItem, RiskStatus,
 };
 
-/// The agent's trading mode (paper only: no exchange adapter is wired yet).
+/// The agent's trading mode (paper only: the exchange adapter reads
+/// balances but places no orders).
 pub const MODE: &str = "paper";
 
 /// Why an agent request was refused.
@@ -139,6 +142,10 @@ pub struct Agent {
     exchange: Option<Arc<crate::exchange::Exchange>>,
     /// The recorded session still to be replayed, if any.
     resume_job: std::sync::Mutex<Option<session::ResumeJob>>,
+    /// `DATA_DIR/agent`: the EPH lanes' recordings.
+    dir: std::path::PathBuf,
+    /// The EPH lanes' feed, when they trade.
+    eph: Option<eph_feed::EphLink>,
 }
 
 impl Agent {
@@ -254,7 +261,17 @@ impl Agent {
     }
 
     fn status_of(&self, live: &Live) -> Result<AgentStatus, AgentError> {
-        live.status(self.interval)
+        let mut status = live.status(self.interval)?;
+        status.eph_feed = self.eph.as_ref().map(eph_feed::EphLink::view);
+        Ok(status)
+    }
+
+    /// Where the EPH lanes record and take their prices.
+    fn eph_feed(&self) -> Option<market::EphFeed<'_>> {
+        self.eph.as_ref().map(|link| market::EphFeed {
+            dir: &self.dir,
+            inbox: link.inbox.clone(),
+        })
     }
 
     /// The agent's state now.

@@ -3,7 +3,9 @@
 //! otherwise a new session starts from the configured cash, and its start
 //! block names the session it replaces and the settings that changed.
 
+use super::eph_feed::EphLink;
 use super::live::{self, Live, Session, SESSION_STARTED};
+use super::market::EphFeed;
 use super::Agent;
 use crate::config::{AgentConfig, AgentPlan};
 use crate::metrics::Metrics;
@@ -11,6 +13,7 @@ use qunimbus_ledger::block::Block;
 use qunimbus_ledger::jcs::canonicalize;
 use qunimbus_storage::{StorageError, Store};
 use serde_json::{json, Value};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -98,8 +101,9 @@ async fn resume(
         }
     }
     if live.refused.is_none() {
-        if let Err(m) = live.replay_done() {
-            live.refuse(m.0);
+        match live.replay_done() {
+            Ok(()) => live.go_live(),
+            Err(m) => live.refuse(m.0),
         }
     }
     let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -200,6 +204,7 @@ impl Agent {
             job.start_us,
             job.frameworks.clone(),
             session,
+            self.eph_feed(),
         );
         live.session_started_ms = job.started_ms;
         if let Err(e) = resume(&mut live, &self.store, &self.metrics, job.block).await {
@@ -211,7 +216,8 @@ impl Agent {
     }
 
     /// Starts the agent: resumes the recorded session when its settings
-    /// are the configured ones, else starts a new one at `now_us`.
+    /// are the configured ones, else starts a new one at `now_us`. The EPH
+    /// lanes record into `dir`.
     pub async fn start(
         config: &AgentConfig,
         plan: AgentPlan,
@@ -219,8 +225,16 @@ impl Agent {
         store: Arc<Store>,
         metrics: Arc<Metrics>,
         frameworks: Vec<String>,
+        dir: &Path,
     ) -> Result<Self, StorageError> {
         live::zero_series(&metrics);
+        let eph = plan.eph.as_ref().map(EphLink::new);
+        let feed = || {
+            eph.as_ref().map(|link| EphFeed {
+                dir,
+                inbox: link.inbox.clone(),
+            })
+        };
         let settings = live::session_settings(config, &plan);
         let recorded = newest_session(&store).await?;
         let mut job = None;
@@ -235,6 +249,7 @@ impl Agent {
                         start_us,
                         frameworks.clone(),
                         session,
+                        feed(),
                     );
                     live.resuming = true;
                     job = Some(ResumeJob {
@@ -255,7 +270,7 @@ impl Agent {
                         settings,
                         previous: Some(previous),
                     };
-                    Live::new(config, plan, now_us, frameworks, session)
+                    Live::new(config, plan, now_us, frameworks, session, feed())
                 }
             },
             None => {
@@ -263,7 +278,7 @@ impl Agent {
                     settings,
                     previous: None,
                 };
-                Live::new(config, plan, now_us, frameworks, session)
+                Live::new(config, plan, now_us, frameworks, session, feed())
             }
         };
         let exchange = config.exchange.url.as_deref().and_then(|url| {
@@ -279,6 +294,8 @@ impl Agent {
             store,
             metrics,
             interval: Duration::from_millis(config.bar_interval_ms),
+            dir: dir.to_path_buf(),
+            eph,
         })
     }
 }

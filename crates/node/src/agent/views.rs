@@ -72,6 +72,32 @@ pub struct AgentStatus {
     pub pending_blocks: usize,
     /// The last ledger write failure, while blocks wait.
     pub ledger_error: Option<String>,
+    /// The `EPH-USD` lanes' feed connection, when they trade.
+    pub eph_feed: Option<EphFeedView>,
+}
+
+/// The agent's partner connection to the node's own feed.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EphFeedView {
+    /// The agent's partner id (`null` until it is registered).
+    pub partner_id: Option<String>,
+    /// The partner's region (the distribution policy applies to it).
+    pub partner_region: String,
+    /// Regions traded, one `EPH-USD@REGION` lane each.
+    pub regions: Vec<String>,
+    /// Valuations received on the connection.
+    pub valuations_received: u64,
+    /// Valuations priced into bars.
+    pub valuations_priced: u64,
+    /// Valuations of a region not traded (or with an unusable price).
+    pub valuations_ignored: u64,
+    /// Valuations the policy withheld from the partner.
+    pub withheld: u64,
+    /// Times the node ended the connection.
+    pub disconnects: u64,
+    /// Why the partner cannot connect, if it cannot.
+    pub error: Option<String>,
 }
 
 /// What resuming a session at start did.

@@ -4,6 +4,7 @@
 //! start, never at the first bar.
 
 use super::ConfigError;
+use qunimbus_core::RegionSet;
 use qunimbus_trading::candles::symbol_of_file;
 use qunimbus_trading::confidence::ConfidenceConfig;
 use qunimbus_trading::engine::{LaneSpec, RiskConfig};
@@ -37,7 +38,12 @@ impl<'de> Deserialize<'de> for DecimalSetting {
 }
 
 impl DecimalSetting {
-    fn parse(&self, key: &str, min: Decimal, max: Option<Decimal>) -> Result<Decimal, ConfigError> {
+    pub(super) fn parse(
+        &self,
+        key: &str,
+        min: Decimal,
+        max: Option<Decimal>,
+    ) -> Result<Decimal, ConfigError> {
         let value = Decimal::from_str(self.0.trim()).map_err(|e| {
             ConfigError::invalid(key, format!("{:?} is not a decimal: {e}", self.0))
         })?;
@@ -91,7 +97,7 @@ impl StrategySetting {
 
     /// The name its lanes share a measured track record under: the
     /// strategy's name, with its parameters when any are set.
-    fn label(&self) -> String {
+    pub(super) fn label(&self) -> String {
         let params = self.params();
         if params.is_empty() {
             return self.name.clone();
@@ -100,7 +106,10 @@ impl StrategySetting {
         format!("{} {}", self.name, set.join(" "))
     }
 
-    fn build(&self, key: &str) -> Result<Box<dyn qunimbus_trading::Strategy>, ConfigError> {
+    pub(super) fn build(
+        &self,
+        key: &str,
+    ) -> Result<Box<dyn qunimbus_trading::Strategy>, ConfigError> {
         strategy::build(&self.name, &self.params())
             .map_err(|e| ConfigError::invalid(key, e.to_string()))
     }
@@ -173,6 +182,8 @@ pub struct AgentConfig {
     pub recent_fills: usize,
     /// `[agent.exchange]`: the exchange adapter.
     pub exchange: super::ExchangeConfig,
+    /// `[agent.eph]`: `EPH-USD` per region from the node's own feed.
+    pub eph: super::EphConfig,
 }
 
 impl Default for AgentConfig {
@@ -209,6 +220,7 @@ impl Default for AgentConfig {
             confidence_rise_trades: ConfidenceConfig::default().rise_trades,
             recent_fills: 1000,
             exchange: super::ExchangeConfig::default(),
+            eph: super::EphConfig::default(),
         }
     }
 }
@@ -227,6 +239,19 @@ pub struct AgentPlan {
     pub risk: RiskConfig,
     /// With a candle replay: each lane's file, in lane order.
     pub replay_files: Option<Vec<PathBuf>>,
+    /// The `EPH-USD` lanes, after the universe's, when `[agent.eph]` is on.
+    pub eph: Option<EphPlan>,
+}
+
+/// The `EPH-USD` lanes: `lanes[first_lane..]`, one per region, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EphPlan {
+    /// Index of the first EPH lane.
+    pub first_lane: usize,
+    /// The region of each EPH lane.
+    pub regions: Vec<String>,
+    /// Region of the agent's feed partner.
+    pub partner_region: String,
 }
 
 fn fraction(key: &str, value: f64, min: f64, max: f64) -> Result<(), ConfigError> {
@@ -240,9 +265,18 @@ fn fraction(key: &str, value: f64, min: f64, max: f64) -> Result<(), ConfigError
 }
 
 impl AgentConfig {
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+    pub(super) fn validate(&self, regions: &RegionSet) -> Result<(), ConfigError> {
         self.exchange.validate()?;
-        self.plan().map(|_| ())
+        self.resolved(regions)?.plan().map(|_| ())
+    }
+
+    /// The section with `[agent.eph]`'s regions spelled as the node spells
+    /// them (what the node plans from).
+    pub fn resolved(&self, regions: &RegionSet) -> Result<Self, ConfigError> {
+        Ok(Self {
+            eph: self.eph.resolved(regions)?,
+            ..self.clone()
+        })
     }
 
     /// Builds the plan: loads the universe, builds every lane's strategy
@@ -281,7 +315,8 @@ impl AgentConfig {
         }
         .map_err(|e| ConfigError::invalid("agent.universe_file", e.to_string()))?;
         let files = self.replay_files(&universe)?;
-        let lanes = self.lanes(&universe, files.as_ref())?;
+        let mut lanes = self.lanes(&universe, files.as_ref())?;
+        let eph = self.eph_lanes(&mut lanes)?;
         let replay_files = files.map(|files| {
             lanes
                 .iter()
@@ -299,7 +334,32 @@ impl AgentConfig {
             },
             risk,
             replay_files,
+            eph,
         })
+    }
+
+    /// Appends one `EPH-USD` lane per region when `[agent.eph]` is on.
+    fn eph_lanes(&self, lanes: &mut Vec<LaneSpec>) -> Result<Option<EphPlan>, ConfigError> {
+        let eph = &self.eph;
+        if !eph.enabled || eph.regions.is_empty() {
+            return Ok(None);
+        }
+        let tier = eph.tier()?;
+        let (key, setting) = eph.strategy();
+        let first_lane = lanes.len();
+        for region in &eph.regions {
+            lanes.push(LaneSpec {
+                strategy: setting.build(key)?,
+                strategy_name: setting.label(),
+                instrument: eph.instrument(region)?,
+                tier: tier.clone(),
+            });
+        }
+        Ok(Some(EphPlan {
+            first_lane,
+            regions: eph.regions.clone(),
+            partner_region: eph.partner_region.clone().unwrap_or_default(),
+        }))
     }
 
     /// The candle files of `market_replay_dir` by symbol, each opened once

@@ -3,6 +3,7 @@
 //! with errors that name the offending key.
 
 mod agent;
+mod agent_eph;
 mod agent_reload;
 mod exchange;
 mod ledger;
@@ -14,7 +15,8 @@ mod sources;
 mod tests;
 mod trust;
 
-pub use agent::{AgentConfig, AgentPlan, DecimalSetting, StrategySetting};
+pub use agent::{AgentConfig, AgentPlan, DecimalSetting, EphPlan, StrategySetting};
+pub use agent_eph::{eph_symbol, EphConfig, EPH_TIER};
 pub use agent_reload::RELOADABLE;
 pub use exchange::ExchangeConfig;
 pub use ledger::{LedgerConfig, TsaConfig};
@@ -235,7 +237,7 @@ impl Config {
         self.history.validate()?;
         self.ingest.validate()?;
         self.limits.validate()?;
-        self.agent.validate()?;
+        self.agent.validate(&regions)?;
         self.auth.validate()
     }
 

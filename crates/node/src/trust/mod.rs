@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_core::{DataClass, RegionSet};
@@ -117,7 +117,7 @@ mod rollouts;
 pub use controller::run_controller;
 pub use evidence::evaluate_now;
 use evidence::last_scheduled_attestation;
-use policy_holder::modified;
+use policy_holder::file_digest;
 pub use policy_holder::{PolicyHolder, PolicyStatus};
 pub use regions::RegionView;
 use rollouts::RolloutBlock;
@@ -364,7 +364,7 @@ impl TrustKernel {
             Ok((engine, mut status)) => {
                 if status.sha256 == current.sha256 {
                     let mut s = lock(&self.policy.status);
-                    s.modified = status.modified;
+                    s.seen = status.seen;
                     s.last_error = None;
                     return Ok(s.clone());
                 }
@@ -390,7 +390,7 @@ impl TrustKernel {
             Err(e) => {
                 let mut s = lock(&self.policy.status);
                 s.last_error = Some(e.to_string());
-                s.modified = modified(&self.policy.path);
+                s.seen = file_digest(&self.policy.path);
                 tracing::error!(error = %e, "compliance policy refused; the previous policy stays in force");
                 Err(e)
             }

@@ -28,9 +28,12 @@ pub struct PolicyStatus {
     pub block_index: Option<u64>,
     /// Why the last reload attempt failed (the previous policy stays in force).
     pub last_error: Option<String>,
+    /// SHA-256 of the file as last read, loaded or refused: a change on
+    /// disk is a different digest (a modification time can repeat when two
+    /// writes fall in one clock tick).
     #[serde(skip)]
     #[cfg_attr(feature = "openapi", schema(ignore))]
-    pub(super) modified: Option<SystemTime>,
+    pub(super) seen: Option<String>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -47,8 +50,9 @@ fn enforced_frameworks(engine: &PolicyEngine, frameworks: &[String]) -> Arc<[Str
         .collect()
 }
 
-pub(super) fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// SHA-256 of the file's bytes now, if it can be read.
+pub(super) fn file_digest(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|bytes| sha256_hex(&bytes))
 }
 
 impl PolicyHolder {
@@ -92,7 +96,6 @@ impl PolicyHolder {
         path: &Path,
         regions: &[String],
     ) -> Result<(PolicyEngine, PolicyStatus), TrustError> {
-        let stamp = modified(path);
         let text = std::fs::read_to_string(path).map_err(|source| TrustError::PolicyFile {
             path: path.to_path_buf(),
             source,
@@ -108,7 +111,7 @@ impl PolicyHolder {
             rules: engine.rules().to_vec(),
             block_index: None,
             last_error: None,
-            modified: stamp,
+            seen: Some(sha256_hex(text.as_bytes())),
         };
         Ok((engine, status))
     }
@@ -133,7 +136,7 @@ impl PolicyHolder {
 
     /// Whether the file changed on disk since it was last read.
     pub(super) fn changed_on_disk(&self) -> bool {
-        modified(&self.path) != lock(&self.status).modified
+        file_digest(&self.path) != lock(&self.status).seen
     }
 }
 

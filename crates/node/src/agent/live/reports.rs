@@ -65,6 +65,7 @@ impl Live {
             sizing_latency: self.sizings.quantiles(),
             pending_blocks: self.pending.len(),
             ledger_error: self.ledger_error.clone(),
+            eph_feed: None,
         })
     }
 
