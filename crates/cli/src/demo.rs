@@ -161,7 +161,7 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
 
     if config.agent.enabled {
         println!(
-            "  agent:         paper trading on a seeded synthetic market (seed {}), one-minute bars every {} ms; fills are ledger blocks: curl {url}/v1/agent",
+            "  agent:         paper trading on a seeded synthetic market (seed {}) and on EPH-USD per region from the feed (as partner qbtc-agent), one-minute bars every {} ms; fills are ledger blocks: curl {url}/v1/agent",
             config.agent.seed, config.agent.bar_interval_ms
         );
     }

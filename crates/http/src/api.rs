@@ -87,6 +87,7 @@ pub fn router_and_operations(state: Arc<AppState>) -> (Router, Vec<Operation>) {
         .merge(ingest)
         .merge(admin)
         .merge(crate::market_api::feed_routes())
+        .merge(crate::a2a::routes())
         .merge(reads)
         .split_for_parts();
     let router = router
@@ -348,11 +349,17 @@ pub(crate) async fn quote(
     body: Body,
 ) -> Result<Response, ApiError> {
     let text = read_text(&state, &headers, body, state.node.ingest.max_body_bytes).await?;
+    Ok(Json(quote_of(&state, &text)?).into_response())
+}
+
+/// The quote of a request's JSON (`POST /v1/valuation/quote`, the `valuation.quote`
+/// A2A skill).
+pub(crate) fn quote_of(state: &AppState, text: &str) -> Result<QuoteResponse, ApiError> {
     let request =
-        QuoteRequest::parse_json(&text, &state.node.regions).map_err(|e| rejected(&state, e))?;
+        QuoteRequest::parse_json(text, &state.node.regions).map_err(|e| rejected(state, e))?;
     let m = request.metrics;
-    let valuation = state.node.quote(&m).map_err(|e| rejected(&state, e))?;
-    Ok(Json(QuoteResponse {
+    let valuation = state.node.quote(&m).map_err(|e| rejected(state, e))?;
+    Ok(QuoteResponse {
         region: request.region,
         eta_ent: m.eta_ent,
         coherence_variance: m.coherence_variance,
@@ -360,7 +367,6 @@ pub(crate) async fn quote(
         eph_delivered: m.eph_delivered,
         valuation,
     })
-    .into_response())
 }
 
 /// Largest `limit` accepted by `GET /v1/valuations`.

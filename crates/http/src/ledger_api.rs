@@ -130,6 +130,11 @@ fn b64(hash: &[u8]) -> String {
     )
 )]
 pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    Ok(Json(ledger_summary(&state).await?).into_response())
+}
+
+/// The ledger's summary (`GET /v1/ledger`, the `ledger.status` A2A skill).
+pub(crate) async fn ledger_summary(state: &AppState) -> Result<LedgerSummary<'_>, ApiError> {
     let reader = state.node.store.reader();
     let head = state.node.store.tree_head();
     let genesis = reader.block(0).await.map_err(storage_error)?;
@@ -152,7 +157,7 @@ pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Result<Respon
             signed_at: c.signed_at,
         });
     let last_verification = lock(&state.node.last_verification).clone();
-    Ok(Json(LedgerSummary {
+    Ok(LedgerSummary {
         origin: state.node.signer.name(),
         chain_length: head.size,
         root_hash: b64(&head.root),
@@ -166,7 +171,6 @@ pub(crate) async fn summary(State(state): State<Arc<AppState>>) -> Result<Respon
         public_key: state.node.verifier.to_vkey(),
         last_verification,
     })
-    .into_response())
 }
 
 /// One block.
@@ -362,13 +366,25 @@ pub(crate) async fn inclusion_proof(
         int_param(&state, &params, "index", 0, i64::MAX as u64)?,
         "index",
     )?;
-    let tree_size = match int_param(&state, &params, "tree_size", 1, i64::MAX as u64)? {
+    let tree_size = int_param(&state, &params, "tree_size", 1, i64::MAX as u64)?;
+    Ok(Json(inclusion(&state, index, tree_size).await?).into_response())
+}
+
+/// Block `index`'s inclusion proof in the tree of `tree_size` (default:
+/// the newest checkpoint's); `GET /v1/ledger/proof/inclusion` and the
+/// `ledger.prove` A2A skill.
+pub(crate) async fn inclusion(
+    state: &AppState,
+    index: u64,
+    tree_size: Option<u64>,
+) -> Result<InclusionProof, ApiError> {
+    let tree_size = match tree_size {
         Some(n) => n,
-        None => default_tree_size(&state).await?,
+        None => default_tree_size(state).await?,
     };
     if index >= tree_size {
         return Err(rejected(
-            &state,
+            state,
             FieldError::field(
                 "index",
                 FieldErrorCode::OutOfRange,
@@ -383,14 +399,13 @@ pub(crate) async fn inclusion_proof(
         .await
         .map_err(storage_error)?;
     let root = reader.root_at(tree_size).await.map_err(storage_error)?;
-    Ok(Json(InclusionProof {
+    Ok(InclusionProof {
         index,
         tree_size,
         leaf_hash: b64(&leaf),
         root_hash: b64(&root),
         hashes: proof.iter().map(|h| b64(h)).collect(),
     })
-    .into_response())
 }
 
 /// An RFC 6962 consistency proof between two tree sizes.

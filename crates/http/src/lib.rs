@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod a2a;
 mod agent_api;
 pub mod api;
 pub mod dashboard;
@@ -90,10 +91,19 @@ impl RunningNode {
                 });
             }
         };
+        match a2a::tasks::TaskBook::recover(&started.node).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                tasks = n,
+                "A2A tasks a previous run left unfinished are marked failed"
+            ),
+            Err(e) => tracing::error!(error = %e, "unfinished A2A tasks could not be read"),
+        }
         let state = Arc::new(AppState {
             node: started.node.clone(),
             limits: limits::Limits::new(&config.limits),
             tickets: tickets::TicketBook::default(),
+            a2a: a2a::tasks::TaskBook::default(),
         });
         let (app, operations) = api::router_and_operations(state);
         let options = serve::ServeOptions {

@@ -14,4 +14,6 @@ pub struct AppState {
     pub limits: Limits,
     /// Unused single-use feed tickets.
     pub tickets: TicketBook,
+    /// The A2A tasks running now.
+    pub a2a: crate::a2a::tasks::TaskBook,
 }

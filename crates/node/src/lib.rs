@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod backtest;
 pub mod config;
 pub mod credentials;
 pub mod exchange;

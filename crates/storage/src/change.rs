@@ -167,6 +167,8 @@ pub(crate) enum AdminWrite {
     DisablePartner { id: String, at: String },
     /// An enabled partner's key is replaced.
     SetPartnerKey { id: String, key_hash: String },
+    /// An A2A task, inserted or updated.
+    PutTask(crate::a2a::TaskRecord),
     /// A `node_state` value.
     SetState {
         key: String,
@@ -201,6 +203,22 @@ impl AdminWrite {
             Self::SetPartnerKey { id, key_hash } => (
                 "UPDATE partners SET key_hash = $1 WHERE id = $2 AND disabled_at IS NULL",
                 vec![Some(key_hash.clone()), Some(id.clone())],
+            ),
+            Self::PutTask(t) => (
+                "INSERT INTO a2a_tasks (id, context_id, owner, skill, state, task, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, task = excluded.task, \
+                 updated_at = excluded.updated_at",
+                vec![
+                    Some(t.id.clone()),
+                    Some(t.context_id.clone()),
+                    Some(t.owner.clone()),
+                    Some(t.skill.clone()),
+                    Some(t.state.clone()),
+                    Some(t.task.clone()),
+                    Some(t.created_at.clone()),
+                    Some(t.updated_at.clone()),
+                ],
             ),
             Self::SetState { key, value, at } => (
                 "INSERT INTO node_state (key, value, updated_at) VALUES ($1, $2, $3) \

@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+mod a2a;
 mod backend;
 mod cache;
 mod change;
@@ -22,6 +23,7 @@ mod scan;
 mod trust;
 mod writer;
 
+pub use a2a::{TaskFilter, TaskRecord};
 pub use backend::DbTarget;
 pub use change::StateChange;
 pub use reader::{CheckpointRecord, CheckpointTimestamp, PartnerRecord, Reader};

@@ -40,6 +40,9 @@ pub enum BacktestError {
     /// [`CandleReader`](crate::CandleReader), which rejects such prices).
     #[error(transparent)]
     Price(#[from] EngineError),
+    /// The caller stopped it (see [`run_observed`]).
+    #[error("the backtest was stopped after {0} bar times")]
+    Stopped(u64),
 }
 
 /// Runs a backtest from `cash` with these costs and sizing.
@@ -48,6 +51,19 @@ pub fn run(
     cash: Decimal,
     costs: Costs,
     sizing: Sizing,
+) -> Result<BacktestResult, BacktestError> {
+    run_observed(markets, cash, costs, sizing, |_| true)
+}
+
+/// Like [`run`], calling `keep_going` with the bar times done after each
+/// one (progress); when it answers false the backtest stops with
+/// [`BacktestError::Stopped`].
+pub fn run_observed(
+    markets: Vec<Market>,
+    cash: Decimal,
+    costs: Costs,
+    sizing: Sizing,
+    mut keep_going: impl FnMut(u64) -> bool,
 ) -> Result<BacktestResult, BacktestError> {
     let mut streams = Vec::with_capacity(markets.len());
     let mut specs = Vec::with_capacity(markets.len());
@@ -62,12 +78,17 @@ pub fn run(
     }
     let mut feeds = MergedBars::new(streams)?;
     let mut engine = Engine::new(specs, cash, costs, sizing);
+    let mut done = 0u64;
     while let Some(time) = feeds.next_time() {
         engine.begin_step(time)?;
         feeds.step(time, |lane, bar| {
             engine.on_bar(lane, bar).map_err(BacktestError::from)
         })?;
         engine.mark(time)?;
+        done += 1;
+        if !keep_going(done) {
+            return Err(BacktestError::Stopped(done));
+        }
     }
     Ok(engine.finish()?)
 }

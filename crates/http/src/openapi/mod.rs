@@ -32,7 +32,7 @@ pub type MethodRoutes = utoipa_axum::router::UtoipaMethodRouter<Arc<AppState>>;
 pub type Operation = (String, String);
 
 use crate::{
-    agent_api, api, dashboard, ledger_api, market_api, ops_api, tlog_api, trust_api, tsa_api,
+    a2a, agent_api, api, dashboard, ledger_api, market_api, ops_api, tlog_api, trust_api, tsa_api,
 };
 
 /// Raw bytes in a body (a DER RFC 3161 message, a tlog tile).
@@ -118,6 +118,8 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         agent_api::agent_reload,
         agent_api::agent_exchange,
         agent_api::agent_credentials,
+        a2a::agent_card,
+        a2a::a2a_rpc,
         dashboard::stream,
     ),
     components(
@@ -146,6 +148,7 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         (name = "market", description = "QMP: partners, the live feed, acknowledgements, measured status."),
         (name = "trust", description = "The Trust Kernel: regions, health events, rollouts, compliance, policy."),
         (name = "agent", description = "QBTC, the paper-trading agent: state, positions, orders, fills, risk controls and operator commands."),
+        (name = "a2a", description = "The node as an A2A 1.0 agent: its card and the JSON-RPC binding (see the card's skills)."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
         (name = "dashboard", description = "The built-in web dashboard."),
     )

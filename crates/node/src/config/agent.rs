@@ -82,7 +82,8 @@ impl Default for StrategySetting {
 }
 
 impl StrategySetting {
-    fn params(&self) -> BTreeMap<String, String> {
+    /// Its parameters as text, as the strategy builder takes them.
+    pub fn text_params(&self) -> BTreeMap<String, String> {
         self.params
             .iter()
             .map(|(k, v)| {
@@ -97,8 +98,8 @@ impl StrategySetting {
 
     /// The name its lanes share a measured track record under: the
     /// strategy's name, with its parameters when any are set.
-    pub(super) fn label(&self) -> String {
-        let params = self.params();
+    pub fn label(&self) -> String {
+        let params = self.text_params();
         if params.is_empty() {
             return self.name.clone();
         }
@@ -110,7 +111,7 @@ impl StrategySetting {
         &self,
         key: &str,
     ) -> Result<Box<dyn qunimbus_trading::Strategy>, ConfigError> {
-        strategy::build(&self.name, &self.params())
+        strategy::build(&self.name, &self.text_params())
             .map_err(|e| ConfigError::invalid(key, e.to_string()))
     }
 }
