@@ -319,6 +319,28 @@ async fn the_a2a_sdk_client_quotes_backtests_cancels_and_is_held_to_its_scopes()
         .as_str()
         .unwrap()
         .to_string();
+    // Two backtests at once at most: a third is rejected as busy.
+    let long = |id: &str| {
+        json!({"message": {"messageId": id, "role": "ROLE_USER",
+            "parts": [{"data": {"skill": "agent.backtest", "params": {"bars": 1000000}}}]},
+            "configuration": {"returnImmediately": true}})
+    };
+    let second = call(&t, "SendMessage", long("m-2")).await;
+    assert_eq!(
+        second["result"]["task"]["status"]["state"],
+        json!("TASK_STATE_WORKING"),
+        "{second}"
+    );
+    let third = call(&t, "SendMessage", long("m-3")).await;
+    assert_eq!(
+        third["result"]["task"]["status"]["state"],
+        json!("TASK_STATE_REJECTED"),
+        "{third}"
+    );
+    assert!(
+        third.to_string().contains("busy: 2 backtests are running"),
+        "{third}"
+    );
     assert_eq!(
         running["result"]["task"]["status"]["state"],
         json!("TASK_STATE_WORKING"),

@@ -29,6 +29,10 @@ use tokio::sync::watch;
 /// still working (under the request timeout).
 const WAIT: Duration = Duration::from_secs(45);
 
+/// Backtests running at once (each holds a core and up to 2,000,000 bars);
+/// more are rejected until one ends.
+const MAX_RUNNING: usize = 2;
+
 /// Comment lines on a quiet stream (clients time out after about 5 s).
 const PING: Duration = Duration::from_secs(2);
 
@@ -288,54 +292,87 @@ async fn start_backtest(
         TaskState::Working,
         Some(format!("0 of {} bar times", backtest.bars)),
     );
-    store(state, &task, &owned).await?;
-    let (cancel, changes) = state.a2a.start(&task);
+    let Some((cancel, changes)) = state.a2a.start(&task, MAX_RUNNING) else {
+        let why = format!(
+            "busy: {MAX_RUNNING} backtests are running (at most {MAX_RUNNING} at once); send it again when one has ended"
+        );
+        tasks::set_state(&mut task, TaskState::Rejected, Some(why));
+        store(state, &task, &owned).await?;
+        return Ok((task, None));
+    };
+    if let Err(e) = store(state, &task, &owned).await {
+        state.a2a.finish(&task.id);
+        return Err(e);
+    }
     let rx = changes.subscribe();
-    let (state, running) = (state.clone(), task.clone());
-    tokio::spawn(async move {
-        let progress = changes.clone();
-        let mut working = running.clone();
+    let runner = Runner {
+        state: state.clone(),
+        task: task.clone(),
+        owned,
+        cancel,
+        changes,
+    };
+    tokio::spawn(runner.run(backtest, universe));
+    Ok((task, Some(rx)))
+}
+
+/// A backtest task at work: where its progress goes and how it stops.
+struct Runner {
+    state: Arc<AppState>,
+    task: Task,
+    owned: Owned,
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+    changes: watch::Sender<Task>,
+}
+
+impl Runner {
+    /// Runs the backtest on a blocking thread (progress once per percent;
+    /// it stops when canceled or when the node stops), then stores and
+    /// announces the task's end.
+    async fn run(self, backtest: SyntheticBacktest, universe: qunimbus_node::backtest::Universe) {
         let bars = backtest.bars;
+        let (progress, cancel) = (self.changes.clone(), self.cancel.clone());
+        let stopping = self.state.node.stop.clone();
+        let mut working = self.task.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let mut shown = 0u64;
             backtest.run(&universe, |done| {
                 let percent = done * 100 / bars.max(1);
                 if percent > shown {
                     shown = percent;
-                    tasks::set_state(
-                        &mut working,
-                        TaskState::Working,
-                        Some(format!("{percent} % ({done} of {bars} bar times)")),
-                    );
+                    let text = format!("{percent} % ({done} of {bars} bar times)");
+                    tasks::set_state(&mut working, TaskState::Working, Some(text));
                     progress.send_replace(working.clone());
                 }
-                !cancel.load(Ordering::Relaxed)
+                !cancel.load(Ordering::Relaxed) && !*stopping.borrow()
             })
         })
         .await;
-        let mut done = running;
+        let mut done = self.task;
         match outcome {
             Ok(Ok(report)) => tasks::complete(&mut done, "agent.backtest", report),
-            Ok(Err(e)) if e.stopped_at().is_some() => tasks::set_state(
-                &mut done,
-                TaskState::Canceled,
-                Some(format!(
-                    "canceled after {} of {bars} bar times",
-                    e.stopped_at().unwrap_or(0)
-                )),
-            ),
-            Ok(Err(e)) => tasks::set_state(&mut done, TaskState::Failed, Some(e.to_string())),
-            Err(e) => tasks::set_state(
-                &mut done,
-                TaskState::Failed,
-                Some(format!("the backtest stopped: {e}")),
-            ),
+            Ok(Err(e)) => match e.stopped_at() {
+                Some(at) if self.cancel.load(Ordering::Relaxed) => {
+                    let text = format!("canceled after {at} of {bars} bar times");
+                    tasks::set_state(&mut done, TaskState::Canceled, Some(text));
+                }
+                Some(_) => tasks::set_state(
+                    &mut done,
+                    TaskState::Failed,
+                    Some(tasks::INTERRUPTED.into()),
+                ),
+                None => tasks::set_state(&mut done, TaskState::Failed, Some(e.to_string())),
+            },
+            Err(e) => {
+                let text = format!("the backtest stopped: {e}");
+                tasks::set_state(&mut done, TaskState::Failed, Some(text));
+            }
         }
-        if let Err(e) = store(&state, &done, &owned).await {
+        if let Err(e) = store(&self.state, &done, &self.owned).await {
             tracing::error!(task = %done.id, error = %e.message, "an A2A task's end could not be stored");
         }
-        changes.send_replace(done);
-        state.a2a.finish(&changes.borrow().id);
-    });
-    Ok((task, Some(rx)))
+        let id = done.id.clone();
+        self.changes.send_replace(done);
+        self.state.a2a.finish(&id);
+    }
 }

@@ -114,18 +114,23 @@ pub fn parse(record: &TaskRecord) -> Option<Task> {
 }
 
 impl TaskBook {
-    /// Registers `task` as running: its cancel flag and its changes.
-    pub fn start(&self, task: &Task) -> (Arc<AtomicBool>, watch::Sender<Task>) {
+    /// Registers `task` as running (its cancel flag and its changes),
+    /// unless `max` tasks already run.
+    pub fn start(&self, task: &Task, max: usize) -> Option<(Arc<AtomicBool>, watch::Sender<Task>)> {
+        let mut running = lock(&self.running);
+        if running.len() >= max {
+            return None;
+        }
         let cancel = Arc::new(AtomicBool::new(false));
         let (changes, _) = watch::channel(task.clone());
-        lock(&self.running).insert(
+        running.insert(
             task.id.clone(),
             Running {
                 cancel: cancel.clone(),
                 changes: changes.clone(),
             },
         );
-        (cancel, changes)
+        Some((cancel, changes))
     }
 
     /// The task ended: it is no longer held here.
