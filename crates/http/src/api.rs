@@ -58,6 +58,7 @@ pub fn router_and_operations(state: Arc<AppState>) -> (Router, Vec<Operation>) {
         .merge(crate::market_api::admin_routes())
         .merge(crate::trust_api::admin_routes())
         .merge(crate::agent_api::admin_routes())
+        .merge(crate::credentials_api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let reads = ApiRouter::new()
         .routes(rate_limited(&state, RateClass::Quote, routes!(quote)))
@@ -87,7 +88,7 @@ pub fn router_and_operations(state: Arc<AppState>) -> (Router, Vec<Operation>) {
         .merge(ingest)
         .merge(admin)
         .merge(crate::market_api::feed_routes())
-        .merge(crate::a2a::routes())
+        .merge(crate::a2a::routes(&state))
         .merge(reads)
         .split_for_parts();
     let router = router

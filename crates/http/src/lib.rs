@@ -10,6 +10,7 @@
 pub mod a2a;
 mod agent_api;
 pub mod api;
+mod credentials_api;
 pub mod dashboard;
 pub mod error;
 mod ledger_api;

@@ -14,6 +14,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http_body_util::BodyExt;
 use qunimbus_node::config::{LimitsConfig, RateLimit};
+use qunimbus_node::credentials::Role;
 use qunimbus_node::lock;
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -39,6 +40,8 @@ pub enum RateClass {
     Export,
     /// `POST /tsa`.
     Tsa,
+    /// `POST /a2a`.
+    A2a,
 }
 
 /// Checks rate-limiter memory once per this many checks.
@@ -49,7 +52,7 @@ pub struct Limits {
     /// The configured values.
     pub config: LimitsConfig,
     in_flight: Arc<Semaphore>,
-    rates: [DefaultKeyedRateLimiter<IpAddr>; 5],
+    rates: [DefaultKeyedRateLimiter<IpAddr>; 6],
     checks: AtomicU64,
     /// Open dashboard streams per client address.
     pub dashboard_streams: SlotPool<IpAddr>,
@@ -233,7 +236,8 @@ pub async fn request_timeout(
 }
 
 /// Per-client rate limit of one route class (429 with `Retry-After`).
-/// Callers presenting a valid admin or ingest token are not limited.
+/// Callers presenting a valid admin or ingest token are not limited (a
+/// client token is limited like any client).
 pub async fn rate_limited(
     State((state, class)): State<(Arc<AppState>, RateClass)>,
     request: Request,
@@ -241,7 +245,7 @@ pub async fn rate_limited(
 ) -> Response {
     let trusted = crate::api::bearer(request.headers())
         .and_then(|t| state.node.credentials.role_of(t))
-        .is_some();
+        .is_some_and(|role| role != Role::Client);
     if trusted {
         return next.run(request).await;
     }

@@ -30,8 +30,9 @@ use qunimbus_core::{FieldError, FieldErrorCode};
 use qunimbus_market::{
     parse_client_message, throughput_status, FeedValuation, PartnerRequest, ServerMessage,
 };
-use qunimbus_node::market::{run_session, Outgoing};
+use qunimbus_node::market::{run_session, Outgoing, SessionKey};
 use qunimbus_node::partners::Registered;
+use qunimbus_node::tokens::secret_hash;
 use qunimbus_storage::{PartnerRecord, StorageError};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -273,12 +274,13 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Result<Respons
 
 /// The partner presenting `Authorization: Bearer <api key>`, or a feed
 /// ticket in `?ticket=` (single use; see [`crate::tickets`]): 401 when
-/// unknown, 403 when disabled. A key is never accepted in the URL.
+/// unknown, 403 when disabled. A key is never accepted in the URL. With the
+/// partner: when its key stops working (a previous key in its grace period).
 async fn authenticate_partner(
     state: &AppState,
     headers: &HeaderMap,
     params: &HashMap<String, String>,
-) -> Result<PartnerRecord, ApiError> {
+) -> Result<(PartnerRecord, SessionKey), ApiError> {
     let unauthorized = |message: &str| {
         state.node.metrics.reject("unauthorized");
         ApiError::unauthorized(message)
@@ -289,12 +291,24 @@ async fn authenticate_partner(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let found = match (key, params.get("ticket")) {
-        (Some(key), _) => state.node.partner_by_key(key).await?,
+        (Some(key), _) => state.node.partner_by_key(key).await?.map(|p| {
+            let session = SessionKey {
+                hash: Some(secret_hash(key)),
+                expires_at_us: p.key_expires_at_us,
+            };
+            (p.partner, session)
+        }),
         (None, Some(ticket)) => {
             let Some(id) = state.tickets.redeem(ticket, std::time::Instant::now()) else {
                 return Err(unauthorized("the feed ticket is unknown, used or expired"));
             };
-            state.node.store.reader().partner(&id).await?
+            state
+                .node
+                .store
+                .reader()
+                .partner(&id)
+                .await?
+                .map(|p| (p, SessionKey::default()))
         }
         (None, None) => {
             return Err(unauthorized(
@@ -302,7 +316,7 @@ async fn authenticate_partner(
             ))
         }
     };
-    let partner = found.ok_or_else(|| unauthorized("the partner API key is not valid"))?;
+    let (partner, key) = found.ok_or_else(|| unauthorized("the partner API key is not valid"))?;
     if partner.disabled_at.is_some() {
         state.node.metrics.reject("forbidden");
         return Err(ApiError::new(
@@ -311,7 +325,7 @@ async fn authenticate_partner(
             format!("partner {} is disabled", partner.name),
         ));
     }
-    Ok(partner)
+    Ok((partner, key))
 }
 
 /// `POST /v1/market/ticket` (partner key): a single-use ticket for opening
@@ -332,7 +346,7 @@ pub(crate) async fn ticket(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let partner = authenticate_partner(&state, &headers, &HashMap::new()).await?;
+    let (partner, _) = authenticate_partner(&state, &headers, &HashMap::new()).await?;
     let ticket = state
         .tickets
         .issue(&partner.id, std::time::Instant::now())
@@ -427,14 +441,15 @@ pub(crate) async fn feed_ws(
         ApiError::new(e.status(), "websocket_upgrade", e.body_text())
     })?;
     let params = query_params(&state, query, &["from_seq", "ticket"])?;
-    let partner = authenticate_partner(&state, &headers, &params).await?;
+    let (partner, key) = authenticate_partner(&state, &headers, &params).await?;
     let from = from_seq(&state, &params)?;
     let slot = feed_slot(&state, &partner)?;
+    let session = SessionStart { partner, from, key };
     Ok(upgrade
         .read_buffer_size(PARTNER_READ_BUFFER)
         .max_message_size(PARTNER_MAX_MESSAGE)
         .max_frame_size(PARTNER_MAX_MESSAGE)
-        .on_upgrade(move |socket| serve_ws(state, partner, from, socket, slot)))
+        .on_upgrade(move |socket| serve_ws(state, session, socket, slot)))
 }
 
 /// A place among the partner's and the node's open feed connections.
@@ -454,18 +469,25 @@ fn ws_text(message: &Outgoing) -> Utf8Bytes {
     Utf8Bytes::try_from(message.bytes()).unwrap_or_else(|_| Utf8Bytes::from_static(""))
 }
 
-async fn serve_ws(
-    state: Arc<AppState>,
+/// Who a feed connection is for, from where, and until when its key works.
+struct SessionStart {
     partner: PartnerRecord,
     from: Option<u64>,
+    key: SessionKey,
+}
+
+async fn serve_ws(
+    state: Arc<AppState>,
+    start: SessionStart,
     mut socket: WebSocket,
     _slot: Slot<String>,
 ) {
+    let partner = start.partner;
     let (out, mut queue) = mpsc::channel::<Outgoing>(state.node.market.queue_capacity);
     let mut session = tokio::spawn(run_session(
         state.node.clone(),
         partner.clone(),
-        from,
+        (start.from, start.key),
         out.clone(),
         state.node.stop.clone(),
     ));
@@ -543,14 +565,14 @@ pub(crate) async fn feed_sse(
     query: Params,
 ) -> Result<Response, ApiError> {
     let params = query_params(&state, query, &["from_seq", "ticket"])?;
-    let partner = authenticate_partner(&state, &headers, &params).await?;
+    let (partner, key) = authenticate_partner(&state, &headers, &params).await?;
     let from = from_seq(&state, &params)?;
     let slot = feed_slot(&state, &partner)?;
     let (out, queue) = mpsc::channel::<Outgoing>(state.node.market.queue_capacity);
     tokio::spawn(run_session(
         state.node.clone(),
         partner,
-        from,
+        (from, key),
         out,
         state.node.stop.clone(),
     ));
@@ -585,7 +607,7 @@ pub(crate) async fn ack(
     body: Body,
 ) -> Result<Response, ApiError> {
     let params = query_params(&state, query, &[])?;
-    let partner = authenticate_partner(&state, &headers, &params).await?;
+    let (partner, _) = authenticate_partner(&state, &headers, &params).await?;
     let text = read_text(&state, &headers, body, 4096).await?;
     let message = parse_client_message(&text).map_err(|e| {
         state.node.metrics.reject(e.code());

@@ -42,14 +42,24 @@ pub(crate) fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
     bearer(headers).and_then(|t| state.node.credentials.role_of(t)) == Some(Role::Admin)
 }
 
-/// Lets a request through with the ingest or the admin token (401 otherwise).
+/// Lets a request through with a token of the ingest or admin scope (401
+/// without a valid token, 403 with a client token of neither).
 pub(crate) async fn require_ingest(
     State(state): State<Arc<AppState>>,
     request: Request,
     next: Next,
 ) -> Response {
     match authenticate(&state, request.headers()) {
-        Ok(_) => next.run(request).await,
+        Ok(Role::Admin | Role::Ingest) => next.run(request).await,
+        Ok(Role::Client) => {
+            state.node.metrics.reject("forbidden");
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this endpoint needs the ingest scope",
+            )
+            .into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -132,6 +132,28 @@ pub async fn newest_block_where(
     }
 }
 
+/// A block recording an event of the node (a change of its configuration,
+/// a fill, a risk decision), pending attestation under `frameworks`.
+pub fn event_draft(
+    kind: BlockKind,
+    frameworks: &[String],
+    payload: serde_json::Value,
+) -> BlockDraft {
+    BlockDraft {
+        timestamp: rfc3339_micros(now_micros()),
+        kind,
+        phi_qevf: None,
+        eta_ent: None,
+        compliance_attestations: frameworks
+            .iter()
+            .map(|f| (f.clone(), AttestationStatus::Pending))
+            .collect(),
+        region: None,
+        run_id: None,
+        payload: Some(payload),
+    }
+}
+
 /// The genesis block for a new ledger.
 pub fn genesis_block(frameworks: &[String]) -> Result<Block, qunimbus_ledger::LedgerError> {
     let names: Vec<&str> = frameworks.iter().map(String::as_str).collect();

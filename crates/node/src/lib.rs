@@ -20,7 +20,9 @@ pub mod metrics;
 mod node;
 pub mod partners;
 pub mod relay;
+pub mod rotation;
 pub mod supervise;
+pub mod tokens;
 pub mod trust;
 mod trust_views;
 pub mod tsa;
@@ -154,6 +156,7 @@ impl Node {
             metrics.clone(),
         ));
         let store = Arc::new(open_store(config, &metrics, &market).await?);
+        credentials.book.add(&store.reader().api_tokens().await?);
         if let Some(active) = store.reader().state(market::ACTIVE_KEY).await? {
             market.set_active(active == "true");
         }

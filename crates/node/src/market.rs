@@ -2,21 +2,20 @@
 //! store, fans them out to partner sessions, measures ack latency and EPH
 //! throughput, and one partner session (shared by WebSocket and SSE).
 
+use crate::lock;
 use crate::metrics::{Metrics, PartnerLabel};
-use crate::{lock, Node};
 use bytes::Bytes;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
-use qunimbus_core::DataClass;
 use qunimbus_market::{
-    ClientAck, DistributionPolicy, FeedValuation, LatencyRecorder, LatencyReport, Offer, SeqCursor,
-    ServerMessage, Targets, ThroughputWindow,
+    ClientAck, DistributionPolicy, FeedValuation, LatencyRecorder, LatencyReport, ServerMessage,
+    Targets, ThroughputWindow,
 };
-use qunimbus_storage::{CommittedRun, PartnerRecord, RunRecord, StorageError};
+use qunimbus_storage::{CommittedRun, PartnerRecord, RunRecord};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 
 /// `node_state` key of the persisted activation flag.
 pub const ACTIVE_KEY: &str = "market_active";
@@ -70,8 +69,18 @@ struct PartnerLive {
     connections: usize,
     /// Live messages sent and not yet acknowledged: seq → receipt time.
     unacked: BTreeMap<u64, Instant>,
-    /// Tells this partner's sessions to stop (partner disabled).
-    revoked: watch::Sender<bool>,
+    /// Tells this partner's sessions to stop or when (disabled, key rotated).
+    standing: watch::Sender<Standing>,
+}
+
+/// What a partner's running sessions are told.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Standing {
+    /// The partner was disabled: every session ends.
+    disabled: bool,
+    /// Its key was rotated: sessions opened with a key other than this
+    /// (hash) end at this time (Unix µs).
+    rotated: Option<(String, i64)>,
 }
 
 /// Fan-out, measurement and activation state of the market feed.
@@ -250,8 +259,11 @@ impl MarketHub {
             .collect()
     }
 
-    /// Registers a session; the guard unregisters it. Returns the partner's revocation watch.
-    fn connect(self: &Arc<Self>, partner: &PartnerRecord) -> (SessionGuard, watch::Receiver<bool>) {
+    /// Registers a session; the guard unregisters it. Returns the partner's standing watch.
+    fn connect(
+        self: &Arc<Self>,
+        partner: &PartnerRecord,
+    ) -> (SessionGuard, watch::Receiver<Standing>) {
         let mut partners = lock(&self.partners);
         let entry = partners
             .entry(partner.id.clone())
@@ -267,10 +279,10 @@ impl MarketHub {
                     .clone(),
                 connections: 0,
                 unacked: BTreeMap::new(),
-                revoked: watch::channel(false).0,
+                standing: watch::channel(Standing::default()).0,
             });
         entry.connections += 1;
-        let revoked = entry.revoked.subscribe();
+        let standing = entry.standing.subscribe();
         drop(partners);
         self.update_connected_metric();
         (
@@ -278,7 +290,7 @@ impl MarketHub {
                 hub: self.clone(),
                 partner_id: partner.id.clone(),
             },
-            revoked,
+            standing,
         )
     }
 
@@ -293,7 +305,16 @@ impl MarketHub {
     /// Ends every session of a partner (it was disabled).
     pub fn revoke(&self, partner_id: &str) {
         if let Some(p) = lock(&self.partners).get(partner_id) {
-            p.revoked.send_replace(true);
+            p.standing.send_modify(|s| s.disabled = true);
+        }
+    }
+
+    /// A partner's key was rotated: its sessions opened with another key
+    /// than `new_hash` end at `until_us`.
+    pub fn key_rotated(&self, partner_id: &str, new_hash: &str, until_us: i64) {
+        if let Some(p) = lock(&self.partners).get(partner_id) {
+            p.standing
+                .send_modify(|s| s.rotated = Some((new_hash.to_string(), until_us)));
         }
     }
 
@@ -389,305 +410,5 @@ pub fn feed_valuation(origin: &str, record: &RunRecord) -> Option<FeedValuation>
     })
 }
 
-/// Why a session ended.
-#[derive(Debug)]
-pub enum SessionEnd {
-    /// The client went away or the node is stopping.
-    Closed,
-    /// Cut off (slow consumer, partner disabled); already told the client.
-    Dropped,
-    /// Reading the ledger failed.
-    Storage(StorageError),
-}
-
-impl From<StorageError> for SessionEnd {
-    fn from(e: StorageError) -> Self {
-        Self::Storage(e)
-    }
-}
-
-/// Writes one partner's feed into `out` (JSON texts), which the transport
-/// (WebSocket or SSE) drains: snapshot, replay from `from_seq` (from the
-/// ledger), then live messages without gaps or duplicates. A queue that fills
-/// up (a stalled partner) ends the session with a `disconnect` message that
-/// says where to resume; it never slows other partners.
-pub async fn run_session(
-    state: Arc<Node>,
-    partner: PartnerRecord,
-    from_seq: Option<u64>,
-    out: mpsc::Sender<Outgoing>,
-    mut stop: watch::Receiver<bool>,
-) -> SessionEnd {
-    let hub = state.market.clone();
-    let mut live = hub.sender.subscribe();
-    let (_guard, mut revoked) = hub.connect(&partner);
-    let mut session = Session {
-        state: state.clone(),
-        partner,
-        out,
-        cursor: SeqCursor::new(1),
-        remote: HashMap::new(),
-    };
-    // A disable that landed between authentication and registration reached
-    // no session: look again now that this one would be told.
-    match state.store.reader().partner(&session.partner.id).await {
-        Ok(Some(p)) if p.disabled_at.is_none() => {}
-        Ok(_) => return session.drop_with("partner disabled", 1),
-        Err(e) => return SessionEnd::Storage(e),
-    }
-    match session.start(from_seq).await {
-        Ok(()) => {}
-        Err(end) => return end,
-    }
-    loop {
-        let item = tokio::select! {
-            item = live.recv() => item,
-            _ = revoked.wait_for(|r| *r) => {
-                return session.drop_with("partner disabled", session.cursor.next());
-            }
-            _ = stop.wait_for(|s| *s) => return SessionEnd::Closed,
-            () = session.out.closed() => return SessionEnd::Closed,
-        };
-        let result = match item {
-            Ok(live) => session.deliver(&live).await,
-            Err(broadcast::error::RecvError::Lagged(missed)) => Err(session.drop_with(
-                &format!("too slow: {missed} messages behind"),
-                session.cursor.next(),
-            )),
-            Err(broadcast::error::RecvError::Closed) => Err(SessionEnd::Closed),
-        };
-        if let Err(end) = result {
-            return end;
-        }
-    }
-}
-
-struct Session {
-    state: Arc<Node>,
-    partner: PartnerRecord,
-    out: mpsc::Sender<Outgoing>,
-    cursor: SeqCursor,
-    /// Last seq sent per other origin (relayed through NATS, in stream order).
-    remote: HashMap<String, u64>,
-}
-
-/// Runs read per query while replaying.
-const REPLAY_PAGE: u32 = 1000;
-
-/// How long a replay waits for room in a partner's queue before the partner
-/// is treated as stalled.
-const REPLAY_STALL: Duration = Duration::from_secs(5);
-
-impl Session {
-    fn hub(&self) -> &MarketHub {
-        &self.state.market
-    }
-
-    /// Queues a message; a full queue cuts the partner off, telling it to
-    /// resume from `resume_from` (the first seq it has not been sent).
-    fn push(&self, message: &ServerMessage, resume_from: u64) -> Result<(), SessionEnd> {
-        self.push_out(Outgoing::new(message), resume_from)
-    }
-
-    fn push_out(&self, message: Outgoing, resume_from: u64) -> Result<(), SessionEnd> {
-        if self.out.capacity() <= 1 {
-            return Err(self.drop_with(
-                &format!("send queue full ({} messages)", self.hub().queue_capacity),
-                resume_from,
-            ));
-        }
-        self.out.try_send(message).map_err(|_| SessionEnd::Closed)
-    }
-
-    /// Replay is read from the ledger at the partner's pace: waits until the
-    /// queue has room (keeping the slot reserved for `disconnect`) rather than
-    /// cutting off a partner for a backlog it asked for; only a partner that
-    /// takes nothing for [`REPLAY_STALL`] is disconnected.
-    async fn wait_for_room(&self, resume_from: u64) -> Result<(), SessionEnd> {
-        while self.out.capacity() <= 1 {
-            match tokio::time::timeout(REPLAY_STALL, self.out.reserve_many(2)).await {
-                Ok(Ok(permits)) => drop(permits),
-                Ok(Err(_)) => return Err(SessionEnd::Closed),
-                Err(_) => return Err(self.drop_with("too slow: replay stalled", resume_from)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Sends `disconnect` in the reserved last slot and ends the session.
-    fn drop_with(&self, reason: &str, resume_from: u64) -> SessionEnd {
-        tracing::warn!(partner = %self.partner.name, reason, resume_from, "disconnecting partner");
-        self.state.metrics.market.partner_disconnects.inc();
-        let message = ServerMessage::Disconnect {
-            reason: reason.to_string(),
-            resume_from_seq: resume_from,
-        };
-        let _ = self.out.try_send(Outgoing::new(&message));
-        SessionEnd::Dropped
-    }
-
-    /// Sends the snapshot, then the replay asked for. While publishing is
-    /// switched off the snapshot is empty and nothing is replayed: the
-    /// session waits at `from_seq`, and what it missed is replayed once the
-    /// feed is switched on again (as gap repair).
-    async fn start(&mut self, from_seq: Option<u64>) -> Result<(), SessionEnd> {
-        let reader = self.state.store.reader();
-        let newest = reader.max_feed_seq().await?;
-        let active = self.hub().is_active();
-        let mut latest = Vec::new();
-        if active {
-            for record in reader.latest_run_per_region().await? {
-                if let Some(mut v) = feed_valuation(&self.hub().origin, &record) {
-                    if self.allows(&v) {
-                        v.server_time = rfc3339_micros(now_micros());
-                        latest.push(v);
-                    }
-                }
-            }
-        }
-        let resume = from_seq.unwrap_or(newest + 1).max(1);
-        self.push(
-            &ServerMessage::Snapshot {
-                origin: self.hub().origin.clone(),
-                server_time: rfc3339_micros(now_micros()),
-                active,
-                next_seq: newest + 1,
-                latest,
-            },
-            resume,
-        )?;
-        self.cursor = SeqCursor::new(resume);
-        if let (Some(from), true) = (from_seq, active) {
-            let from = from.max(1);
-            self.replay(from, newest).await?;
-            self.wait_for_room(newest + 1).await?;
-            self.push(
-                &ServerMessage::Replayed {
-                    origin: self.hub().origin.clone(),
-                    from_seq: from,
-                    to_seq: newest,
-                },
-                newest + 1,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Sends stored messages `from..=to` (replay or gap repair).
-    async fn replay(&mut self, from: u64, to: u64) -> Result<(), SessionEnd> {
-        let mut next = from;
-        while next <= to {
-            let page = self
-                .state
-                .store
-                .reader()
-                .runs_from_feed_seq(next, REPLAY_PAGE)
-                .await?;
-            if page.is_empty() {
-                break;
-            }
-            for record in page {
-                let Some(v) = feed_valuation(&self.hub().origin, &record) else {
-                    continue;
-                };
-                if v.seq > to {
-                    return Ok(());
-                }
-                next = v.seq + 1;
-                self.wait_for_room(v.seq).await?;
-                self.send_stored(v)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn allows(&self, v: &FeedValuation) -> bool {
-        self.hub()
-            .policy
-            .allows(v.data_class, &v.region, &self.partner.region)
-    }
-
-    /// Queues the `withheld` notice that keeps a seq space gap-free where
-    /// policy keeps a valuation from this partner.
-    fn push_withheld(&self, v: &FeedValuation, resume_from: u64) -> Result<(), SessionEnd> {
-        self.state.metrics.market.withheld_messages.inc();
-        self.push(
-            &ServerMessage::Withheld {
-                origin: v.origin.clone(),
-                seq: v.seq,
-                reason: withheld_reason(v.data_class),
-            },
-            resume_from,
-        )
-    }
-
-    /// Sends one stored valuation (replay or gap repair), or its `withheld`
-    /// notice, and advances the cursor.
-    fn send_stored(&mut self, mut v: FeedValuation) -> Result<(), SessionEnd> {
-        let seq = v.seq;
-        if self.allows(&v) {
-            v.server_time = rfc3339_micros(now_micros());
-            self.push(&ServerMessage::Valuation(v), seq)?;
-        } else {
-            self.push_withheld(&v, seq)?;
-        }
-        self.cursor.advance_to(seq);
-        Ok(())
-    }
-
-    /// Sends one live valuation as the hub serialized it (shared by every
-    /// partner), or its `withheld` notice, and advances the cursor.
-    fn send_live(&mut self, live: &Live) -> Result<(), SessionEnd> {
-        let v = &live.valuation;
-        if self.allows(v) {
-            if let Some(received) = live.received {
-                self.hub().note_sent(&self.partner.id, v.seq, received);
-            }
-            self.push_out(live.message.clone(), v.seq)?;
-        } else {
-            self.push_withheld(v, v.seq)?;
-        }
-        self.cursor.advance_to(v.seq);
-        Ok(())
-    }
-
-    async fn deliver(&mut self, live: &Live) -> Result<(), SessionEnd> {
-        if live.valuation.origin != self.hub().origin {
-            return self.deliver_remote(live);
-        }
-        match self.cursor.offer(live.valuation.seq) {
-            Offer::Skip => Ok(()),
-            Offer::Send => self.send_live(live),
-            Offer::Gap { from, to } => {
-                self.replay(from, to).await?;
-                self.send_live(live)
-            }
-        }
-    }
-}
-
-impl Session {
-    /// Forwards another origin's valuation once: JetStream delivers each
-    /// origin in order, so only repeats (after a relay reconnect) are dropped.
-    fn deliver_remote(&mut self, live: &Live) -> Result<(), SessionEnd> {
-        let v = &live.valuation;
-        let last = self.remote.get(&v.origin).copied().unwrap_or(0);
-        if v.seq <= last {
-            return Ok(());
-        }
-        self.remote.insert(v.origin.clone(), v.seq);
-        let resume = self.cursor.next();
-        if self.allows(v) {
-            self.push_out(live.message.clone(), resume)
-        } else {
-            self.push_withheld(v, resume)
-        }
-    }
-}
-
-fn withheld_reason(class: DataClass) -> String {
-    format!(
-        "{} records are not distributed to this partner's home region",
-        class.as_str()
-    )
-}
+mod session;
+pub use session::{run_session, SessionEnd, SessionKey};

@@ -3,12 +3,12 @@
 //! (which ends the partner's sessions), and the market feed's activation.
 
 use crate::market::ACTIVE_KEY;
+use crate::tokens::secret_hash;
 use crate::Node;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_market::PartnerRequest;
-use qunimbus_storage::{PartnerRecord, StorageError};
+use qunimbus_storage::{PartnerByKey, PartnerRecord, StorageError};
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 /// A newly registered partner and its API key (shown this once).
 #[derive(Debug, Clone)]
@@ -30,11 +30,6 @@ pub(crate) fn new_api_key() -> String {
     format!("qmp_{}", random_hex(32))
 }
 
-/// SHA-256 of an API key, hex: what the database keeps instead of the key.
-pub fn key_hash(key: &str) -> String {
-    qunimbus_ledger::hex::encode(&Sha256::digest(key.as_bytes()))
-}
-
 impl Node {
     /// Registers a partner with a fresh key; a taken name is
     /// [`StorageError::Conflict`].
@@ -51,20 +46,23 @@ impl Node {
         };
         let api_key = new_api_key();
         self.store
-            .add_partner(&partner, &key_hash(&api_key))
+            .add_partner(&partner, &secret_hash(&api_key))
             .await?;
         tracing::info!(partner = %partner.name, id = %partner.id, region = %partner.region, "partner registered");
         Ok(Registered { partner, api_key })
     }
 
-    /// The partner holding `api_key`, if any (disabled ones included).
+    /// The partner holding `api_key` (its current key, or its previous
+    /// one during the rotation's grace period), if any (disabled ones
+    /// included).
     pub async fn partner_by_key(
         &self,
         api_key: &str,
-    ) -> Result<Option<PartnerRecord>, StorageError> {
+    ) -> Result<Option<PartnerByKey>, StorageError> {
+        let now = now_micros().timestamp_micros();
         self.store
             .reader()
-            .partner_by_key_hash(&key_hash(api_key))
+            .partner_by_key(&secret_hash(api_key), now)
             .await
     }
 

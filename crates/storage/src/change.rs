@@ -64,6 +64,28 @@ pub enum StateChange {
         /// Whether it is running or paused.
         active: bool,
     },
+    /// A token issued (or a configured one recorded, with its expiry, as
+    /// it is retired).
+    IssueToken(crate::TokenRecord),
+    /// The current tokens of `credential` other than `keep` stop working
+    /// at `expires_at_us` (a rotation's grace period).
+    ExpireTokens {
+        /// `admin`, `ingest` or `client:NAME`.
+        credential: String,
+        /// The new token's id.
+        keep: String,
+        /// End of the grace period (Unix µs).
+        expires_at_us: i64,
+    },
+    /// A partner's key replaced; the old one works until `previous_expires_at_us`.
+    RotatePartnerKey {
+        /// Partner id.
+        id: String,
+        /// SHA-256 of the new key, hex.
+        key_hash: String,
+        /// End of the old key's grace period (Unix µs).
+        previous_expires_at_us: i64,
+    },
     /// A personal-class run erased: its id replaced by `tombstone`, its salt
     /// dropped.
     EraseRun {
@@ -143,6 +165,33 @@ impl StateChange {
             Self::UpdateRollout { id, state, active } => vec![Statement {
                 sql: "UPDATE rollouts SET state = $1, active = $2 WHERE id = $3",
                 binds: vec![text(state), SqlValue::Int(Some(i64::from(*active))), text(id)],
+            }],
+            Self::IssueToken(t) => vec![Statement {
+                sql: "INSERT INTO api_tokens (id, credential, scopes, token_hash, created_at, expires_at_us) VALUES ($1, $2, $3, $4, $5, $6)",
+                binds: vec![
+                    text(&t.id),
+                    text(&t.credential),
+                    text(&t.scopes),
+                    text(&t.token_hash),
+                    text(&t.created_at),
+                    SqlValue::Int(t.expires_at_us),
+                ],
+            }],
+            Self::ExpireTokens {
+                credential,
+                keep,
+                expires_at_us,
+            } => vec![Statement {
+                sql: "UPDATE api_tokens SET expires_at_us = $1 WHERE credential = $2 AND id <> $3 AND (expires_at_us IS NULL OR expires_at_us > $1)",
+                binds: vec![SqlValue::Int(Some(*expires_at_us)), text(credential), text(keep)],
+            }],
+            Self::RotatePartnerKey {
+                id,
+                key_hash,
+                previous_expires_at_us,
+            } => vec![Statement {
+                sql: "UPDATE partners SET previous_key_hash = key_hash, previous_key_expires_at_us = $1, key_hash = $2 WHERE id = $3 AND disabled_at IS NULL",
+                binds: vec![SqlValue::Int(Some(*previous_expires_at_us)), text(key_hash), text(id)],
             }],
             Self::EraseRun { run_id, tombstone } => vec![Statement {
                 sql: "UPDATE runs SET run_id = $1, erasure_salt = NULL WHERE run_id = $2 AND data_class = 'personal'",

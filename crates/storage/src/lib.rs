@@ -20,6 +20,7 @@ mod codec;
 mod reader;
 mod record;
 mod scan;
+mod tokens;
 mod trust;
 mod writer;
 
@@ -29,6 +30,7 @@ pub use change::StateChange;
 pub use reader::{CheckpointRecord, CheckpointTimestamp, PartnerRecord, Reader};
 pub use record::{RunRecord, Stored};
 pub use scan::{BlockBatch, SCAN_BATCH};
+pub use tokens::{PartnerByKey, TokenRecord};
 pub use trust::{RegionEventRecord, RegionRecord, StoredRunCount};
 pub use writer::{
     CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, TimestampOutcome,

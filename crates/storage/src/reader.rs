@@ -160,19 +160,6 @@ impl Reader {
         })?)
     }
 
-    /// The partner whose API key hashes to `key_hash`.
-    pub async fn partner_by_key_hash(
-        &self,
-        key_hash: &str,
-    ) -> Result<Option<PartnerRecord>, StorageError> {
-        Ok(dispatch!(&self.pool, pool => {
-            sqlx::query_as("SELECT id, name, region, created_at, disabled_at FROM partners WHERE key_hash = $1")
-                .bind(key_hash)
-                .fetch_optional(pool)
-                .await
-        })?)
-    }
-
     /// One partner by id.
     pub async fn partner(&self, id: &str) -> Result<Option<PartnerRecord>, StorageError> {
         Ok(dispatch!(&self.pool, pool => {

@@ -10,9 +10,12 @@ mod run;
 pub mod skills;
 pub mod tasks;
 
-use crate::api::{bearer, read_text};
+use crate::api::{bearer, rate_limited, read_text};
 use crate::error::{ApiError, ErrorBody};
-use crate::openapi::responses::{BadRequest, PayloadTooLarge, RequestTimeout, RouteErrors};
+use crate::limits::RateClass;
+use crate::openapi::responses::{
+    BadRequest, PayloadTooLarge, RequestTimeout, RouteErrors, TooManyRequests,
+};
 use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use axum::body::Body;
@@ -20,7 +23,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use qunimbus_node::credentials::Role;
+use qunimbus_node::tokens::Scopes;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use utoipa_axum::routes;
@@ -31,79 +34,33 @@ pub const VERSION: &str = "1.0";
 /// The JSON-RPC endpoint's path.
 pub const RPC_PATH: &str = "/a2a";
 
-/// What a token may do over A2A.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Quotes, the ledger, the agent's status.
-    Read,
-    /// Telemetry ingest.
-    Ingest,
-    /// Work on the agent's behalf (backtests).
-    Agent,
-    /// Operator changes (pause, resume).
-    Admin,
-}
-
-impl Scope {
-    /// The scope's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Ingest => "ingest",
-            Self::Agent => "agent",
-            Self::Admin => "admin",
-        }
-    }
-}
-
 /// The authenticated caller: whose tasks it sees and what it may run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Caller {
-    /// The credential (tasks belong to it).
-    pub owner: &'static str,
+    /// The credential (`admin`, `ingest`, `client:NAME`): tasks belong to it.
+    pub owner: String,
     /// Its scopes.
-    pub scopes: &'static [Scope],
+    pub scopes: Scopes,
 }
 
 impl Caller {
-    fn of(role: Role) -> Self {
-        match role {
-            Role::Admin => Self {
-                owner: "admin",
-                scopes: &[Scope::Read, Scope::Ingest, Scope::Agent, Scope::Admin],
-            },
-            Role::Ingest => Self {
-                owner: "ingest",
-                scopes: &[Scope::Read, Scope::Ingest],
-            },
-        }
-    }
-
     /// Whether it holds `scope`.
-    pub fn may(self, scope: Scope) -> bool {
-        self.scopes.contains(&scope)
+    pub fn may(&self, scope: Scopes) -> bool {
+        self.scopes.has(scope)
     }
 
     /// Whether it sees every caller's tasks.
-    pub fn is_admin(self) -> bool {
-        self.may(Scope::Admin)
-    }
-
-    /// Its scopes' names, comma-separated.
-    pub fn scope_names(self) -> String {
-        self.scopes
-            .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join(", ")
+    pub fn is_admin(&self) -> bool {
+        self.may(Scopes::ADMIN)
     }
 }
 
-/// The card and the JSON-RPC endpoint.
-pub fn routes() -> ApiRouter {
+/// The card and the JSON-RPC endpoint (a client token is rate limited per
+/// client address, like any client; the admin and ingest tokens are not).
+pub fn routes(state: &Arc<AppState>) -> ApiRouter {
     ApiRouter::new()
         .routes(routes!(agent_card))
-        .routes(routes!(a2a_rpc))
+        .routes(rate_limited(state, RateClass::A2a, routes!(a2a_rpc)))
 }
 
 /// The base URL the caller reached the node at.
@@ -151,7 +108,7 @@ pub(crate) async fn agent_card(State(state): State<Arc<AppState>>, headers: Head
         "securitySchemes": {
             "bearer": {"httpAuthSecurityScheme": {
                 "scheme": "Bearer",
-                "description": "The node's admin token (every scope) or ingest token (read, ingest)",
+                "description": "The node's admin token (every scope), its ingest token (read, ingest) or a client token (its own scopes: read, ingest, agent, admin)",
             }}
         },
         "securityRequirements": [{"schemes": {"bearer": {"list": []}}}],
@@ -163,12 +120,15 @@ pub(crate) async fn agent_card(State(state): State<Arc<AppState>>, headers: Head
 fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = bearer(headers)
         .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
-    let role = state
+    let principal = state
         .node
         .credentials
-        .role_of(token)
+        .principal_of(token)
         .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))?;
-    Ok(Caller::of(role))
+    Ok(Caller {
+        owner: principal.credential,
+        scopes: principal.scopes,
+    })
 }
 
 /// The A2A JSON-RPC 2.0 endpoint (`SendMessage`, `SendStreamingMessage`,
@@ -181,6 +141,7 @@ fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
         (status = 401, description = "No valid bearer token.", body = ErrorBody),
         (status = 408, response = RequestTimeout),
         (status = 413, response = PayloadTooLarge),
+        (status = 429, response = TooManyRequests),
         RouteErrors,
     )
 )]
@@ -195,7 +156,7 @@ pub(crate) async fn a2a_rpc(
         .get("a2a-version")
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
-    let mut response = rpc::handle(state.clone(), caller, version, &text).await;
+    let mut response = rpc::handle(state.clone(), &caller, version, &text).await;
     response
         .headers_mut()
         .insert("a2a-version", HeaderValue::from_static(VERSION));

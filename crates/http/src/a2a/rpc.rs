@@ -126,7 +126,7 @@ fn params<T: DeserializeOwned>(method: &str, params: Value) -> Result<T, RpcErro
 /// Answers one JSON-RPC request.
 pub async fn handle(
     state: Arc<AppState>,
-    caller: Caller,
+    caller: &Caller,
     version: Option<&str>,
     text: &str,
 ) -> Response {
@@ -188,7 +188,7 @@ pub async fn handle(
 /// is running.
 pub async fn visible_task(
     state: &AppState,
-    caller: Caller,
+    caller: &Caller,
     id: &str,
 ) -> Result<(Task, Owned), RpcError> {
     let record = state
@@ -227,7 +227,7 @@ fn to_value(v: impl serde::Serialize) -> Result<Value, RpcError> {
 
 async fn get_task(
     state: &AppState,
-    caller: Caller,
+    caller: &Caller,
     request: GetTaskRequest,
 ) -> Result<Value, RpcError> {
     let (task, _) = visible_task(state, caller, &request.id).await?;
@@ -249,7 +249,7 @@ fn parse_cursor(token: &str) -> Result<(String, String), RpcError> {
 
 async fn list_tasks(
     state: &AppState,
-    caller: Caller,
+    caller: &Caller,
     request: ListTasksRequest,
 ) -> Result<Value, RpcError> {
     let page_size = request.page_size.unwrap_or(50);
@@ -306,7 +306,7 @@ async fn list_tasks(
 
 async fn cancel_task(
     state: &AppState,
-    caller: Caller,
+    caller: &Caller,
     request: CancelTaskRequest,
 ) -> Result<Value, RpcError> {
     let (task, _) = visible_task(state, caller, &request.id).await?;

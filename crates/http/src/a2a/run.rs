@@ -97,7 +97,7 @@ async fn store(state: &AppState, task: &Task, owned: &Owned) -> Result<(), RpcEr
 /// started. Returns the task and, for a backtest, its changes.
 async fn begin(
     state: &Arc<AppState>,
-    caller: Caller,
+    caller: &Caller,
     request: &SendMessageRequest,
 ) -> Result<(Task, Option<watch::Receiver<Task>>), RpcError> {
     check_message(request)?;
@@ -111,12 +111,12 @@ async fn begin(
         created_at: rfc3339_micros(now_micros()),
     };
     let plan = requested.and_then(|(skill, params)| {
-        if !caller.may(skill.scope()) {
+        let (scope, scope_name) = skill.scope();
+        if !caller.may(scope) {
             return Err(format!(
-                "{} needs the {} scope; this token has {}",
+                "{} needs the {scope_name} scope; this token has {}",
                 skill.id(),
-                skill.scope().name(),
-                caller.scope_names()
+                caller.scopes.names().join(", ")
             ));
         }
         if !skill.available(state) {
@@ -151,7 +151,7 @@ async fn begin(
 /// or at once with `returnImmediately`).
 pub async fn send(
     state: &Arc<AppState>,
-    caller: Caller,
+    caller: &Caller,
     request: SendMessageRequest,
 ) -> Result<Value, RpcError> {
     let immediately = request
@@ -247,7 +247,7 @@ fn follow(
 /// until it ends; the stream then closes.
 pub async fn stream(
     state: Arc<AppState>,
-    caller: Caller,
+    caller: &Caller,
     request: SendMessageRequest,
     id: JsonRpcId,
 ) -> Response {

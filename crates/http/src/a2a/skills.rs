@@ -3,11 +3,11 @@
 //! `{"skill": "…", "params": {…}}`; each skill's answer is the same JSON
 //! as the HTTP route it mirrors.
 
-use super::Scope;
 use crate::error::ApiError;
 use crate::state::AppState;
 use a2a::{Message, PartContent};
 use qunimbus_node::agent::Command;
+use qunimbus_node::tokens::Scopes;
 use serde_json::{json, Map, Value};
 
 /// A skill of the node.
@@ -78,12 +78,14 @@ impl Skill {
         }
     }
 
-    /// The scope a caller needs.
-    pub fn scope(self) -> Scope {
+    /// The scope a caller needs, and its name.
+    pub fn scope(self) -> (Scopes, &'static str) {
         match self {
-            Self::Quote | Self::LedgerStatus | Self::LedgerProve | Self::AgentStatus => Scope::Read,
-            Self::AgentBacktest => Scope::Agent,
-            Self::AgentPause | Self::AgentResume => Scope::Admin,
+            Self::Quote | Self::LedgerStatus | Self::LedgerProve | Self::AgentStatus => {
+                (Scopes::READ, "read")
+            }
+            Self::AgentBacktest => (Scopes::AGENT, "agent"),
+            Self::AgentPause | Self::AgentResume => (Scopes::ADMIN, "admin"),
         }
     }
 

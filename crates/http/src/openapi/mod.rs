@@ -32,7 +32,8 @@ pub type MethodRoutes = utoipa_axum::router::UtoipaMethodRouter<Arc<AppState>>;
 pub type Operation = (String, String);
 
 use crate::{
-    a2a, agent_api, api, dashboard, ledger_api, market_api, ops_api, tlog_api, trust_api, tsa_api,
+    a2a, agent_api, api, credentials_api, dashboard, ledger_api, market_api, ops_api, tlog_api,
+    trust_api, tsa_api,
 };
 
 /// Raw bytes in a body (a DER RFC 3161 message, a tlog tile).
@@ -120,6 +121,10 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         agent_api::agent_credentials,
         a2a::agent_card,
         a2a::a2a_rpc,
+        credentials_api::list_credentials,
+        credentials_api::create_client,
+        credentials_api::rotate,
+        credentials_api::rotate_partner_key,
         dashboard::stream,
     ),
     components(
@@ -148,6 +153,7 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         (name = "market", description = "QMP: partners, the live feed, acknowledgements, measured status."),
         (name = "trust", description = "The Trust Kernel: regions, health events, rollouts, compliance, policy."),
         (name = "agent", description = "QBTC, the paper-trading agent: state, positions, orders, fills, risk controls and operator commands."),
+        (name = "credentials", description = "Client tokens and the rotation of every credential, with a grace period; each change a ledger block."),
         (name = "a2a", description = "The node as an A2A 1.0 agent: its card and the JSON-RPC binding (see the card's skills)."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
         (name = "dashboard", description = "The built-in web dashboard."),

@@ -24,6 +24,9 @@ pub const CLOSED: &[&str] = &[
     "AgentCommandReason",
     "AgentReload",
     "ApiKeysRequest",
+    "ClientTokenRequest",
+    "RotateRequest",
+    "RotateKeyRequest",
 ];
 
 /// One run's telemetry (`qunimbus_core::Telemetry::parse_json`).
@@ -247,4 +250,43 @@ pub struct AckRequest {
     /// absent): 1–256 bytes of UTF-8.
     #[schema(required = false, min_length = 1, max_length = 256)]
     origin: Option<String>,
+}
+
+/// The body of `POST /v1/credentials/clients`: a client token of its own.
+#[derive(ToSchema)]
+pub struct ClientTokenRequest {
+    /// Its name (1–64 of A-Z, a-z, 0-9, `.`, `_`, `-`); the credential is `client:NAME`.
+    #[schema(min_length = 1, max_length = 64, example = "pricing-bot")]
+    name: String,
+    /// Its scopes: `read`, `ingest`, `agent`, `admin`.
+    #[schema(min_items = 1, example = json!(["read"]))]
+    scopes: Vec<String>,
+    /// Why (1–1000 characters; it goes on the ledger).
+    #[schema(min_length = 1, max_length = 1000)]
+    reason: String,
+}
+
+/// The body of `POST /v1/credentials/rotate`.
+#[derive(ToSchema)]
+pub struct RotateRequest {
+    /// `admin`, `ingest` or `client:NAME`.
+    #[schema(example = "admin")]
+    credential: String,
+    /// How long the old secret keeps working, seconds (0–2592000; default 3600).
+    #[schema(required = false, minimum = 0, maximum = 2592000)]
+    grace_secs: Option<u64>,
+    /// Why (1–1000 characters; it goes on the ledger).
+    #[schema(min_length = 1, max_length = 1000)]
+    reason: String,
+}
+
+/// The body of `POST /v1/partners/{id}/rotate-key`.
+#[derive(ToSchema)]
+pub struct RotateKeyRequest {
+    /// How long the old key keeps working, seconds (0–2592000; default 3600).
+    #[schema(required = false, minimum = 0, maximum = 2592000)]
+    grace_secs: Option<u64>,
+    /// Why (1–1000 characters; it goes on the ledger).
+    #[schema(min_length = 1, max_length = 1000)]
+    reason: String,
 }

@@ -2,8 +2,7 @@
 //! block per fill, a `risk` block per emergency-level, confidence or
 //! operator change, a `config` block when the agent starts.
 
-use qunimbus_core::time::{now_micros, rfc3339_micros};
-use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind};
+use qunimbus_core::time::rfc3339_micros;
 use qunimbus_trading::confidence::LevelChange;
 use qunimbus_trading::engine::FillRecord;
 use qunimbus_trading::ladder::{Measures, Transition};
@@ -40,23 +39,7 @@ fn finite(x: f64) -> Value {
     }
 }
 
-/// A draft stamped now; no compliance rule judges trades, so every
-/// framework is `pending`.
-pub(super) fn draft(kind: BlockKind, frameworks: &[String], payload: Value) -> BlockDraft {
-    BlockDraft {
-        timestamp: rfc3339_micros(now_micros()),
-        kind,
-        phi_qevf: None,
-        eta_ent: None,
-        compliance_attestations: frameworks
-            .iter()
-            .map(|f| (f.clone(), AttestationStatus::Pending))
-            .collect(),
-        region: None,
-        run_id: None,
-        payload: Some(payload),
-    }
-}
+pub(super) use crate::ledger::event_draft as draft;
 
 /// A fill's `trade` payload: what filled, at what price and fee, which
 /// strategy, what the order was for (a strategy's entry or exit, or a

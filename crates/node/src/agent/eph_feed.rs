@@ -7,7 +7,7 @@ use super::eph::EphInbox;
 use super::views::EphFeedView;
 use crate::config::EphPlan;
 use crate::feed_client::{run_partner, PriceObserver};
-use crate::partners::key_hash;
+use crate::tokens::secret_hash;
 use crate::Node;
 use qunimbus_market::PartnerRequest;
 use qunimbus_storage::StorageError;
@@ -93,7 +93,7 @@ impl Node {
         let api_key = crate::partners::new_api_key();
         if !self
             .store
-            .set_partner_key(&partner.id, &key_hash(&api_key))
+            .set_partner_key(&partner.id, &secret_hash(&api_key))
             .await?
         {
             return Ok(None);

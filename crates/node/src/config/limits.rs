@@ -67,6 +67,8 @@ pub struct LimitsConfig {
     pub export: RateLimit,
     /// `POST /tsa` per client.
     pub tsa: RateLimit,
+    /// `POST /a2a` per client without the admin or ingest token.
+    pub a2a: RateLimit,
 }
 
 impl Default for LimitsConfig {
@@ -89,6 +91,7 @@ impl Default for LimitsConfig {
             verify: RateLimit::new(12, 4),
             export: RateLimit::new(60, 10),
             tsa: RateLimit::new(1_200, 100),
+            a2a: RateLimit::new(600, 60),
         }
     }
 }
@@ -138,13 +141,14 @@ impl LimitsConfig {
     }
 
     /// Every per-client rate with its key.
-    pub fn rates(&self) -> [(&'static str, RateLimit); 5] {
+    pub fn rates(&self) -> [(&'static str, RateLimit); 6] {
         [
             ("quote", self.quote),
             ("stats", self.stats),
             ("verify", self.verify),
             ("export", self.export),
             ("tsa", self.tsa),
+            ("a2a", self.a2a),
         ]
     }
 
