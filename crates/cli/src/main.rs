@@ -8,6 +8,7 @@ mod bench_feed;
 mod bench_ingest;
 mod bench_ledger;
 mod bench_trading;
+mod credentials;
 mod demo;
 mod import;
 mod ledger;
@@ -96,6 +97,9 @@ enum Command {
     /// The trading agent of a running node: status, positions, fills, commands.
     #[command(subcommand)]
     Agent(agent::AgentCommand),
+    /// A running node's tokens: list, client tokens, rotation with a grace period.
+    #[command(subcommand)]
+    Credentials(credentials::CredentialsCommand),
 }
 
 #[derive(Subcommand)]
@@ -241,6 +245,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Bench(command) => bench::run(command).await,
         Command::Trade(command) => trade::run(command),
         Command::Agent(command) => agent::run(command).await,
+        Command::Credentials(command) => credentials::run(command).await,
         Command::Ledger(command) => ledger::run(command).await,
         Command::Partner(command) => partner::run(command).await,
         Command::Import(args) => import::run(args).await,

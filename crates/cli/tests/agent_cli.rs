@@ -7,11 +7,11 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{qunimbus, spawn_serve};
+use common::{qunimbus, spawn_serve, terminate};
 use serde_json::Value;
 use sqlx::Connection;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn agent_cli(url: &str, data_dir: &Path, args: &[&str]) -> Output {
@@ -41,24 +41,6 @@ async fn status(url: &str) -> Value {
         .json()
         .await
         .unwrap()
-}
-
-fn terminate(mut child: Child) {
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "node exited with {status}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "node did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn verify(data_dir: &Path) -> Output {

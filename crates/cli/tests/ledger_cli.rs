@@ -4,6 +4,8 @@
 //! append load keeps every acknowledged run's block and a verifiable chain.
 //! A missing PostgreSQL fails these tests with a message; nothing is skipped.
 
+// Shared by the process tests; this one uses part of it.
+#[allow(dead_code)]
 mod common;
 
 use base64::engine::general_purpose::STANDARD as B64;

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+// Shared by the process tests; this one uses part of it.
+#[allow(dead_code)]
 mod common;
 
 use common::{credential, qunimbus, spawn_serve};

@@ -14,6 +14,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
 
+// Shared by the process tests; this one uses part of it.
+#[allow(dead_code)]
 mod common;
 
 use common::{credential, spawn_serve};

@@ -68,3 +68,22 @@ pub fn credential(data_dir: &Path, key: &str) -> String {
         .unwrap_or_else(|| panic!("{key} in credentials.toml"))
         .to_string()
 }
+
+/// Stops a spawned node with SIGTERM and waits (30 s at most) for a clean exit.
+pub fn terminate(mut child: Child) {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "node exited with {status}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "node did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
