@@ -87,7 +87,8 @@ impl From<AgentError> for ApiError {
             | AgentError::Interrupted(_)
             | AgentError::NoRiskDesk
             | AgentError::Engine(_)
-            | AgentError::Candle(_) => {
+            | AgentError::Candle(_)
+            | AgentError::Recording { .. } => {
                 tracing::error!(error = %message, "trading agent failure");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "agent_error", message)
             }

@@ -105,6 +105,11 @@ impl RunningNode {
             limits: limits::Limits::new(&config.limits),
             tickets: tickets::TicketBook::default(),
             a2a: a2a::tasks::TaskBook::default(),
+            public_url: config
+                .public_url
+                .as_ref()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .or_else(|| (!addr.ip().is_unspecified()).then(|| format!("http://{addr}"))),
         });
         let (app, operations) = api::router_and_operations(state);
         let options = serve::ServeOptions {

@@ -16,4 +16,7 @@ pub struct AppState {
     pub tickets: TicketBook,
     /// The A2A tasks running now.
     pub a2a: crate::a2a::tasks::TaskBook,
+    /// The base URL the node is reached at, when known (configured, or a
+    /// specific listen address); else the caller's host.
+    pub public_url: Option<String>,
 }

@@ -372,8 +372,16 @@ async fn the_a2a_sdk_client_quotes_backtests_cancels_and_is_held_to_its_scopes()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_agent_the_card_lists_no_agent_skill() {
-    let t = TestNode::start(Backend::Sqlite).await;
+    let t = TestNode::start_with(Backend::Sqlite, |c| {
+        c.public_url = Some("https://node.example/".into());
+    })
+    .await;
     let card = t.get_ok("/.well-known/agent-card.json").await;
+    // Behind a proxy the card names the configured URL, never the caller's Host.
+    assert_eq!(
+        card["supportedInterfaces"][0]["url"],
+        json!("https://node.example/a2a")
+    );
     let skills: Vec<&str> = card["skills"]
         .as_array()
         .unwrap()

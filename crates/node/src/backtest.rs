@@ -22,6 +22,23 @@ pub const MAX_SYMBOLS: usize = 8;
 /// Most bar values (bars × symbols) held in memory by one backtest.
 const MAX_BAR_VALUES: u64 = 2_000_000;
 
+/// Most trades (and equity points) a report carries; the rest are counted
+/// (the metrics cover them all), so an artifact stays a few MB at most.
+pub const MAX_REPORT_ITEMS: usize = 2000;
+
+/// Keeps the first `max` items of `report[key]`, noting how many there were.
+fn cap_list(report: &mut Value, key: &str, max: usize) {
+    let Some(list) = report.get_mut(key).and_then(Value::as_array_mut) else {
+        return;
+    };
+    let total = list.len();
+    if total > max {
+        list.truncate(max);
+        report[format!("{key}_total")] = json!(total);
+        report[format!("{key}_truncated")] = json!(true);
+    }
+}
+
 /// The synthetic market starts here (2026-01-01T00:00:00Z), so the same
 /// request gives the same bars whenever it runs.
 const START_US: i64 = 1_767_225_600_000_000;
@@ -245,7 +262,7 @@ impl SyntheticBacktest {
                 .ok_or(BacktestRunError::NoTier)?;
             markets.push(Market {
                 strategy: strategy::build(&self.strategy.name, &self.strategy.text_params())
-                    .map_err(|e| BacktestRunError::Strategy(e.to_string()))?,
+                    .map_err(|e| BacktestRunError::Setup(e.to_string()))?,
                 strategy_name: self.strategy.label(),
                 instrument,
                 tier,
@@ -255,7 +272,7 @@ impl SyntheticBacktest {
         let defaults = AgentConfig::default();
         let risk = defaults
             .risk_config()
-            .map_err(|e| BacktestRunError::Strategy(e.to_string()))?;
+            .map_err(|e| BacktestRunError::Setup(e.to_string()))?;
         let result = backtest::run_observed(
             markets,
             self.cash,
@@ -263,7 +280,10 @@ impl SyntheticBacktest {
             Sizing::Kelly(risk),
             keep_going,
         )?;
-        Ok(report::to_json(&result, self.describe()))
+        let mut report = report::to_json(&result, self.describe());
+        cap_list(&mut report, "trades", MAX_REPORT_ITEMS);
+        cap_list(&mut report, "equity", MAX_REPORT_ITEMS);
+        Ok(report)
     }
 }
 
@@ -285,13 +305,85 @@ impl BacktestRunError {
 /// Why a backtest did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestRunError {
-    /// The strategy's parameters are invalid.
-    #[error("strategy: {0}")]
-    Strategy(String),
+    /// The strategy or the risk settings cannot be built.
+    #[error("{0}")]
+    Setup(String),
     /// A universe instrument without a tier (a defect of the universe).
     #[error("an instrument of the universe has no tier")]
     NoTier,
     /// The engine stopped (or the caller stopped it).
     #[error(transparent)]
     Backtest(#[from] BacktestError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn requests_are_checked_field_by_field() {
+        let universe = builtin_universe().unwrap();
+        let ok = SyntheticBacktest::parse(
+            &params(json!({"bars": 500.0, "symbols": ["ETHUSDT"]})),
+            &universe,
+        )
+        .unwrap();
+        assert_eq!(
+            (ok.bars, ok.symbols.as_slice()),
+            (500, &["ETHUSDT".to_string()][..])
+        );
+        for (bad, field) in [
+            (json!({"bars": 0}), "bars"),
+            (json!({"bars": 2.5}), "bars"),
+            (
+                json!({"bars": 1_000_000, "symbols": ["BTCUSDT", "ETHUSDT", "SOLUSDT"]}),
+                "bars",
+            ),
+            (json!({"symbols": ["NOPEUSDT"]}), "symbols[0]"),
+            (json!({"symbols": ["BTCUSDT", "BTCUSDT"]}), "symbols[1]"),
+            (
+                json!({"strategy": {"name": "sma_cross", "params": {"fast": 30, "slow": 10}}}),
+                "strategy",
+            ),
+            (
+                json!({"strategy": {"name": "sma_cross", "colour": 1}}),
+                "strategy.colour",
+            ),
+            (json!({"leverage": 10}), "leverage"),
+        ] {
+            let e = SyntheticBacktest::parse(&params(bad.clone()), &universe).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some(field), "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn a_long_list_in_a_report_is_capped_and_counted() {
+        let mut report = json!({"trades": (0..5).collect::<Vec<_>>(), "equity": [1, 2]});
+        cap_list(&mut report, "trades", 3);
+        cap_list(&mut report, "equity", 3);
+        assert_eq!(report["trades"], json!([0, 1, 2]));
+        assert_eq!(
+            (
+                report["trades_total"].clone(),
+                report["trades_truncated"].clone()
+            ),
+            (json!(5), json!(true))
+        );
+        assert!(report.get("equity_total").is_none());
+    }
+
+    #[test]
+    fn the_same_request_gives_the_same_report_and_a_stop_is_reported() {
+        let universe = builtin_universe().unwrap();
+        let b =
+            SyntheticBacktest::parse(&params(json!({"bars": 400, "seed": 9})), &universe).unwrap();
+        let a = b.run(&universe, |_| true).unwrap();
+        assert_eq!(a, b.run(&universe, |_| true).unwrap());
+        let stopped = b.run(&universe, |done| done < 100).unwrap_err();
+        assert_eq!(stopped.stopped_at(), Some(100));
+    }
 }

@@ -44,6 +44,7 @@ pub async fn run_partner(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut from_seq: Option<u64> = None;
+    let mut delay = RETRY_FIRST / 2;
     while !*stop.borrow() {
         let url = match from_seq {
             Some(seq) => format!("{ws_url}?from_seq={seq}"),
@@ -53,17 +54,29 @@ pub async fn run_partner(
             result = session(&url, &api_key, &stats, observer.as_deref()) => result,
             _ = stop.wait_for(|s| *s) => return,
         };
-        if let Err(e) = session {
-            tracing::debug!(error = %e, "partner session ended");
-        }
+        // A refused or failing connection is retried ever more slowly.
+        delay = match session {
+            Ok(()) => RETRY_FIRST,
+            Err(e) => {
+                tracing::debug!(error = %e, "partner session ended");
+                (delay * 2).min(RETRY_MAX)
+            }
+        };
         let last = stats.last_seq.load(Ordering::Relaxed);
         from_seq = (last > 0).then_some(last + 1);
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            () = tokio::time::sleep(delay) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
     }
 }
+
+/// The wait before a reconnect after a clean end; doubled after each
+/// failure up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(200);
+
+/// The longest wait between reconnects.
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Read buffer per connection: feed messages are well under 1 KiB.
 const READ_BUFFER: usize = 8 * 1024;

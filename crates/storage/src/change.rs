@@ -214,8 +214,12 @@ pub(crate) enum AdminWrite {
     },
     /// A partner's key stops working.
     DisablePartner { id: String, at: String },
-    /// An enabled partner's key is replaced.
-    SetPartnerKey { id: String, key_hash: String },
+    /// An enabled partner's key (and home region) is replaced.
+    SetPartnerKey {
+        id: String,
+        key_hash: String,
+        region: String,
+    },
     /// An A2A task, inserted or updated.
     PutTask(crate::a2a::TaskRecord),
     /// A `node_state` value.
@@ -249,9 +253,13 @@ impl AdminWrite {
                 "UPDATE partners SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL",
                 vec![Some(at.clone()), Some(id.clone())],
             ),
-            Self::SetPartnerKey { id, key_hash } => (
-                "UPDATE partners SET key_hash = $1 WHERE id = $2 AND disabled_at IS NULL",
-                vec![Some(key_hash.clone()), Some(id.clone())],
+            Self::SetPartnerKey {
+                id,
+                key_hash,
+                region,
+            } => (
+                "UPDATE partners SET key_hash = $1, region = $3 WHERE id = $2 AND disabled_at IS NULL",
+                vec![Some(key_hash.clone()), Some(id.clone()), Some(region.clone())],
             ),
             Self::PutTask(t) => (
                 "INSERT INTO a2a_tasks (id, context_id, owner, skill, state, task, created_at, updated_at) \

@@ -315,12 +315,18 @@ impl Store {
         .map(drop)
     }
 
-    /// Replaces the key of enabled partner `id` (only its hash is stored);
-    /// returns whether a partner's key changed.
-    pub async fn set_partner_key(&self, id: &str, key_hash: &str) -> Result<bool, StorageError> {
+    /// Replaces the key (only its hash is stored) and home region of
+    /// enabled partner `id`; returns whether a partner changed.
+    pub async fn set_partner_key(
+        &self,
+        id: &str,
+        key_hash: &str,
+        region: &str,
+    ) -> Result<bool, StorageError> {
         self.admin(change::AdminWrite::SetPartnerKey {
             id: id.to_string(),
             key_hash: key_hash.to_string(),
+            region: region.to_string(),
         })
         .await
         .map(|rows| rows == 1)

@@ -63,8 +63,12 @@ pub fn routes(state: &Arc<AppState>) -> ApiRouter {
         .routes(rate_limited(state, RateClass::A2a, routes!(a2a_rpc)))
 }
 
-/// The base URL the caller reached the node at.
-fn base_url(headers: &HeaderMap) -> String {
+/// The base URL the node is reached at: configured or bound, else (a
+/// wildcard listen address) the host the caller asked for.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.public_url {
+        return url.clone();
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -96,7 +100,7 @@ pub(crate) async fn agent_card(State(state): State<Arc<AppState>>, headers: Head
         "description": "A quantum-economic network node: prices runs, proves its ledger and, when enabled, runs the QBTC paper-trading agent. Every answer is measured or read from the signed ledger.",
         "version": env!("CARGO_PKG_VERSION"),
         "supportedInterfaces": [{
-            "url": format!("{}{RPC_PATH}", base_url(&headers)),
+            "url": format!("{}{RPC_PATH}", base_url(&state, &headers)),
             "protocolBinding": "JSONRPC",
             "protocolVersion": VERSION,
         }],

@@ -58,7 +58,8 @@ impl RpcError {
 
 impl From<qunimbus_storage::StorageError> for RpcError {
     fn from(e: qunimbus_storage::StorageError) -> Self {
-        Self::internal(e)
+        tracing::error!(error = %e, "an A2A request could not read or write its task");
+        Self::internal("the node's database could not be reached; try again")
     }
 }
 
@@ -134,7 +135,7 @@ pub async fn handle(
         Ok(parts) => parts,
         Err((id, e)) => return respond(id, Err(e)),
     };
-    if version != Some(VERSION) {
+    if !version.is_some_and(|v| v == VERSION || v.starts_with("1.")) {
         let given = version.map_or("none (which means 0.3)".to_string(), |v| {
             format!("{:?}", v.chars().take(20).collect::<String>())
         });
@@ -142,7 +143,7 @@ pub async fn handle(
             id,
             Err(RpcError::new(
                 error_code::VERSION_NOT_SUPPORTED,
-                format!("A2A-Version {given} is not supported; this node speaks {VERSION}"),
+                format!("A2A-Version {given} is not supported; this node speaks {VERSION} (any 1.x is accepted)"),
             )),
         );
     }
@@ -199,11 +200,7 @@ pub async fn visible_task(
         .await?
         .filter(|r| caller.is_admin() || r.owner == caller.owner)
         .ok_or_else(|| RpcError::task_not_found(id))?;
-    let owned = Owned {
-        owner: record.owner.clone(),
-        skill: record.skill.clone(),
-        created_at: record.created_at.clone(),
-    };
+    let owned = Owned::of(&record);
     let live = state.a2a.follow(id).map(|rx| rx.borrow().clone());
     let task = live
         .or_else(|| tasks::parse(&record))
@@ -212,7 +209,7 @@ pub async fn visible_task(
 }
 
 /// `task` with at most `length` messages of history (`None`: all).
-fn trimmed(mut task: Task, length: Option<i32>) -> Task {
+pub fn trimmed(mut task: Task, length: Option<i32>) -> Task {
     if let (Some(n), Some(history)) = (length, task.history.as_mut()) {
         let keep = usize::try_from(n.max(0)).unwrap_or(0);
         let drop = history.len().saturating_sub(keep);
@@ -326,17 +323,39 @@ async fn cancel_task(
             format!("task {} is not running on this node", task.id),
         ));
     };
-    state.a2a.cancel(&task.id);
+    if !state.a2a.cancel(&task.id) {
+        return Err(RpcError::new(
+            error_code::TASK_NOT_CANCELABLE,
+            format!("task {} ended before it could be canceled", task.id),
+        ));
+    }
     let stopped = tokio::time::timeout(
         CANCEL_WAIT,
         changes.wait_for(|t| t.status.state.is_terminal()),
     )
     .await
     .map(|r| r.map(|t| t.clone()));
+    let not_canceled = |t: &Task| {
+        RpcError::new(
+            error_code::TASK_NOT_CANCELABLE,
+            format!(
+                "task {} ended {} before it could be canceled",
+                t.id,
+                tasks::state_name(&t.status.state)
+            ),
+        )
+    };
     match stopped {
+        Ok(Ok(t)) if t.status.state != TaskState::Canceled => Err(not_canceled(&t)),
         Ok(Ok(t)) => to_value(t),
         // The runner finished and left: the stored task is the last word.
-        Ok(Err(_)) => to_value(visible_task(state, caller, &task.id).await?.0),
+        Ok(Err(_)) => {
+            let (t, _) = visible_task(state, caller, &task.id).await?;
+            if t.status.state != TaskState::Canceled {
+                return Err(not_canceled(&t));
+            }
+            to_value(t)
+        }
         Err(_) => {
             let now = changes.borrow().clone();
             if now.status.state == TaskState::Working {

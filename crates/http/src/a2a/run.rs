@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Longest a `SendMessage` waits for a long task before answering with it
-/// still working (under the request timeout).
+/// still working (less when the request timeout is shorter).
 const WAIT: Duration = Duration::from_secs(45);
 
 /// Backtests running at once (each holds a core and up to 2,000,000 bars);
@@ -162,7 +162,10 @@ pub async fn send(
     let (task, changes) = begin(state, caller, &request).await?;
     let task = match changes {
         Some(mut rx) if !immediately => {
-            let ended = tokio::time::timeout(WAIT, rx.wait_for(|t| t.status.state.is_terminal()))
+            // Under the request timeout, so the answer is JSON-RPC, not a 503.
+            let limit = state.limits.config.request_timeout();
+            let wait = WAIT.min(limit.saturating_sub(limit / 10));
+            let ended = tokio::time::timeout(wait, rx.wait_for(|t| t.status.state.is_terminal()))
                 .await
                 .map(|r| r.map(|t| t.clone()));
             match ended {
@@ -174,6 +177,11 @@ pub async fn send(
         Some(rx) => rx.borrow().clone(),
         None => task,
     };
+    let history_length = request
+        .configuration
+        .as_ref()
+        .and_then(|c| c.history_length);
+    let task = super::rpc::trimmed(task, history_length);
     serde_json::to_value(a2a::SendMessageResponse::Task(task))
         .map_err(|e| RpcError::new(error_code::INTERNAL_ERROR, e.to_string()))
 }

@@ -38,6 +38,17 @@ pub struct Owned {
     pub created_at: String,
 }
 
+impl Owned {
+    /// The owner, skill and creation of a stored task.
+    pub fn of(record: &TaskRecord) -> Self {
+        Self {
+            owner: record.owner.clone(),
+            skill: record.skill.clone(),
+            created_at: record.created_at.clone(),
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -157,19 +168,18 @@ impl TaskBook {
     /// Marks every task a previous run left unfinished as failed (its
     /// work died with that process).
     pub async fn recover(node: &Node) -> Result<usize, StorageError> {
-        let unfinished = node.store.reader().a2a_unfinished_tasks().await?;
-        for stored in &unfinished {
-            let Some(mut task) = parse(stored) else {
+        let mut recovered = 0;
+        for stored in node.store.reader().a2a_unfinished_tasks().await? {
+            let Some(mut task) = parse(&stored) else {
+                tracing::error!(task = %stored.id, "a stored A2A task is not a task; left as it is");
                 continue;
             };
             set_state(&mut task, TaskState::Failed, Some(INTERRUPTED.into()));
-            let owned = Owned {
-                owner: stored.owner.clone(),
-                skill: stored.skill.clone(),
-                created_at: stored.created_at.clone(),
-            };
-            node.store.put_a2a_task(&record(&task, &owned)).await?;
+            node.store
+                .put_a2a_task(&record(&task, &Owned::of(&stored)))
+                .await?;
+            recovered += 1;
         }
-        Ok(unfinished.len())
+        Ok(recovered)
     }
 }

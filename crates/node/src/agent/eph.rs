@@ -151,13 +151,11 @@ fn open_recording(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-fn recording_error(path: &Path, e: &std::io::Error) -> AgentError {
-    AgentError::Candle(CandleError::at(
-        &path.display().to_string(),
-        0,
-        "(file)",
-        format!("the EPH recording cannot be written: {e}"),
-    ))
+fn recording_error(path: &Path, e: std::io::Error) -> AgentError {
+    AgentError::Recording {
+        path: path.to_path_buf(),
+        source: e,
+    }
 }
 
 impl EphMarket {
@@ -169,11 +167,11 @@ impl EphMarket {
         inbox: Arc<EphInbox>,
         live: bool,
     ) -> Result<Self, AgentError> {
-        std::fs::create_dir_all(dir).map_err(|e| recording_error(dir, &e))?;
+        std::fs::create_dir_all(dir).map_err(|e| recording_error(dir, e))?;
         let mut lanes = Vec::with_capacity(plan.regions.len());
         for region in &plan.regions {
             let path = dir.join(format!("{}.csv", eph_symbol(region)));
-            let file = open_recording(&path).map_err(|e| recording_error(&path, &e))?;
+            let file = open_recording(&path).map_err(|e| recording_error(&path, e))?;
             let recorded = match file.metadata().map(|m| m.len()) {
                 Ok(0) => None,
                 _ => {
@@ -210,13 +208,15 @@ impl EphMarket {
         time: i64,
         f: &mut impl FnMut(usize, Candle) -> Result<(), AgentError>,
     ) -> Result<(), AgentError> {
+        // Every lane's bar in lane order, and whether it was just recorded.
+        let mut bars = Vec::new();
         for (index, lane) in self.lanes.iter_mut().enumerate() {
             let at = self.first_lane + index;
             if let Some(recorded) = &mut lane.recorded {
                 match recorded.next {
                     Some(bar) if bar.open_time_us == time => {
                         recorded.next = recorded.reader.next().transpose()?;
-                        f(at, bar)?;
+                        bars.push((at, bar, None));
                         continue;
                     }
                     Some(bar) if bar.open_time_us < time => {
@@ -263,7 +263,21 @@ impl EphMarket {
             );
             lane.file
                 .write_all(line.as_bytes())
-                .map_err(|e| recording_error(&lane.path, &e))?;
+                .map_err(|e| recording_error(&lane.path, e))?;
+            bars.push((at, bar, Some(index)));
+        }
+        // On disk before the engine acts on them: a fill's block must never
+        // outlive the bar that priced it.
+        for lane in bars
+            .iter()
+            .filter_map(|(_, _, i)| *i)
+            .map(|i| &self.lanes[i])
+        {
+            lane.file
+                .sync_data()
+                .map_err(|e| recording_error(&lane.path, e))?;
+        }
+        for (at, bar, _) in bars {
             f(at, bar)?;
         }
         Ok(())

@@ -70,7 +70,8 @@ fn feed_url(addr: SocketAddr) -> String {
 
 impl Node {
     /// The agent's partner with a fresh key: registered on first use, its
-    /// key replaced afterwards; `Ok(None)` when an operator disabled it.
+    /// key (and region, as configured) replaced afterwards; `Ok(None)` when
+    /// an operator disabled it.
     async fn agent_partner(&self, region: &str) -> Result<Option<(String, String)>, StorageError> {
         let existing = self
             .store
@@ -93,7 +94,7 @@ impl Node {
         let api_key = crate::partners::new_api_key();
         if !self
             .store
-            .set_partner_key(&partner.id, &secret_hash(&api_key))
+            .set_partner_key(&partner.id, &secret_hash(&api_key), region)
             .await?
         {
             return Ok(None);

@@ -78,6 +78,14 @@ pub enum AgentError {
     /// A replayed candle file holds a bad bar.
     #[error(transparent)]
     Candle(#[from] qunimbus_trading::CandleError),
+    /// The EPH lanes' recording cannot be written.
+    #[error("the EPH recording {path} cannot be written: {source}")]
+    Recording {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The engine refused a price (a bar off every decimal).
     #[error("engine: {0}")]
     Engine(#[from] EngineError),

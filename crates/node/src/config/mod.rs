@@ -108,6 +108,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Address the HTTP server binds.
     pub listen: String,
+    /// The URL clients reach this node at (`https://node.example` behind a
+    /// TLS proxy); the A2A agent card names it. Unset: `http://` and the
+    /// listen address (a wildcard address: the host the caller asked for).
+    pub public_url: Option<String>,
     /// Database URL; default the SQLite file `qunimbus.db` in `data_dir`.
     pub database_url: Option<String>,
     /// NATS server for feed scale-out (`nats://host:4222`); unset = single node.
@@ -145,6 +149,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./qunimbus-data"),
             listen: "127.0.0.1:8080".to_string(),
+            public_url: None,
             database_url: None,
             nats_url: None,
             nats: NatsConfig::default(),
@@ -224,6 +229,17 @@ impl Config {
     /// section.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        if let Some(url) = &self.public_url {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| ConfigError::invalid("public_url", format!("{url:?}: {e}")))?;
+            let plain = parsed.path() == "/" && parsed.query().is_none();
+            if !matches!(parsed.scheme(), "http" | "https") || !plain || parsed.host().is_none() {
+                return Err(ConfigError::invalid(
+                    "public_url",
+                    "must be an http:// or https:// URL of a host, without a path or query",
+                ));
+            }
+        }
         let regions = self.region_set()?;
         self.database()?;
         self.valuation

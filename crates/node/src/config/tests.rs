@@ -426,3 +426,26 @@ fn a_candle_replay_dir_gives_the_lanes_and_bad_dirs_are_named() {
     assert!(err.to_string().contains("NOPEUSDT-1m.csv"), "{err}");
     assert_eq!(key_of(err), "agent.market_replay_dir");
 }
+
+#[test]
+fn a_public_url_must_be_a_plain_http_url() {
+    for (url, ok) in [
+        ("https://node.example", true),
+        ("http://10.0.0.5:8080/", true),
+        ("ftp://node.example", false),
+        ("https://node.example/a2a", false),
+        ("node.example", false),
+    ] {
+        let c = Config {
+            public_url: Some(url.into()),
+            ..Config::default()
+        };
+        match c.validate() {
+            Ok(()) => assert!(ok, "{url} accepted"),
+            Err(e) => {
+                assert!(!ok, "{url}: {e}");
+                assert!(e.to_string().contains("public_url"), "{e}");
+            }
+        }
+    }
+}

@@ -11,3 +11,4 @@ CREATE TABLE a2a_tasks (
     updated_at  TEXT NOT NULL
 );
 CREATE INDEX a2a_tasks_owner_created ON a2a_tasks (owner, created_at, id);
+CREATE INDEX a2a_tasks_created ON a2a_tasks (created_at, id);
