@@ -331,9 +331,11 @@ pub(crate) struct CredentialsLoaded {
     keys_loaded: bool,
     /// `request` (the body's keys) or `environment` (QBTC_API_KEY / QBTC_API_SECRET re-read).
     source: &'static str,
+    /// The `config` block recording the change (when keys were loaded).
+    block_index: Option<u64>,
 }
 
-/// Replaces the exchange API keys without a restart: the body's `api_key` and `api_secret`, or with an empty body the environment's `QBTC_API_KEY` and `QBTC_API_SECRET` re-read. The keys are never shown or logged.
+/// Replaces the exchange API keys without a restart: the body's `api_key` and `api_secret` (with the operator's `reason`), or with an empty body the environment's `QBTC_API_KEY` and `QBTC_API_SECRET` re-read. Each change is a `config` block; the keys are never shown, logged or recorded.
 #[utoipa::path(post, path = "/v1/agent/credentials", tag = "agent", security(("admin_token" = [])),
     request_body(content = Option<ApiKeysRequest>, description = "The new keys; an empty body re-reads the environment."),
     responses(
@@ -348,18 +350,35 @@ pub(crate) async fn agent_credentials(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let exchange = agent(&state)?.exchange()?.clone();
+    let agent = agent(&state)?.clone();
+    let exchange = agent.exchange()?.clone();
+    let by = crate::api::bearer(&headers)
+        .and_then(|t| state.node.credentials.principal_of(t))
+        .map_or_else(|| "admin".to_string(), |p| p.credential);
     let text = read_text(&state, &headers, body, state.node.ingest.max_body_bytes).await?;
     if text.trim().is_empty() {
         let keys_loaded = exchange.load_keys_from_env();
+        let reason = "the keys were re-read from the environment";
+        let block_index = match keys_loaded {
+            true => Some(
+                agent
+                    .record_exchange_keys("environment", &by, reason)
+                    .await?,
+            ),
+            false => None,
+        };
         return Ok(Json(CredentialsLoaded {
             keys_loaded,
             source: "environment",
+            block_index,
         })
         .into_response());
     }
-    let object =
-        RawObject::parse(&text, &["api_key", "api_secret"]).map_err(|e| rejected(&state, e))?;
+    let object = RawObject::parse(&text, &["api_key", "api_secret", "reason"])
+        .map_err(|e| rejected(&state, e))?;
+    let reason = object
+        .bounded_string("reason", 1000)
+        .map_err(|e| rejected(&state, e))?;
     let field = |name: &str| -> Result<String, ApiError> {
         let value = object.string(name).map_err(|e| rejected(&state, e))?;
         check_length(name, &value, 512).map_err(|e| rejected(&state, e))?;
@@ -377,9 +396,11 @@ pub(crate) async fn agent_credentials(
     };
     let (key, secret) = (field("api_key")?, field("api_secret")?);
     exchange.set_keys(key, secret);
+    let block_index = Some(agent.record_exchange_keys("request", &by, &reason).await?);
     Ok(Json(CredentialsLoaded {
         keys_loaded: true,
         source: "request",
+        block_index,
     })
     .into_response())
 }

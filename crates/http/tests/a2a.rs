@@ -79,9 +79,19 @@ async fn the_a2a_sdk_client_quotes_backtests_cancels_and_is_held_to_its_scopes()
         c.agent.bar_interval_ms = 20;
     })
     .await;
+    // A client token of the read scope only.
+    let (status, reader) = t
+        .post(
+            "/v1/credentials/clients",
+            Some(t.admin_token()),
+            r#"{"name":"a2a-reader","scopes":["read"],"reason":"the A2A test's reader"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{reader}");
+    let reader = reader["secret"].as_str().unwrap().to_string();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/a2a_client.py");
     let out = tokio::process::Command::new(&python)
-        .args([script, &t.url(""), t.admin_token(), t.ingest_token()])
+        .args([script, &t.url(""), t.admin_token(), &reader])
         .output()
         .await
         .unwrap();
@@ -209,7 +219,7 @@ async fn the_a2a_sdk_client_quotes_backtests_cancels_and_is_held_to_its_scopes()
         "{seen}"
     );
 
-    // Scopes: the ingest token may not pause; the admin may, on the ledger.
+    // Scopes: a read-scope token may not pause; the admin may, on the ledger.
     assert_eq!(
         seen["pause_as_reader"]["state"],
         json!("TASK_STATE_REJECTED")
@@ -371,8 +381,17 @@ async fn the_a2a_sdk_client_quotes_backtests_cancels_and_is_held_to_its_scopes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_agent_the_card_lists_no_agent_skill() {
-    let t = TestNode::start_with(Backend::Sqlite, |c| {
+async fn without_the_agent_the_card_lists_no_agent_skill_sqlite() {
+    without_the_agent(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_agent_the_card_lists_no_agent_skill_postgres() {
+    without_the_agent(Backend::Postgres).await;
+}
+
+async fn without_the_agent(backend: Backend) {
+    let t = TestNode::start_with(backend, |c| {
         c.public_url = Some("https://node.example/".into());
     })
     .await;
@@ -403,5 +422,35 @@ async fn without_the_agent_the_card_lists_no_agent_skill() {
         "{answer}"
     );
     assert!(answer.to_string().contains("not enabled"), "{answer}");
+
+    // Tasks are stored, listed in pages, found by id (the SQL on both backends).
+    for i in 0..3 {
+        let quote = json!({"message": {"messageId": format!("q-{i}"), "role": "ROLE_USER",
+            "parts": [{"data": {"skill": "valuation.quote", "params": {"eta_ent": 0.9, "coherence_variance": 0.01, "runtime_hours": 1 + i, "eph_delivered": 10}}}]}});
+        let done = call(&t, "SendMessage", quote).await;
+        assert_eq!(
+            done["result"]["task"]["status"]["state"],
+            json!("TASK_STATE_COMPLETED"),
+            "{done}"
+        );
+    }
+    let page = call(&t, "ListTasks", json!({"pageSize": 2})).await;
+    assert_eq!(page["result"]["totalSize"], json!(4), "{page}");
+    assert_eq!(page["result"]["tasks"].as_array().unwrap().len(), 2);
+    let token = page["result"]["nextPageToken"].clone();
+    let rest = call(&t, "ListTasks", json!({"pageSize": 2, "pageToken": token})).await;
+    assert_eq!(
+        rest["result"]["tasks"].as_array().unwrap().len(),
+        2,
+        "{rest}"
+    );
+    assert_eq!(rest["result"]["nextPageToken"], json!(""));
+    let rejected = call(&t, "ListTasks", json!({"status": "TASK_STATE_REJECTED"})).await;
+    assert_eq!(
+        rejected["result"]["tasks"][0]["id"], task["id"],
+        "{rejected}"
+    );
+    let found = call(&t, "GetTask", json!({"id": task["id"]})).await;
+    assert_eq!(found["result"]["id"], task["id"]);
     t.stop().await;
 }

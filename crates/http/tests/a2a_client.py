@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The PyPI a2a-sdk client against a QuNimbus node, used as a new user would.
 
-    python3 a2a_client.py BASE_URL ADMIN_TOKEN INGEST_TOKEN
+    python3 a2a_client.py BASE_URL ADMIN_TOKEN READ_TOKEN
 
 Prints one JSON object with what it saw; the Rust test (tests/a2a.rs)
 checks it against the node's own HTTP API. Any protocol surprise raises.
@@ -68,7 +68,7 @@ async def unary_send(client, skill, params):
     raise AssertionError("no answer")
 
 
-async def main(base, admin_token, ingest_token):
+async def main(base, admin_token, read_token):
     out = {}
     async with httpx.AsyncClient() as http:
         card = await A2ACardResolver(http, base).get_agent_card()
@@ -80,7 +80,7 @@ async def main(base, admin_token, ingest_token):
     admin = factory(admin_token, streaming=False)
     polling = factory(admin_token, streaming=False, polling=True)
     streaming = factory(admin_token, streaming=True)
-    reader = factory(ingest_token, streaming=False)
+    reader = factory(read_token, streaming=False)
     async with admin, polling, streaming, reader:
         quote = await unary_send(
             admin,

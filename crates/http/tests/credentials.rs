@@ -54,8 +54,17 @@ async fn recorded(t: &TestNode, issued: &Value, secrets: &[&str]) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn admin_ingest_and_client_tokens_rotate_with_a_grace_period_across_a_restart() {
-    let mut t = TestNode::start(Backend::Sqlite).await;
+async fn admin_ingest_and_client_tokens_rotate_with_a_grace_period_across_a_restart_sqlite() {
+    rotations_across_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_ingest_and_client_tokens_rotate_with_a_grace_period_across_a_restart_postgres() {
+    rotations_across_a_restart(Backend::Postgres).await;
+}
+
+async fn rotations_across_a_restart(backend: Backend) {
+    let mut t = TestNode::start(backend).await;
     let old_admin = t.admin_token().to_string();
     let old_ingest = t.ingest_token().to_string();
 

@@ -164,7 +164,7 @@ async fn the_adapter_signs_backs_off_and_breaks_the_circuit() {
         .post(
             "/v1/agent/credentials",
             Some(t.admin_token()),
-            r#"{"api_key":"k"}"#,
+            r#"{"api_key":"k","reason":"new keys"}"#,
         )
         .await;
     assert_eq!(
@@ -180,7 +180,7 @@ async fn the_adapter_signs_backs_off_and_breaks_the_circuit() {
 
     // Wrong keys: the exchange refuses the signature (a 4xx is the caller's
     // fault, not the exchange's: the breaker stays closed).
-    let wrong = r#"{"api_key":"vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A","api_secret":"not-the-secret"}"#;
+    let wrong = r#"{"api_key":"vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A","api_secret":"not-the-secret","reason":"first keys"}"#;
     let (_, loaded) = t
         .post("/v1/agent/credentials", Some(t.admin_token()), wrong)
         .await;
@@ -190,7 +190,8 @@ async fn the_adapter_signs_backs_off_and_breaks_the_circuit() {
     assert_eq!(s["breaker"], json!("closed"));
 
     // The documented keys: the signature verifies with openssl.
-    let right = format!(r#"{{"api_key":"{KEY}","api_secret":"{SECRET}"}}"#);
+    let right =
+        format!(r#"{{"api_key":"{KEY}","api_secret":"{SECRET}","reason":"the documented keys"}}"#);
     let (_, loaded) = t
         .post("/v1/agent/credentials", Some(t.admin_token()), &right)
         .await;
@@ -208,6 +209,15 @@ async fn the_adapter_signs_backs_off_and_breaks_the_circuit() {
     assert!(
         !format!("{s}{loaded}").contains(SECRET),
         "the secret is never shown"
+    );
+    // The change is a block that names who and why, never the keys.
+    let index = loaded["block_index"].as_u64().expect("a block");
+    let block = t.get_ok(&format!("/v1/ledger/blocks/{index}")).await;
+    assert_eq!(block["payload"]["credential"], json!("exchange"), "{block}");
+    assert_eq!(block["payload"]["reason"], json!("the documented keys"));
+    assert!(
+        !block.to_string().contains(SECRET) && !block.to_string().contains(KEY),
+        "{block}"
     );
 
     // Two 5xx open the breaker; while open nothing reaches the exchange.

@@ -226,6 +226,9 @@ pub struct ApiKeysRequest {
     /// The secret that signs requests (never shown again).
     #[schema(min_length = 1, max_length = 512)]
     api_secret: String,
+    /// Why (1–1000 characters; it goes on the ledger, the keys never do).
+    #[schema(min_length = 1, max_length = 1000)]
+    reason: String,
 }
 
 /// `ack`.

@@ -294,6 +294,11 @@ impl Live {
         }
     }
 
+    /// The ledger frameworks the agent's blocks are attested under.
+    pub(super) fn frameworks(&self) -> &[String] {
+        &self.frameworks
+    }
+
     /// The session is replayed: the EPH lanes take the feed's prices.
     pub(super) fn go_live(&mut self) {
         self.market.go_live();

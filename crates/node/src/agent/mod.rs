@@ -263,6 +263,36 @@ impl Agent {
         })
     }
 
+    /// Records that the exchange keys were replaced (from `source`: the
+    /// request or the environment), by whom and why — never the keys — as
+    /// a `config` block; its index.
+    pub async fn record_exchange_keys(
+        &self,
+        source: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<u64, AgentError> {
+        let frameworks = self.live.lock().await.frameworks().to_vec();
+        let payload = serde_json::json!({
+            "change": "credential rotated",
+            "credential": "exchange",
+            "source": source,
+            "by": by,
+            "reason": reason,
+        });
+        let draft = crate::ledger::event_draft(
+            qunimbus_ledger::block::BlockKind::Config,
+            &frameworks,
+            payload,
+        );
+        let blocks = self
+            .store
+            .append_blocks(vec![draft])
+            .await
+            .map_err(|e| AgentError::LedgerUnavailable(e.to_string()))?;
+        Ok(blocks.first().map_or(0, |b| b.index))
+    }
+
     /// The exchange adapter, when one is configured.
     pub fn exchange(&self) -> Result<&Arc<crate::exchange::Exchange>, AgentError> {
         self.exchange.as_ref().ok_or(AgentError::NoExchange)
