@@ -7,7 +7,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{qunimbus, spawn_serve, terminate};
+use common::{qunimbus, spawn_serve, terminate, text};
 use serde_json::Value;
 use sqlx::Connection;
 use std::path::Path;
@@ -23,15 +23,6 @@ fn agent_cli(url: &str, data_dir: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run qunimbus agent")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 async fn status(url: &str) -> Value {

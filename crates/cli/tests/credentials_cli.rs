@@ -6,7 +6,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::{qunimbus, spawn_serve, terminate};
+use common::{qunimbus, spawn_serve, terminate, text};
 use std::path::Path;
 use std::process::{Output, Stdio};
 
@@ -19,15 +19,6 @@ fn credentials(url: &str, data_dir: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run qunimbus credentials")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn secret(out: &Output) -> String {

@@ -10,7 +10,7 @@ mod common;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::{credential, qunimbus, spawn_serve};
+use common::{credential, qunimbus, spawn_serve, text};
 use qunimbus_ledger::block::Block;
 use qunimbus_ledger::merkle::{verify_inclusion, Hash, RightEdge};
 use serde_json::{json, Value};
@@ -417,15 +417,6 @@ fn ledger(db: &TestDb, command: &str, extra: &[OsString]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run qunimbus ledger")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// `ledger verify --public-key FILE` must pass.

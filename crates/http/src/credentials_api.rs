@@ -62,6 +62,22 @@ fn rotation_error(state: &AppState, e: RotationError) -> ApiError {
     }
 }
 
+/// The body's fields (only `allowed`; 422 naming a bad one).
+fn fields<'a>(
+    state: &AppState,
+    text: &'a str,
+    allowed: &'a [&'a str],
+) -> Result<RawObject<'a>, ApiError> {
+    RawObject::parse(text, allowed).map_err(|e| rejected(state, e))
+}
+
+/// The body's required `reason` (1–1000 characters; it goes on the ledger).
+fn reason(state: &AppState, object: &RawObject<'_>) -> Result<String, ApiError> {
+    object
+        .bounded_string("reason", 1000)
+        .map_err(|e| rejected(state, e))
+}
+
 /// A grace period from the body (default one hour).
 fn grace(state: &AppState, object: &RawObject<'_>) -> Result<u64, ApiError> {
     if object.get("grace_secs").is_none() {
@@ -114,14 +130,11 @@ pub(crate) async fn create_client(
 ) -> Result<Response, ApiError> {
     let by = caller(&state, &headers)?;
     let text = read_text(&state, &headers, body, 16 * 1024).await?;
-    let object =
-        RawObject::parse(&text, &["name", "scopes", "reason"]).map_err(|e| rejected(&state, e))?;
+    let object = fields(&state, &text, &["name", "scopes", "reason"])?;
     let name = object
         .bounded_string("name", 64)
         .map_err(|e| rejected(&state, e))?;
-    let reason = object
-        .bounded_string("reason", 1000)
-        .map_err(|e| rejected(&state, e))?;
+    let reason = reason(&state, &object)?;
     let scopes: Vec<String> = object
         .get("scopes")
         .map(|raw| serde_json::from_str(raw.get()))
@@ -165,14 +178,11 @@ pub(crate) async fn rotate(
 ) -> Result<Response, ApiError> {
     let by = caller(&state, &headers)?;
     let text = read_text(&state, &headers, body, 16 * 1024).await?;
-    let object = RawObject::parse(&text, &["credential", "grace_secs", "reason"])
-        .map_err(|e| rejected(&state, e))?;
+    let object = fields(&state, &text, &["credential", "grace_secs", "reason"])?;
     let credential = object
         .bounded_string("credential", 100)
         .map_err(|e| rejected(&state, e))?;
-    let reason = object
-        .bounded_string("reason", 1000)
-        .map_err(|e| rejected(&state, e))?;
+    let reason = reason(&state, &object)?;
     let grace = grace(&state, &object)?;
     let issued = state
         .node
@@ -202,11 +212,8 @@ pub(crate) async fn rotate_partner_key(
 ) -> Result<Response, ApiError> {
     let by = caller(&state, &headers)?;
     let text = read_text(&state, &headers, body, 16 * 1024).await?;
-    let object =
-        RawObject::parse(&text, &["grace_secs", "reason"]).map_err(|e| rejected(&state, e))?;
-    let reason = object
-        .bounded_string("reason", 1000)
-        .map_err(|e| rejected(&state, e))?;
+    let object = fields(&state, &text, &["grace_secs", "reason"])?;
+    let reason = reason(&state, &object)?;
     let grace = grace(&state, &object)?;
     let issued = state
         .node
