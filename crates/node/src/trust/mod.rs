@@ -117,7 +117,7 @@ mod rollouts;
 pub use controller::run_controller;
 pub use evidence::evaluate_now;
 use evidence::last_scheduled_attestation;
-use policy_holder::file_digest;
+use policy_holder::text_digest;
 pub use policy_holder::{PolicyHolder, PolicyStatus};
 pub use regions::RegionView;
 use rollouts::RolloutBlock;
@@ -360,7 +360,12 @@ impl TrustKernel {
     pub async fn reload_policy(&self) -> Result<PolicyStatus, TrustError> {
         let _guard = self.changes.lock().await;
         let current = self.policy.status();
-        match PolicyHolder::read(&self.policy.path, &self.policy.regions) {
+        // The digest of the bytes parsed: a file fixed meanwhile is a change.
+        let text = PolicyHolder::read_text(&self.policy.path);
+        let read = text.as_ref().ok().map(|t| text_digest(t));
+        let parsed =
+            text.and_then(|t| PolicyHolder::parse(&self.policy.path, &t, &self.policy.regions));
+        match parsed {
             Ok((engine, mut status)) => {
                 if status.sha256 == current.sha256 {
                     let mut s = lock(&self.policy.status);
@@ -390,7 +395,7 @@ impl TrustKernel {
             Err(e) => {
                 let mut s = lock(&self.policy.status);
                 s.last_error = Some(e.to_string());
-                s.seen = file_digest(&self.policy.path);
+                s.seen = read;
                 tracing::error!(error = %e, "compliance policy refused; the previous policy stays in force");
                 Err(e)
             }

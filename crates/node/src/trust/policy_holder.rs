@@ -50,8 +50,13 @@ fn enforced_frameworks(engine: &PolicyEngine, frameworks: &[String]) -> Arc<[Str
         .collect()
 }
 
+/// SHA-256 of `text` (a policy file's bytes).
+pub(super) fn text_digest(text: &str) -> String {
+    sha256_hex(text.as_bytes())
+}
+
 /// SHA-256 of the file's bytes now, if it can be read.
-pub(super) fn file_digest(path: &Path) -> Option<String> {
+fn file_digest(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|bytes| sha256_hex(&bytes))
 }
 
@@ -92,15 +97,25 @@ impl PolicyHolder {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = (Arc::new(engine), enforced);
     }
 
-    pub(super) fn read(
-        path: &Path,
-        regions: &[String],
-    ) -> Result<(PolicyEngine, PolicyStatus), TrustError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrustError::PolicyFile {
+    fn read(path: &Path, regions: &[String]) -> Result<(PolicyEngine, PolicyStatus), TrustError> {
+        Self::parse(path, &Self::read_text(path)?, regions)
+    }
+
+    /// The policy file's text.
+    pub(super) fn read_text(path: &Path) -> Result<String, TrustError> {
+        std::fs::read_to_string(path).map_err(|source| TrustError::PolicyFile {
             path: path.to_path_buf(),
             source,
-        })?;
-        let engine = PolicyEngine::load(&text, regions).map_err(|source| TrustError::Policy {
+        })
+    }
+
+    /// The policy in `text` (read from `path`), checked against `regions`.
+    pub(super) fn parse(
+        path: &Path,
+        text: &str,
+        regions: &[String],
+    ) -> Result<(PolicyEngine, PolicyStatus), TrustError> {
+        let engine = PolicyEngine::load(text, regions).map_err(|source| TrustError::Policy {
             path: path.to_path_buf(),
             source,
         })?;
