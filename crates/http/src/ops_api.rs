@@ -108,7 +108,9 @@ pub(crate) async fn metrics(
         .any(|v| v.contains("application/openmetrics-text"));
     state.node.refresh_market_metrics();
     state.node.trust.refresh_metrics();
-    if let Some(checkpoint) = state.node.store.reader().latest_checkpoint().await? {
+    let head = state.node.store.tree_head();
+    let checkpoint = state.node.store.reader().latest_checkpoint().await?;
+    if let Some(checkpoint) = &checkpoint {
         if let Ok(signed) = chrono::DateTime::parse_from_rfc3339(&checkpoint.signed_at) {
             let age = (chrono::Utc::now() - signed.with_timezone(&chrono::Utc)).num_milliseconds()
                 as f64
@@ -116,7 +118,13 @@ pub(crate) async fn metrics(
             state.node.metrics.ledger.checkpoint_age.set(age.max(0.0));
         }
     }
-    let head = state.node.store.tree_head();
+    let signed = checkpoint.map_or(0, |c| c.size);
+    state
+        .node
+        .metrics
+        .ledger
+        .unsigned_blocks
+        .set(i64::try_from(head.size.saturating_sub(signed)).unwrap_or(i64::MAX));
     state
         .node
         .metrics

@@ -134,6 +134,10 @@ metric_set! {
         /// Seconds since the newest checkpoint (set at scrape).
         checkpoint_age: Gauge<f64, AtomicU64> = Gauge::default()
             => "qunimbus_checkpoint_age_seconds", "Seconds since the newest signed checkpoint";
+        /// Blocks the newest checkpoint does not cover (set at scrape): an
+        /// old checkpoint matters only when the log grew past it.
+        unsigned_blocks: Gauge = Gauge::default()
+            => "qunimbus_ledger_unsigned_blocks", "Blocks not yet covered by a signed checkpoint";
         /// Chain verifications that found a problem.
         verify_failures: Counter = Counter::default()
             => "qunimbus_ledger_verify_failures", "Ledger verifications that failed";
