@@ -66,6 +66,17 @@ fn choice(field: &str, message: impl Into<String>) -> FieldError {
     FieldError::field(field, FieldErrorCode::InvalidChoice, message)
 }
 
+/// A JSON number that is a whole number ≥ 0, integral doubles included
+/// (A2A clients send every number of a data part as a double).
+pub fn whole_number(value: &Value) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 9.0e15)
+            .map(|f| f as u64)
+    })
+}
+
 /// A whole number from a JSON number (integral doubles included: a2a
 /// clients send every number of a data part as a double).
 fn whole(
@@ -77,14 +88,7 @@ fn whole(
     let Some(value) = params.get(field) else {
         return Ok(None);
     };
-    let n = value
-        .as_u64()
-        .or_else(|| {
-            value
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 9.0e15)
-                .map(|f| f as u64)
-        })
+    let n = whole_number(value)
         .ok_or_else(|| invalid(field, format!("must be a whole number, got {value}")))?;
     if n < min || n > max {
         return Err(FieldError::field(

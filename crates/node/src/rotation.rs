@@ -156,7 +156,7 @@ impl Node {
             }
         })?;
         let credential = format!("client:{name}");
-        if self.credentials.book.has_current(&credential) {
+        if self.credentials.book.scopes_of(&credential).is_some() {
             return Err(RotationError::Taken(name.to_string()));
         }
         let change = json!({"change": "credential issued", "scopes": scopes.names()});
@@ -219,7 +219,7 @@ impl Node {
             // on, so that it stops working with the rest.
             let started = self.credentials.started_with(credential);
             if let Some(started) =
-                started.filter(|_| !self.credentials.book.has_current(credential))
+                started.filter(|_| self.credentials.book.scopes_of(credential).is_none())
             {
                 let retired = TokenRecord {
                     id: format!("tok_{}", random_hex(8)),

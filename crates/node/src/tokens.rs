@@ -82,6 +82,18 @@ pub struct Principal {
     pub scopes: Scopes,
 }
 
+impl Principal {
+    /// Whether it holds `scope`.
+    pub fn may(&self, scope: Scopes) -> bool {
+        self.scopes.has(scope)
+    }
+
+    /// Whether it holds the admin scope (it sees every caller's A2A tasks).
+    pub fn is_admin(&self) -> bool {
+        self.may(Scopes::ADMIN)
+    }
+}
+
 /// SHA-256 of a secret, hex: what is stored instead of it.
 pub fn secret_hash(secret: &str) -> String {
     qunimbus_ledger::hex::encode(&Sha256::digest(secret.as_bytes()))
@@ -157,15 +169,6 @@ impl TokenBook {
             credential: e.credential.clone(),
             scopes: e.scopes,
         }))
-    }
-
-    /// Whether `credential` has a token in the book (issued, not only retired).
-    pub fn has_current(&self, credential: &str) -> bool {
-        self.entries
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .values()
-            .any(|e| e.credential == credential && e.expires_at_us.is_none())
     }
 
     /// The scopes of `credential`'s current token, if it has one.

@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use qunimbus_node::tokens::Scopes;
+use qunimbus_node::tokens::Principal;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use utoipa_axum::routes;
@@ -33,27 +33,6 @@ pub const VERSION: &str = "1.0";
 
 /// The JSON-RPC endpoint's path.
 pub const RPC_PATH: &str = "/a2a";
-
-/// The authenticated caller: whose tasks it sees and what it may run.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// The credential (`admin`, `ingest`, `client:NAME`): tasks belong to it.
-    pub owner: String,
-    /// Its scopes.
-    pub scopes: Scopes,
-}
-
-impl Caller {
-    /// Whether it holds `scope`.
-    pub fn may(&self, scope: Scopes) -> bool {
-        self.scopes.has(scope)
-    }
-
-    /// Whether it sees every caller's tasks.
-    pub fn is_admin(&self) -> bool {
-        self.may(Scopes::ADMIN)
-    }
-}
 
 /// The card and the JSON-RPC endpoint (a client token is rate limited per
 /// client address, like any client; the admin and ingest tokens are not).
@@ -120,19 +99,16 @@ pub(crate) async fn agent_card(State(state): State<Arc<AppState>>, headers: Head
     .into_response()
 }
 
-/// The caller named by the bearer token; 401 before any JSON-RPC is read.
-fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+/// The caller named by the bearer token (its tasks are those of its
+/// credential); 401 before any JSON-RPC is read.
+fn caller(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
     let token = bearer(headers)
         .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
-    let principal = state
+    state
         .node
         .credentials
         .principal_of(token)
-        .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))?;
-    Ok(Caller {
-        owner: principal.credential,
-        scopes: principal.scopes,
-    })
+        .ok_or_else(|| ApiError::unauthorized("the bearer token is not valid"))
 }
 
 /// The A2A JSON-RPC 2.0 endpoint (`SendMessage`, `SendStreamingMessage`,

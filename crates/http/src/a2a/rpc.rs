@@ -3,7 +3,7 @@
 //! `GetTask`, `ListTasks` and `CancelTask` answered from the task store.
 
 use super::tasks::{self, Owned};
-use super::{run, Caller, VERSION};
+use super::{run, VERSION};
 use crate::state::AppState;
 use a2a::{
     error_code, CancelTaskRequest, GetTaskRequest, JsonRpcError, JsonRpcId, JsonRpcResponse,
@@ -11,6 +11,7 @@ use a2a::{
 };
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use qunimbus_node::tokens::Principal;
 use qunimbus_storage::TaskFilter;
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -127,7 +128,7 @@ fn params<T: DeserializeOwned>(method: &str, params: Value) -> Result<T, RpcErro
 /// Answers one JSON-RPC request.
 pub async fn handle(
     state: Arc<AppState>,
-    caller: &Caller,
+    caller: &Principal,
     version: Option<&str>,
     text: &str,
 ) -> Response {
@@ -189,7 +190,7 @@ pub async fn handle(
 /// is running.
 pub async fn visible_task(
     state: &AppState,
-    caller: &Caller,
+    caller: &Principal,
     id: &str,
 ) -> Result<(Task, Owned), RpcError> {
     let record = state
@@ -198,7 +199,7 @@ pub async fn visible_task(
         .reader()
         .a2a_task(id)
         .await?
-        .filter(|r| caller.is_admin() || r.owner == caller.owner)
+        .filter(|r| caller.is_admin() || r.owner == caller.credential)
         .ok_or_else(|| RpcError::task_not_found(id))?;
     let owned = Owned::of(&record);
     let live = state.a2a.follow(id).map(|rx| rx.borrow().clone());
@@ -224,7 +225,7 @@ fn to_value(v: impl serde::Serialize) -> Result<Value, RpcError> {
 
 async fn get_task(
     state: &AppState,
-    caller: &Caller,
+    caller: &Principal,
     request: GetTaskRequest,
 ) -> Result<Value, RpcError> {
     let (task, _) = visible_task(state, caller, &request.id).await?;
@@ -246,7 +247,7 @@ fn parse_cursor(token: &str) -> Result<(String, String), RpcError> {
 
 async fn list_tasks(
     state: &AppState,
-    caller: &Caller,
+    caller: &Principal,
     request: ListTasksRequest,
 ) -> Result<Value, RpcError> {
     let page_size = request.page_size.unwrap_or(50);
@@ -261,7 +262,7 @@ async fn list_tasks(
         ));
     }
     let filter = TaskFilter {
-        owner: (!caller.is_admin()).then(|| caller.owner.to_string()),
+        owner: (!caller.is_admin()).then(|| caller.credential.to_string()),
         context_id: request.context_id.clone(),
         state: request.status.as_ref().map(tasks::state_name),
         before: match request.page_token.as_deref() {
@@ -303,7 +304,7 @@ async fn list_tasks(
 
 async fn cancel_task(
     state: &AppState,
-    caller: &Caller,
+    caller: &Principal,
     request: CancelTaskRequest,
 ) -> Result<Value, RpcError> {
     let (task, _) = visible_task(state, caller, &request.id).await?;

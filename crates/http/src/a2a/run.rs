@@ -7,7 +7,6 @@
 use super::rpc::{respond, visible_task, RpcError};
 use super::skills::{self, Refusal, Skill};
 use super::tasks::{self, Owned};
-use super::Caller;
 use crate::state::AppState;
 use a2a::{
     error_code, JsonRpcId, JsonRpcResponse, Role, SendMessageRequest, StreamResponse, Task,
@@ -18,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use qunimbus_core::time::{now_micros, rfc3339_micros};
 use qunimbus_node::backtest::SyntheticBacktest;
+use qunimbus_node::tokens::Principal;
 use serde_json::Value;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -97,25 +97,25 @@ async fn store(state: &AppState, task: &Task, owned: &Owned) -> Result<(), RpcEr
 /// started. Returns the task and, for a backtest, its changes.
 async fn begin(
     state: &Arc<AppState>,
-    caller: &Caller,
+    caller: &Principal,
     request: &SendMessageRequest,
 ) -> Result<(Task, Option<watch::Receiver<Task>>), RpcError> {
     check_message(request)?;
     let mut task = new_task(request);
     let requested = skills::requested(&request.message);
     let owned = Owned {
-        owner: caller.owner.to_string(),
+        owner: caller.credential.to_string(),
         skill: requested
             .as_ref()
             .map_or("(none)".to_string(), |(s, _)| s.id().to_string()),
         created_at: rfc3339_micros(now_micros()),
     };
     let plan = requested.and_then(|(skill, params)| {
-        let (scope, scope_name) = skill.scope();
-        if !caller.may(scope) {
+        if !caller.may(skill.scope()) {
             return Err(format!(
-                "{} needs the {scope_name} scope; this token has {}",
+                "{} needs the {} scope; this token has {}",
                 skill.id(),
+                skill.scope().names().join(", "),
                 caller.scopes.names().join(", ")
             ));
         }
@@ -151,7 +151,7 @@ async fn begin(
 /// or at once with `returnImmediately`).
 pub async fn send(
     state: &Arc<AppState>,
-    caller: &Caller,
+    caller: &Principal,
     request: SendMessageRequest,
 ) -> Result<Value, RpcError> {
     let immediately = request
@@ -255,7 +255,7 @@ fn follow(
 /// until it ends; the stream then closes.
 pub async fn stream(
     state: Arc<AppState>,
-    caller: &Caller,
+    caller: &Principal,
     request: SendMessageRequest,
     id: JsonRpcId,
 ) -> Response {

@@ -78,14 +78,14 @@ impl Skill {
         }
     }
 
-    /// The scope a caller needs, and its name.
-    pub fn scope(self) -> (Scopes, &'static str) {
+    /// The scope a caller needs.
+    pub fn scope(self) -> Scopes {
         match self {
             Self::Quote | Self::LedgerStatus | Self::LedgerProve | Self::AgentStatus => {
-                (Scopes::READ, "read")
+                Scopes::READ
             }
-            Self::AgentBacktest => (Scopes::AGENT, "agent"),
-            Self::AgentPause | Self::AgentResume => (Scopes::ADMIN, "admin"),
+            Self::AgentBacktest => Scopes::AGENT,
+            Self::AgentPause | Self::AgentResume => Scopes::ADMIN,
         }
     }
 
@@ -217,13 +217,7 @@ fn no_params(params: &Map<String, Value>, skill: Skill) -> Result<(), Refusal> {
 fn whole(params: &Map<String, Value>, field: &str) -> Result<Option<u64>, Refusal> {
     match params.get(field) {
         None => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .or_else(|| {
-                v.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15)
-                    .map(|f| f as u64)
-            })
+        Some(v) => qunimbus_node::backtest::whole_number(v)
             .map(Some)
             .ok_or_else(|| {
                 Refusal::Rejected(format!("{field} must be a whole number ≥ 0, got {v}"))
