@@ -1,6 +1,6 @@
 //! `qunimbus bench agent`: the trading agent inside a running node. Two
 //! `qunimbus serve` processes side by side on fresh SQLite stores — one with
-//! the agent trading the 77-symbol synthetic market as fast as its tick
+//! the agent trading the synthetic market of every symbol as fast as its tick
 //! allows, one without — then the agent's own measurements (bar arrival to
 //! decision, HDR quantiles in ns), both processes' resident memory (the
 //! difference is the agent's share), and a restart of the agent's node with
@@ -120,11 +120,12 @@ pub async fn run(seconds: f64, bar_ms: u64) -> Result<()> {
     let dirs = (tempfile::tempdir()?, tempfile::tempdir()?);
     let with = serve(dirs.0.path(), true, bar_ms)?;
     let without = serve(dirs.1.path(), false, bar_ms)?;
-    println!(
-        "agent in the node: 77 symbols, one bar each per tick every {bar_ms} ms, for {seconds} s (two processes side by side)"
-    );
     tokio::time::sleep(Duration::from_secs_f64(seconds.max(1.0))).await;
     let s = status(&with.url).await?;
+    println!(
+        "agent in the node: {} lanes (the EPH lanes get bars only from ingested runs: none here), a tick every {bar_ms} ms, for {seconds} s (two processes side by side)",
+        s["symbols"]
+    );
     let (rss_with, peak_with) = memory_mib(with.child.id())?;
     let (rss_without, peak_without) = memory_mib(without.child.id())?;
     let bars = s["bars"].as_u64().unwrap_or(0);

@@ -131,6 +131,8 @@ async fn the_agent_trades_eph_from_its_own_feed_connection_and_resumes_on_its_re
     .await;
     assert_eq!(s["eph_feed"]["valuations_received"], json!(runs), "{s}");
     assert_eq!(s["eph_feed"]["valuations_ignored"], json!(0), "{s}");
+    assert_eq!(s["eph_feed"]["connected"], json!(true), "{s}");
+    assert_eq!(s["eph_feed"]["error"], Value::Null, "{s}");
     let market = wait_for(&t, "/v1/market/status", "measured the agent's acks", |m| {
         m["latency"]["overall"]["count"].as_u64() >= Some(runs)
     })
@@ -231,6 +233,26 @@ async fn the_agent_trades_eph_from_its_own_feed_connection_and_resumes_on_its_re
     assert!(
         why.contains(&format!("ledger block {index} (trade)")),
         "{why}"
+    );
+
+    // An operator disables the agent's partner: the connection ends, and
+    // the status says so (it does not go on claiming a feed).
+    let id = s["eph_feed"]["partner_id"].as_str().unwrap().to_string();
+    let (status, e) = t
+        .post(
+            &format!("/v1/partners/{id}/disable"),
+            Some(t.admin_token()),
+            "",
+        )
+        .await;
+    assert!(status.is_success(), "{e}");
+    let s = wait_for(&t, "/v1/agent", "saw the feed end", |s| {
+        s["eph_feed"]["connected"] == json!(false) && s["eph_feed"]["error"].is_string()
+    })
+    .await;
+    assert!(
+        s["eph_feed"]["error"].as_str().unwrap().contains("40"),
+        "{s}"
     );
     t.stop().await;
 }

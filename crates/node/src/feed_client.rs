@@ -6,8 +6,8 @@
 
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use qunimbus_market::ClientAck;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -25,6 +25,10 @@ pub struct PartnerStats {
     pub disconnects: AtomicU64,
     /// Highest seq received.
     pub last_seq: AtomicU64,
+    /// Whether a connection is open now.
+    pub connected: AtomicBool,
+    /// Why the last connection attempt or session failed (cleared when one opens).
+    pub last_error: Mutex<Option<String>>,
 }
 
 /// What a client does with each valuation's price, besides acking it.
@@ -54,6 +58,10 @@ pub async fn run_partner(
             result = session(&url, &api_key, &stats, observer.as_deref()) => result,
             _ = stop.wait_for(|s| *s) => return,
         };
+        stats.connected.store(false, Ordering::Relaxed);
+        if let Err(e) = &session {
+            *crate::lock(&stats.last_error) = Some(e.clone());
+        }
         // A refused or failing connection is retried ever more slowly.
         delay = match session {
             Ok(()) => RETRY_FIRST,
@@ -119,6 +127,8 @@ async fn session(
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true)
         .await
         .map_err(|e| e.to_string())?;
+    stats.connected.store(true, Ordering::Relaxed);
+    *crate::lock(&stats.last_error) = None;
     let mut feed = FeedState {
         observer,
         ..FeedState::default()

@@ -50,7 +50,8 @@ impl EphLink {
             valuations_ignored: self.inbox.ignored.load(Ordering::Relaxed),
             withheld: stats.withheld.load(Ordering::Relaxed),
             disconnects: stats.disconnects.load(Ordering::Relaxed),
-            error,
+            connected: stats.connected.load(Ordering::Relaxed),
+            error: error.or_else(|| crate::lock(&stats.last_error).clone()),
         }
     }
 }

@@ -96,7 +96,10 @@ pub struct EphFeedView {
     pub withheld: u64,
     /// Times the node ended the connection.
     pub disconnects: u64,
-    /// Why the partner cannot connect, if it cannot.
+    /// Whether the connection is open now.
+    pub connected: bool,
+    /// Why the partner cannot connect (registration, or the last failed
+    /// connection while none is open), if it cannot.
     pub error: Option<String>,
 }
 
