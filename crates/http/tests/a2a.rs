@@ -65,6 +65,32 @@ async fn call(t: &TestNode, method: &str, params: Value) -> Value {
     answer
 }
 
+/// The root an inclusion path gives for leaf `index` of a tree of `size`
+/// (RFC 9162 §2.1.3.2), `None` when the path has the wrong length.
+fn fold_inclusion(index: u64, size: u64, leaf: [u8; 32], path: &[[u8; 32]]) -> Option<[u8; 32]> {
+    if index >= size {
+        return None;
+    }
+    let (mut f, mut s, mut r) = (index, size - 1, leaf);
+    for p in path {
+        if s == 0 {
+            return None;
+        }
+        if f & 1 == 1 || f == s {
+            r = support::rfc6962_node(p, &r);
+            while f & 1 == 0 && f != 0 {
+                f >>= 1;
+                s >>= 1;
+            }
+        } else {
+            r = support::rfc6962_node(&r, p);
+        }
+        f >>= 1;
+        s >>= 1;
+    }
+    (s == 0).then_some(r)
+}
+
 fn error_code(answer: &Value) -> i64 {
     answer["error"]["code"]
         .as_i64()
@@ -261,6 +287,18 @@ async fn the_a2a_sdk_client_quotes_backtests_cancels_and_is_held_to_its_scopes()
     for key in ["leaf_hash", "root_hash", "hashes"] {
         assert_eq!(proof[key], direct[key], "{key}");
     }
+    // The caller can verify it: the path folds to the root (RFC 9162
+    // §2.1.3.2, with the test's own SHA-256), and a changed path does not.
+    let leaf = support::b64_hash(&proof["leaf_hash"]);
+    let path = support::b64_hashes(&proof["hashes"]);
+    let root = support::b64_hash(&proof["root_hash"]);
+    assert_eq!(fold_inclusion(0, size, leaf, &path), Some(root));
+    let mut bent = path.clone();
+    bent[0] = support::sha256(
+        path.first()
+            .expect("a tree of more than one block has a path"),
+    );
+    assert_ne!(fold_inclusion(0, size, leaf, &bent), Some(root));
 
     // Pages without overlap; each caller sees only its own tasks.
     let first = seen["list"]["first"].as_array().unwrap();
