@@ -28,12 +28,29 @@ const TRUST_FIXTURES = {
     window_hours: 720.0,
     regions: [
       { name: 'Americas', status: 'active', trust_score: 0.98, trust_source: 'computed', availability: 0.98, uptime_hours: 1.5, failures: 0, mtbf_hours: null, observed_hours: 2.0 },
-      { name: 'EU', status: 'degraded', trust_score: 0.82, trust_source: 'override', availability: 0.9, uptime_hours: 0.5, failures: 1, mtbf_hours: 1.8, observed_hours: 2.0 },
+      { name: 'EU', status: 'degraded', trust_score: 0.82, trust_source: 'override', override_reason: 'maintenance window', computed_trust: 0.9, open_findings: 0, availability: 0.9, uptime_hours: 0.5, failures: 1, mtbf_hours: 1.8, observed_hours: 2.0,
+        last_report_at: new Date().toISOString(), report_interval_ms: 45.0, report_interval_source: 'learned',
+        events: [
+          { kind: 'failure', at: new Date(Date.now() - 3_600_000).toISOString(), source: 'detected', recorded_at: null, block_index: 41 },
+          { kind: 'recovery', at: new Date(Date.now() - 1_800_000).toISOString(), source: 'detected', recorded_at: null, block_index: 57 },
+        ] },
       { name: 'MENA', status: 'down', trust_score: 0.55, trust_source: 'computed', availability: 0.6, uptime_hours: 0.0, failures: 2, mtbf_hours: 10.5, observed_hours: 2.0 },
       { name: 'APAC', status: 'active', trust_score: 0.95, trust_source: 'computed', availability: 0.95, uptime_hours: 2.0, failures: 0, mtbf_hours: null, observed_hours: 2.0 },
       { name: 'Polar', status: 'draining', trust_score: 0.74, trust_source: 'computed', availability: 0.8, uptime_hours: 1.0, failures: 1, mtbf_hours: 1.6, observed_hours: 2.0 },
       { name: 'Orbit', status: 'active', trust_score: 0.91, trust_source: 'computed', availability: 0.91, uptime_hours: 2.0, failures: 0, mtbf_hours: null, observed_hours: 2.0 },
     ],
+  },
+  '/v1/compliance': {
+    compliance: {
+      evaluated_at: new Date().toISOString(),
+      frameworks: {
+        ITAR: { compliant: false, reasons: ['1 itar runs accepted in EU under policy aaaaaaaaaaaa are forbidden there by policy bbbbbbbbbbbb, put in force later (itar-accept-region)'] },
+        'ISO-27001': { compliant: true, reasons: ['the ledger verifies'] },
+        'DO-178C': { compliant: null, reasons: ['no evidence source for this framework in this node'] },
+      },
+      violations: {}, region_findings: { EU: 1 }, global_findings: 0, ledger: null,
+    },
+    policy: { path: 'policy.cedar', sha256: 'b'.repeat(64), loaded_at: new Date().toISOString(), rules: [], block_index: 12, last_error: null },
   },
   '/v1/mesh': { total_regions: 6, active_regions: 3, average_trust: 0.825, mtbf_hours: 10.5, mtbf_target_hours: 120.0, mtbf_compliant: false },
   '/v1/rollouts': {
@@ -137,6 +154,11 @@ try {
   const verified = await page.$eval('#verify-result', (o) => ({ ok: o.dataset.ok, text: o.textContent }));
   if (verified.ok !== 'true' || !verified.text.startsWith('OK')) fail(`verify: ${JSON.stringify(verified)}`);
 
+  // The node's own compliance verdicts, each with its reasons on hover.
+  await page.waitForSelector('#compliance-summary [data-framework="ISO-27001"]', { timeout: TIMEOUT });
+  const iso = await page.$eval('#compliance-summary [data-framework="ISO-27001"]', (b) => b.title);
+  if (!iso.includes('policy in force sha256')) fail(`ISO-27001 verdict without its evidence: ${iso}`);
+
   // Trust Kernel panels: the demo node serves them, so both must render.
   for (const panel of ['regions', 'rollouts']) {
     await page.waitForSelector(`#${panel}:not([data-state="loading"])`, { timeout: TIMEOUT });
@@ -192,6 +214,13 @@ try {
   if (!mena?.cls.includes('t-poor') || !mena.text.includes('down') || !mena.text.includes('MTBF 10.5 h')) fail(`MENA cell: ${JSON.stringify(mena)}`);
   const orbit = cells.find((c) => c.region === 'Orbit');
   if (!orbit?.text.includes('no failures, ≥ 2 h')) fail(`Orbit cell: ${JSON.stringify(orbit)}`);
+  // Each score and verdict shows its evidence on hover.
+  const euTitle = await fixture.$eval('#heatmap .cell[data-region="EU"]', (c) => c.title);
+  if (!/failure at .*detected, block 41/.test(euTitle) || !/recovery at .*detected, block 57/.test(euTitle) || !/override reason: maintenance window/.test(euTitle) || !/every ~45 ms \(learned\)/.test(euTitle))
+    fail(`EU evidence: ${euTitle}`);
+  await fixture.waitForSelector('#compliance-summary [data-framework="ITAR"]', { timeout: TIMEOUT });
+  const itar = await fixture.$eval('#compliance-summary [data-framework="ITAR"]', (b) => ({ cls: b.className, title: b.title, text: b.textContent }));
+  if (!itar.cls.includes('bad') || !itar.title.includes('forbidden there by policy bbbbbbbbbbbb') || !itar.title.includes('recorded in block 12')) fail(`ITAR verdict: ${JSON.stringify(itar)}`);
   const mesh = await fixture.textContent('#mesh-summary');
   if (!/3 of 6 regions active/.test(mesh) || !/not compliant/.test(mesh)) fail(`mesh: ${mesh}`);
   const rollouts = await fixture.$$eval('#rollout-body .rollout', (rs) =>

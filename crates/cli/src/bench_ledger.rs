@@ -8,7 +8,9 @@ use qunimbus_core::{DataClass, RunId, RunMetrics, Telemetry};
 use qunimbus_ledger::block::{AttestationStatus, BlockDraft, BlockKind, DEFAULT_FRAMEWORKS};
 use qunimbus_ledger::merkle;
 use qunimbus_node::ledger::{genesis_block, valuation_draft, verify_ledger};
+use qunimbus_node::trust::InForce;
 use qunimbus_storage::{DbTarget, RunRecord, Store, StoreOptions};
+use qunimbus_trust::policy::{PolicyEngine, DEFAULT_POLICY};
 use qunimbus_valuation::ValuationEngine;
 use rand::Rng;
 use sqlx::Connection;
@@ -77,7 +79,21 @@ fn frameworks() -> Vec<String> {
     DEFAULT_FRAMEWORKS.iter().map(|s| s.to_string()).collect()
 }
 
-fn run_entry(i: u64, frameworks: &[String]) -> Result<(RunRecord, BlockDraft)> {
+/// The default compliance policy, as a node accepts runs with it.
+fn default_policy() -> Result<Arc<InForce>> {
+    let regions: Vec<String> = qunimbus_core::DEFAULT_REGIONS
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    let engine = PolicyEngine::load(DEFAULT_POLICY, &regions)?;
+    Ok(Arc::new(InForce::new(
+        engine,
+        DEFAULT_POLICY,
+        &frameworks(),
+    )))
+}
+
+fn run_entry(i: u64, frameworks: &[String], policy: &InForce) -> Result<(RunRecord, BlockDraft)> {
     let metrics = RunMetrics {
         eta_ent: 0.9 + (i % 100) as f64 / 1000.0,
         coherence_variance: 0.01,
@@ -96,8 +112,9 @@ fn run_entry(i: u64, frameworks: &[String]) -> Result<(RunRecord, BlockDraft)> {
         block_index: None,
         feed_seq: None,
         erasure_salt: None,
+        policy_sha256: Some(policy.sha256.to_string()),
     };
-    let draft = valuation_draft(&record, frameworks, &[]);
+    let draft = valuation_draft(&record, frameworks, policy);
     Ok((record, draft))
 }
 
@@ -144,8 +161,9 @@ pub async fn run(
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let policy = default_policy()?;
     for _ in 0..clients {
-        let (store, next) = (store.clone(), next.clone());
+        let (store, next, policy) = (store.clone(), next.clone(), policy.clone());
         tasks.push(tokio::spawn(async move {
             let frameworks = frameworks();
             loop {
@@ -153,7 +171,9 @@ pub async fn run(
                 if i >= appends {
                     return Ok::<_, anyhow::Error>(());
                 }
-                store.append_runs(vec![run_entry(i, &frameworks)?]).await?;
+                store
+                    .append_runs(vec![run_entry(i, &frameworks, &policy)?])
+                    .await?;
             }
         }));
     }

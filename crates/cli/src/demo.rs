@@ -2,6 +2,7 @@
 //! simulator, which sends its runs through the node's public HTTP API exactly
 //! as an external runtime would.
 
+use crate::demo_outages::OutageLog;
 use crate::{logging, shutdown_signal, NodeArgs};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -134,11 +135,12 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
     if let Some(rate) = args.rate {
         model.runs_per_second = rate;
     }
-    // Outages ten times as often and as short as the model's, so a demo of
-    // a few minutes sees some (the model's regions fail every 15-30 min).
+    // Outages five times as often as the model's, so a demo of a few
+    // minutes sees some (the model's regions fail every 3-30 min); their
+    // length is the model's, long enough for the node to detect most of them
+    // from the silence alone.
     for region in &mut model.regions {
-        region.mean_time_between_outages_secs /= 10.0;
-        region.mean_outage_secs /= 10.0;
+        region.mean_time_between_outages_secs /= 5.0;
     }
     model
         .validate()
@@ -153,7 +155,7 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
     }
     println!("  try:           curl {url}/v1/valuations/stats");
     println!(
-        "  simulator:     seed {}, {} runs/s over {} regions, outages 10x compressed; Ctrl-C stops",
+        "  simulator:     seed {}, {} runs/s over {} regions, outages 5x as often (the node is not told: it detects them); Ctrl-C stops",
         args.seed,
         model.runs_per_second,
         model.regions.len()
@@ -203,7 +205,9 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
         );
     }
     let prefix = format!("demo{}", std::process::id());
+    let region_names: Vec<String> = model.regions.iter().map(|r| r.name.clone()).collect();
     let mut sim = Simulator::new(args.seed, model, &prefix);
+    let mut outages = OutageLog::default();
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let ingest_url = format!("{url}/v1/telemetry");
     let token = node.credentials().ingest_token().to_string();
@@ -243,7 +247,7 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
                     });
                 }
                 SimEvent::RegionDown { region } => {
-                    report_health(&client, &url, &admin, &region, "failure");
+                    outages.down(&region);
                     tally
                         .down
                         .lock()
@@ -251,7 +255,7 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
                         .insert(region, true);
                 }
                 SimEvent::RegionUp { region } => {
-                    report_health(&client, &url, &admin, &region, "recovery");
+                    outages.up(&region);
                     tally
                         .down
                         .lock()
@@ -275,12 +279,13 @@ pub async fn run(mut args: DemoArgs) -> Result<()> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     refresh_ledger(&client, &url, &tally).await;
     print_summary(&tally, interactive);
+    if interactive {
+        println!();
+    }
+    println!("{}", outages.report(&client, &url, &region_names).await);
     stop_partners.send_replace(true);
     for task in partner_tasks {
         let _ = task.await;
-    }
-    if interactive {
-        println!();
     }
     node.shutdown().await?;
     println!("demo stopped cleanly");
@@ -300,22 +305,9 @@ fn compress_trust_time(config: &mut qunimbus_node::config::Config) {
     t.soak_secs = 15.0;
     t.controller_interval_ms = 500;
     t.compliance_interval_secs = 2.0;
-}
-
-/// Records a simulated outage or recovery as a health event on the node.
-fn report_health(client: &reqwest::Client, url: &str, admin: &str, region: &str, kind: &str) {
-    let request = client
-        .post(format!("{url}/v1/regions/{region}/events"))
-        .bearer_auth(admin)
-        .json(&serde_json::json!({ "kind": kind }));
-    let region = region.to_string();
-    tokio::spawn(async move {
-        match request.send().await {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => tracing::warn!(%region, status = %r.status(), "health event refused"),
-            Err(e) => tracing::warn!(%region, error = %e, "health event not delivered"),
-        }
-    });
+    // Silence thresholds stay in real seconds (the runs are real-time);
+    // the floor is lowered so the busiest regions' shorter outages count.
+    t.min_silence_secs = 2.0;
 }
 
 /// Reads the ledger length and newest checkpoint size from the node's API.

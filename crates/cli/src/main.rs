@@ -10,6 +10,7 @@ mod bench_ledger;
 mod bench_trading;
 mod credentials;
 mod demo;
+mod demo_outages;
 mod import;
 mod ledger;
 mod ledger_export;

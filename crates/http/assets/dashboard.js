@@ -447,6 +447,30 @@ function mtbfText(r) {
   return 'MTBF —';
 }
 
+// The evidence behind a region's trust score, shown on hover: how it is
+// computed, what the node measured of its telemetry, and its health events
+// with their source and the block recording each.
+function regionEvidence(r) {
+  const lines = [`${r.name}: trust ${r.trust_score.toFixed(3)} (${r.trust_source})`];
+  if (r.trust_source === 'override') lines.push(`override reason: ${r.override_reason ?? '—'}; computed ${r.computed_trust.toFixed(3)}`);
+  lines.push(`computed = availability ${r.availability.toFixed(4)} − 0.25 × ${r.open_findings ?? 0} open compliance findings`);
+  lines.push(`observed ${fmtHours(r.observed_hours)}, ${r.failures} failures`);
+  if (r.last_report_at) {
+    const every = r.report_interval_ms === null || r.report_interval_ms === undefined ? 'interval not yet learned' : `every ~${r.report_interval_ms.toFixed(0)} ms (${r.report_interval_source})`;
+    lines.push(`telemetry: last report ${when(r.last_report_at)}, ${every}`);
+  } else {
+    lines.push('telemetry: no report since this node started');
+  }
+  const events = r.events ?? [];
+  if (events.length) {
+    lines.push('health events (as recorded):');
+    for (const e of events) lines.push(`  ${e.kind} at ${when(e.at)}, ${e.source}, block ${e.block_index}`);
+  } else {
+    lines.push('no health events recorded');
+  }
+  return lines.join('\n');
+}
+
 async function pollRegions() {
   let data;
   try {
@@ -459,7 +483,14 @@ async function pollRegions() {
   const cells = data.regions.map((r) =>
     el(
       'div',
-      { class: `cell ${trustClass(r.trust_score)}`, role: 'listitem', 'data-region': r.name, 'data-trust': String(r.trust_score) },
+      {
+        class: `cell ${trustClass(r.trust_score)}`,
+        role: 'listitem',
+        'data-region': r.name,
+        'data-trust': String(r.trust_score),
+        'data-events': String((r.events ?? []).length),
+        title: regionEvidence(r),
+      },
       el('div', { class: 'name' }, r.name),
       el('div', { class: 'score' }, r.trust_score.toFixed(2), r.trust_source === 'override' ? el('span', { class: 'hint', title: 'set by an operator' }, 'override') : null),
       el('div', { class: r.status === 'active' ? '' : r.status === 'down' ? 'bad' : 'warn' }, r.status),
@@ -488,6 +519,33 @@ async function pollMesh() {
       ? el('span', {}, 'not yet known (too little up time observed)')
       : el('span', { class: mesh.mtbf_compliant ? 'ok' : 'bad' }, mesh.mtbf_compliant ? 'compliant' : 'not compliant'),
   );
+}
+
+// Each framework's verdict on hover: its reasons (naming the policies that
+// accepted or forbid runs) and the policy in force.
+async function pollCompliance() {
+  const line = $('compliance-summary');
+  let data;
+  try {
+    data = await getJson('/v1/compliance');
+  } catch (e) {
+    line.textContent = e instanceof Missing ? 'compliance not available' : `compliance unavailable: ${e.message}`;
+    throw e;
+  }
+  const policy = data.policy ?? {};
+  const source = `judged ${when(data.compliance.evaluated_at)} · policy in force sha256 ${(policy.sha256 ?? '').slice(0, 12)}…${policy.block_index !== null && policy.block_index !== undefined ? `, recorded in block ${policy.block_index}` : ''}`;
+  const badges = Object.entries(data.compliance.frameworks).map(([name, v]) =>
+    el(
+      'span',
+      {
+        class: `badge ${v.compliant === true ? 'ok' : v.compliant === false ? 'bad' : ''}`,
+        'data-framework': name,
+        title: `${name}: ${v.compliant === null ? 'pending (no evidence source)' : v.compliant ? 'compliant' : 'not compliant'}\n${v.reasons.join('\n')}\n${source}`,
+      },
+      `${name} ${v.compliant === null ? 'pending' : v.compliant ? '✓' : '✗'}`,
+    ),
+  );
+  line.replaceChildren('Compliance: ', ...badges);
 }
 
 const STATE_CLASS = { running: '', paused: 'warn', rolled_back: 'bad', completed: 'ok' };
@@ -556,6 +614,7 @@ every(POLL_MS, pollMarket);
 every(3000, pollLedger);
 every(5000, pollRegions);
 every(5000, pollMesh);
+every(5000, pollCompliance);
 every(5000, pollRollouts);
 setInterval(scheduleTrend, 1000);
 const drawAgentCurve = startAgentPanel({ $, el, getJson, every, Missing, setState });

@@ -263,7 +263,9 @@ pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Result<Respons
         partners_connected: connected.len(),
         connected,
         latency: LatencyStatus::of(report, &hub.targets),
+        latency_window_seconds: hub.latency_window().as_secs_f64(),
         eph_throughput_per_hour: throughput_status(eph_per_hour, measured, &hub.targets),
+        cluster_eph_throughput_per_hour: hub.cluster_eph_per_hour(),
         throughput_window_seconds: hub.window().as_secs_f64(),
         targets: &hub.targets,
     })

@@ -124,11 +124,16 @@ pub(crate) struct MarketStatus<'a> {
     pub partners_connected: usize,
     /// Those partners.
     pub connected: Vec<ConnectedPartner<'a>>,
-    /// Measured latency.
+    /// Measured latency over the last `latency_window_seconds`.
     pub latency: LatencyStatus,
-    /// EPH delivered per hour over the sliding window, against its target.
+    /// The sliding window the latency percentiles cover, seconds.
+    pub latency_window_seconds: f64,
+    /// EPH this node delivered per hour over the sliding window, against its target.
     #[schema(value_type = MeasuredF64)]
     pub eph_throughput_per_hour: Measured<f64>,
+    /// With NATS: EPH per hour over the window summed over every origin
+    /// seen (this node's and each relayed node's); `null` on a single node.
+    pub cluster_eph_throughput_per_hour: Option<f64>,
     /// The sliding window, seconds.
     pub throughput_window_seconds: f64,
     /// The targets.

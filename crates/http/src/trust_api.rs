@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::DateTime;
 use qunimbus_core::time::{now_micros, rfc3339_micros};
+use qunimbus_trust::health::EventSource;
 use qunimbus_trust::requests::{
     parse_command_reason, HealthEventRequest, RegionUpdate, RolloutRequest,
 };
@@ -25,8 +26,8 @@ use crate::openapi::responses::{AdminRouteErrors, JsonBodyErrors, RouteErrors};
 use crate::openapi::ApiRouter;
 use crate::state::AppState;
 use crate::trust_views::{
-    Attested, ComplianceStatus, Erased, EventRecorded, EventView, RegionChanged, RegionList,
-    RolloutList, RolloutView,
+    Attested, ComplianceStatus, Erased, EventRecorded, EventView, RegionChanged, RegionEvents,
+    RegionList, RolloutList, RolloutView,
 };
 use qunimbus_node::trust::{evaluate_now, MeshStatus, PolicyStatus, RegionView, TrustError};
 
@@ -35,6 +36,7 @@ pub(crate) fn read_routes() -> ApiRouter {
     ApiRouter::new()
         .routes(routes!(list_regions))
         .routes(routes!(get_region))
+        .routes(routes!(region_events))
         .routes(routes!(mesh))
         .routes(routes!(list_rollouts))
         .routes(routes!(get_rollout))
@@ -129,6 +131,29 @@ pub(crate) async fn get_region(
     Ok(Json(view).into_response())
 }
 
+/// Every health event of a region with its source (`operator` or
+/// `detected`) and the block holding its evidence.
+#[utoipa::path(get, path = "/v1/regions/{region}/events", tag = "trust", security((), ("admin_token" = []), ("ingest_token" = [])),
+    params(("region" = String, Path, description = "A configured region (case-insensitive).")),
+    responses(
+        (status = 200, description = "The events.", body = RegionEvents),
+        (status = 404, description = "Not a configured region (`unknown_region`).", body = ErrorBody),
+        RouteErrors,
+    )
+)]
+pub(crate) async fn region_events(
+    State(state): State<Arc<AppState>>,
+    Path(region): Path<String>,
+) -> Result<Response, ApiError> {
+    let name = state.node.trust.region_name(&region)?;
+    let events = state.node.trust.region_events(&name);
+    Ok(Json(RegionEvents {
+        region: name,
+        events,
+    })
+    .into_response())
+}
+
 /// Sets a region's status and optionally a trust override (an `override` block).
 #[utoipa::path(put, path = "/v1/regions/{region}", tag = "trust", security(("admin_token" = [])),
     params(("region" = String, Path, description = "A configured region (case-insensitive).")),
@@ -187,7 +212,13 @@ pub(crate) async fn post_event(
     let block_index = state
         .node
         .trust
-        .record_event(&name, event.kind, event.at_micros)
+        .record_event(
+            &name,
+            event.kind,
+            event.at_micros,
+            EventSource::Operator,
+            None,
+        )
         .await?;
     let view = state.node.trust.region_view(&name);
     let at = DateTime::from_timestamp_micros(event.at_micros).unwrap_or_default();
@@ -198,6 +229,7 @@ pub(crate) async fn post_event(
             event: EventView {
                 kind: event.kind.as_str(),
                 at: rfc3339_micros(at),
+                source: EventSource::Operator.as_str(),
             },
             block_index,
         }),

@@ -1,7 +1,7 @@
 //! What the Trust Kernel's endpoints answer, as typed JSON (their OpenAPI
 //! schemas are derived from these types).
 
-use qunimbus_node::trust::{ComplianceSnapshot, PolicyStatus, RegionView};
+use qunimbus_node::trust::{ComplianceSnapshot, PolicyStatus, RegionEventView, RegionView};
 use qunimbus_trust::rollout::{GateResult, Phase, RolloutState, Transition};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,6 +13,15 @@ pub(crate) struct RegionList {
     pub window_hours: f64,
     /// Every configured region, assessed now.
     pub regions: Vec<RegionView>,
+}
+
+/// `GET /v1/regions/{region}/events`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RegionEvents {
+    /// The region.
+    pub region: String,
+    /// Every recorded failure and recovery, oldest recorded first.
+    pub events: Vec<RegionEventView>,
 }
 
 /// `PUT /v1/regions/{region}`.
@@ -31,6 +40,8 @@ pub(crate) struct EventView {
     pub kind: &'static str,
     /// When it happened (RFC 3339 UTC, µs).
     pub at: String,
+    /// `operator` (this request) or `detected`.
+    pub source: &'static str,
 }
 
 /// `POST /v1/regions/{region}/events`.

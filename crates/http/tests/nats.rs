@@ -256,6 +256,19 @@ async fn a_partner_on_node_b_receives_node_a_runs_in_order() {
     for (reason, count) in rejected(&b).await {
         assert_eq!(count, 0.0, "B rejected {count} messages as {reason}");
     }
+    // EPH: each node's own figure is `scope="node"`; B's cluster figure is
+    // the sum over both origins. A has no peer key for B, so A's cluster
+    // figure is its own.
+    let eph = |node: &'static str| format!("qunimbus_eph_throughput{{{node}}}");
+    let local_a = metric(&a, &eph("scope=\"node\"")).await.unwrap();
+    let local_b = metric(&b, &eph("scope=\"node\"")).await.unwrap();
+    let global_b = metric(&b, &eph("region=\"global\"")).await.unwrap();
+    assert!(local_a > local_b && local_b > 0.0, "{local_a} {local_b}");
+    assert!(
+        (global_b - (local_a + local_b)).abs() <= 1e-9 * global_b,
+        "B's global {global_b} is not A's {local_a} + B's {local_b}"
+    );
+    assert_eq!(metric(&a, &eph("region=\"global\"")).await, Some(local_a));
 
     drop(socket);
     a.stop().await;

@@ -664,13 +664,34 @@ async fn editing_the_policy_file_changes_the_decision_without_a_rebuild() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(verdict["compliant"], json!(false), "{verdict}");
-    assert!(
-        verdict.to_string().contains("1 itar runs are stored in EU"),
-        "{verdict}"
+    let accepted_under = format!(
+        "1 itar runs accepted in EU under policy {} are forbidden there by policy {}, put in force later",
+        &status_after["sha256"].as_str().unwrap()[..12],
+        &before["sha256"].as_str().unwrap()[..12]
     );
+    assert!(verdict.to_string().contains(&accepted_under), "{verdict}");
     let eu = t.get_ok("/v1/regions/EU").await;
     assert_eq!(eu["open_findings"], json!(1), "{eu}");
     assert!(eu["trust_score"].as_f64().unwrap() <= 0.75, "{eu}");
+
+    // Widening the policy again does not make the run compliant after
+    // the fact: it was accepted, then a policy in force forbade it.
+    std::fs::write(&policy_path, &widened).unwrap();
+    let (status, reloaded) = t.post("/v1/policy/reload", admin, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let reloaded_at = reloaded["loaded_at"].as_str().unwrap().to_string();
+    let mut verdict = Value::Null;
+    for _ in 0..200 {
+        let compliance = t.get_ok("/v1/compliance").await["compliance"].clone();
+        // An evaluation made after the widened policy was put in force.
+        if compliance["evaluated_at"].as_str().unwrap() > reloaded_at.as_str() {
+            verdict = compliance["frameworks"]["ITAR"].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(verdict["compliant"], json!(false), "{verdict}");
+    assert!(verdict.to_string().contains(&accepted_under), "{verdict}");
     t.stop().await;
 }
 

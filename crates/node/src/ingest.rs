@@ -49,7 +49,7 @@ pub enum IngestError {
 impl Node {
     /// Checks `telemetry` against the policy, prices it and drafts its block.
     fn value_run(&self, telemetry: Telemetry) -> Result<RunEntry, Refusal> {
-        let verified = self
+        let policy = self
             .trust
             .check_accept(telemetry.data_class, &telemetry.region)
             .map_err(|decision| {
@@ -81,8 +81,9 @@ impl Node {
             block_index: None,
             feed_seq: None,
             erasure_salt,
+            policy_sha256: Some(policy.sha256.to_string()),
         };
-        let draft = valuation_draft(&record, &self.frameworks, &verified);
+        let draft = valuation_draft(&record, &self.frameworks, &policy);
         Ok((record, draft))
     }
 
@@ -110,6 +111,7 @@ impl Node {
         telemetry: Telemetry,
         received: Instant,
     ) -> Result<Stored, IngestError> {
+        self.trust.note_report(&telemetry.region);
         let entry = self.value_run(telemetry).map_err(IngestError::Refused)?;
         let mut stored = self.store_runs(vec![entry], received).await?;
         stored.pop().ok_or_else(|| {
@@ -126,6 +128,7 @@ impl Node {
         received: Instant,
     ) -> Result<Vec<Stored>, IngestError> {
         let total = items.len();
+        self.note_batch_reports(&items);
         let mut runs = Vec::with_capacity(total);
         let mut refused = Vec::new();
         for (index, item) in items.into_iter().enumerate() {
@@ -141,6 +144,17 @@ impl Node {
             return Err(IngestError::Batch(refused, total));
         }
         self.store_runs(runs, received).await
+    }
+
+    /// A batch is one report from each region it carries runs of.
+    fn note_batch_reports(&self, items: &[Result<Telemetry, FieldError>]) {
+        let regions: std::collections::BTreeSet<&str> = items
+            .iter()
+            .filter_map(|i| i.as_ref().ok().map(|t| t.region.as_str()))
+            .collect();
+        for region in regions {
+            self.trust.note_report(region);
+        }
     }
 
     async fn store_runs(

@@ -160,13 +160,15 @@ pub fn genesis_block(frameworks: &[String]) -> Result<Block, qunimbus_ledger::Le
     Block::genesis(&rfc3339_micros(now_micros()), &names)
 }
 
-/// The draft of the `valuation` block recording `record`. Every framework is
-/// `pending`: nothing on the ingest path evaluates compliance for a run yet.
+/// The draft of the `valuation` block recording `record`, accepted by
+/// `policy`: `verified` for the frameworks the policy's rules evidence (the
+/// payload names the policy's digest and those rules), `pending` for the rest.
 pub fn valuation_draft(
     record: &RunRecord,
     frameworks: &[String],
-    verified: &[String],
+    policy: &crate::trust::InForce,
 ) -> BlockDraft {
+    let verified = &policy.enforced;
     let t = &record.telemetry;
     let v = &record.valuation;
     let mut payload = serde_json::json!({
@@ -181,6 +183,10 @@ pub fn valuation_draft(
         "market_value": v.market_value,
         "eph_price": v.eph_price,
         "coherence_within_threshold": v.coherence_within_threshold,
+        // What `verified` rests on: the policy that accepted the run and
+        // the acceptance rules it passed.
+        "policy_sha256": &*policy.sha256,
+        "verified_by": &*policy.verified_by,
     });
     // Personal data never goes on the ledger in clear (SPEC §4): the block
     // carries a salted reference instead of the run id.

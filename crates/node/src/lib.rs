@@ -179,6 +179,7 @@ impl Node {
                 config.ledger.frameworks.clone(),
                 trust_settings,
                 policy,
+                config.recorded()?,
             )
             .await?,
         );

@@ -97,6 +97,13 @@ pub struct MarketHub {
     sender: broadcast::Sender<Arc<Live>>,
     latency: Mutex<LatencyRecorder>,
     throughput: Mutex<ThroughputWindow>,
+    /// EPH delivered per other origin, relayed through NATS.
+    remote_throughput: Mutex<HashMap<String, ThroughputWindow>>,
+    window: Duration,
+    /// Set once the NATS relay attached: the cluster figure exists.
+    clustered: AtomicBool,
+    /// Partners with a latency gauge published at the last scrape.
+    gauged: Mutex<std::collections::BTreeSet<String>>,
     epoch: Instant,
     partners: Mutex<HashMap<String, PartnerLive>>,
     metrics: Arc<Metrics>,
@@ -123,11 +130,14 @@ impl MarketHub {
             },
             config.queue_capacity,
             Duration::from_secs(config.throughput_window_secs),
+            Duration::from_secs(config.latency_window_secs),
             metrics,
         )
     }
 
-    /// A hub; `active` is the persisted activation state.
+    /// A hub; `active` is the persisted activation state; throughput is
+    /// measured over `window`, latency percentiles over `latency_window`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         origin: String,
         active: bool,
@@ -135,6 +145,7 @@ impl MarketHub {
         targets: Targets,
         queue_capacity: usize,
         window: Duration,
+        latency_window: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
         let (sender, _) = broadcast::channel(queue_capacity.max(16) * 4);
@@ -145,8 +156,12 @@ impl MarketHub {
             queue_capacity: queue_capacity.max(2),
             active: AtomicBool::new(active),
             sender,
-            latency: Mutex::new(LatencyRecorder::new()),
+            latency: Mutex::new(LatencyRecorder::new(latency_window)),
             throughput: Mutex::new(ThroughputWindow::new(window)),
+            remote_throughput: Mutex::new(HashMap::new()),
+            window,
+            clustered: AtomicBool::new(false),
+            gauged: Mutex::new(std::collections::BTreeSet::new()),
             epoch: Instant::now(),
             partners: Mutex::new(HashMap::new()),
             metrics,
@@ -210,6 +225,7 @@ impl MarketHub {
     /// node's partners. Its latency is not measured here: the receipt time
     /// belongs to the other node's clock.
     pub fn publish_remote(&self, valuation: FeedValuation) {
+        self.record_remote(&valuation);
         if !self.is_active() {
             return;
         }
@@ -223,9 +239,49 @@ impl MarketHub {
         self.metrics.relay.relayed_in.inc();
     }
 
+    /// Counts another origin's delivery in its own window, placed at the
+    /// run's acceptance time (a relayed backlog older than the window is
+    /// not counted as delivered now).
+    fn record_remote(&self, valuation: &FeedValuation) {
+        let age_ms = chrono::DateTime::parse_from_rfc3339(&valuation.accepted_at)
+            .ok()
+            .map_or(0, |at| {
+                (now_micros() - at.with_timezone(&chrono::Utc)).num_milliseconds()
+            })
+            .max(0);
+        let Some(at) = self
+            .now_ms()
+            .checked_sub(u64::try_from(age_ms).unwrap_or(u64::MAX))
+        else {
+            return;
+        };
+        lock(&self.remote_throughput)
+            .entry(valuation.origin.clone())
+            .or_insert_with(|| ThroughputWindow::new(self.window))
+            .record(at, valuation.eph_delivered);
+    }
+
     /// Reports whether the NATS relay consumer is attached.
     pub fn set_relay_connected(&self, connected: bool) {
+        if connected {
+            self.clustered.store(true, Ordering::SeqCst);
+        }
         self.metrics.relay.relay_connected.set(i64::from(connected));
+    }
+
+    /// With NATS: EPH per hour over the window summed over every origin
+    /// seen (this node's and each relayed one's). `None` on a single node,
+    /// or before the relay first attached.
+    pub fn cluster_eph_per_hour(&self) -> Option<f64> {
+        if !self.clustered.load(Ordering::SeqCst) {
+            return None;
+        }
+        let now = self.now_ms();
+        let remote: f64 = lock(&self.remote_throughput)
+            .values()
+            .map(|w| w.eph_per_hour(now))
+            .sum();
+        Some(self.eph_per_hour().0 + remote)
     }
 
     /// Counts a valuation published to NATS.
@@ -246,9 +302,23 @@ impl MarketHub {
         lock(&self.throughput).window()
     }
 
-    /// Latency quantiles measured so far.
+    /// Latency quantiles over the latency window.
     pub fn latency(&self) -> LatencyReport {
-        lock(&self.latency).report()
+        lock(&self.latency).report(self.now_ms())
+    }
+
+    /// Notes the partners whose latency gauges are published now; returns
+    /// those published last time and not now (to remove).
+    pub fn regauge(&self, now: std::collections::BTreeSet<String>) -> Vec<String> {
+        let mut gauged = lock(&self.gauged);
+        let gone = gauged.difference(&now).cloned().collect();
+        *gauged = now;
+        gone
+    }
+
+    /// The window latency quantiles cover.
+    pub fn latency_window(&self) -> Duration {
+        lock(&self.latency).window()
     }
 
     /// Connected sessions per partner id.
@@ -349,11 +419,13 @@ impl MarketHub {
         let newer = p.unacked.split_off(&seq.saturating_add(1));
         let covered = std::mem::replace(&mut p.unacked, newer);
         let mut latency = lock(&self.latency);
+        // Read under the lock, so recordings reach the window in time order.
+        let now_ms = self.now_ms();
         let mut acked = Acked::default();
         for received in covered.into_values() {
             let took = now.saturating_duration_since(received);
             p.histogram.observe(took.as_secs_f64());
-            latency.record(&p.name, took);
+            latency.record(&p.name, took, now_ms);
             acked.messages += 1;
             acked.newest = Some(took);
         }

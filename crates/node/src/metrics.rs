@@ -16,6 +16,16 @@ pub struct RegionLabel {
     pub region: String,
 }
 
+/// A label set of one fixed pair.
+pub type FixedLabel = [(&'static str, &'static str); 1];
+
+/// `qunimbus_eph_throughput{scope="node"}`: this node's own deliveries.
+pub const EPH_NODE: FixedLabel = [("scope", "node")];
+
+/// `qunimbus_eph_throughput{region="global"}` (the seed's name): with NATS,
+/// the sum over every origin seen in the window; absent on a single node.
+pub const EPH_CLUSTER: FixedLabel = [("region", "global")];
+
 /// Label set `{partner="partner_eu"}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartnerLabel {
@@ -167,8 +177,8 @@ metric_set! {
         market_latency_ms: Family<PartnerLabel, Gauge<f64, AtomicU64>> = Family::default()
             => "qunimbus_market_latency_ms", "Measured p99 feed latency (receipt to ack) per partner, ms";
         /// Measured EPH per hour over the sliding window, refreshed at scrape.
-        eph_throughput: Family<RegionLabel, Gauge<f64, AtomicU64>> = Family::default()
-            => "qunimbus_eph_throughput", "Measured EPH per hour over the sliding window";
+        eph_throughput: Family<FixedLabel, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_eph_throughput", "Measured EPH per hour over the sliding window: scope=\"node\" this node's deliveries; region=\"global\" (with NATS only) the sum over every origin seen";
         /// Partner sessions cut off (slow, disabled).
         partner_disconnects: Counter = Counter::default()
             => "qunimbus_partner_disconnects", "Partner sessions cut off (slow or disabled)";

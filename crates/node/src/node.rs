@@ -89,6 +89,17 @@ impl Node {
     /// Copies the measured feed figures into their scrape-time gauges.
     pub fn refresh_market_metrics(&self) {
         let report = self.market.latency();
+        // Partners without an ack in the latency window (a disabled one,
+        // say) leave the gauge with the status page.
+        let gone = self
+            .market
+            .regauge(report.per_partner.keys().cloned().collect());
+        for partner in gone {
+            self.metrics
+                .market
+                .market_latency_ms
+                .remove(&crate::metrics::PartnerLabel { partner });
+        }
         for (partner, q) in &report.per_partner {
             self.metrics
                 .market
@@ -99,12 +110,12 @@ impl Node {
                 .set(q.p99_ms);
         }
         let (eph, _) = self.market.eph_per_hour();
-        self.metrics
-            .market
-            .eph_throughput
-            .get_or_create(&crate::metrics::RegionLabel {
-                region: "global".into(),
-            })
-            .set(eph);
+        let throughput = &self.metrics.market.eph_throughput;
+        throughput.get_or_create(&crate::metrics::EPH_NODE).set(eph);
+        if let Some(cluster) = self.market.cluster_eph_per_hour() {
+            throughput
+                .get_or_create(&crate::metrics::EPH_CLUSTER)
+                .set(cluster);
+        }
     }
 }

@@ -41,9 +41,22 @@ pub enum StateChange {
         kind: String,
         /// When it happened (Unix µs).
         at_us: i64,
+        /// `operator` or `detected`.
+        source: String,
         /// The region's status afterwards.
         status: String,
         /// When it was recorded (RFC 3339).
+        recorded_at: String,
+        /// The same instant, Unix µs.
+        recorded_at_us: i64,
+    },
+    /// A compliance policy put in force (kept once per digest).
+    RecordPolicy {
+        /// SHA-256 of its text (hex).
+        sha256: String,
+        /// The policy text.
+        text: String,
+        /// When it was first recorded (RFC 3339).
         recorded_at: String,
     },
     /// A new rollout and its state (JSON).
@@ -137,16 +150,20 @@ impl StateChange {
                 region,
                 kind,
                 at_us,
+                source,
                 status,
                 recorded_at,
+                recorded_at_us,
             } => vec![
                 Statement {
-                    sql: "INSERT INTO region_events (region, kind, at_us, block_index) VALUES ($1, $2, $3, $4)",
+                    sql: "INSERT INTO region_events (region, kind, at_us, block_index, source, recorded_at_us) VALUES ($1, $2, $3, $4, $5, $6)",
                     binds: vec![
                         text(region),
                         text(kind),
                         SqlValue::Int(Some(*at_us)),
                         SqlValue::BlockIndex(0),
+                        text(source),
+                        SqlValue::Int(Some(*recorded_at_us)),
                     ],
                 },
                 Statement {
@@ -154,6 +171,14 @@ impl StateChange {
                     binds: vec![text(status), text(recorded_at), text(region)],
                 },
             ],
+            Self::RecordPolicy {
+                sha256,
+                text: policy,
+                recorded_at,
+            } => vec![Statement {
+                sql: "INSERT INTO policies (sha256, text, recorded_at) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
+                binds: vec![text(sha256), text(policy), text(recorded_at)],
+            }],
             Self::InsertRollout {
                 id,
                 created_at,

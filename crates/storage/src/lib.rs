@@ -31,7 +31,7 @@ pub use reader::{CheckpointRecord, CheckpointTimestamp, PartnerRecord, Reader};
 pub use record::{RunRecord, Stored};
 pub use scan::{BlockBatch, SCAN_BATCH};
 pub use tokens::{PartnerByKey, TokenRecord};
-pub use trust::{RegionEventRecord, RegionRecord, StoredRunCount};
+pub use trust::{PolicyRecord, RegionEventRecord, RegionRecord, StoredRunCount};
 pub use writer::{
     CheckpointSigner, CommitObserver, CommittedRun, RunEntry, RunsObserver, TimestampOutcome,
 };

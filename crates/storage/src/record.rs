@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 /// The columns of `runs` in the order `RunRow` reads them.
 pub(crate) const RUN_COLUMNS: &str = "run_id, region, data_class, eta_ent, coherence_variance, \
 runtime_hours, eph_delivered, efficiency_multiplier, coherence_penalty, runtime_factor, \
-phi_qevf, price_multiplier, market_value, eph_price, coherence_within_threshold, accepted_at, block_index, feed_seq, erasure_salt";
+phi_qevf, price_multiplier, market_value, eph_price, coherence_within_threshold, accepted_at, block_index, feed_seq, erasure_salt, policy_sha256";
 
 /// The columns of `blocks` in the order `BlockRow` reads them.
 pub(crate) const BLOCK_COLUMNS: &str =
@@ -33,6 +33,9 @@ pub struct RunRecord {
     /// Personal-class runs: the random salt of the `run_ref` on their block
     /// (kept off the ledger, so erasing it unlinks the block from the run).
     pub erasure_salt: Option<String>,
+    /// SHA-256 of the compliance policy that accepted it (`None` for runs
+    /// stored before the policy was recorded per run).
+    pub policy_sha256: Option<String>,
 }
 
 /// The outcome of storing one record.
@@ -96,6 +99,7 @@ pub(crate) struct RunRow {
     block_index: i64,
     feed_seq: Option<i64>,
     erasure_salt: Option<String>,
+    policy_sha256: Option<String>,
 }
 
 impl TryFrom<RunRow> for RunRecord {
@@ -136,6 +140,7 @@ impl TryFrom<RunRow> for RunRecord {
                 .map(|s| u64::try_from(s).map_err(|_| corrupt("feed_seq")))
                 .transpose()?,
             erasure_salt: row.erasure_salt,
+            policy_sha256: row.policy_sha256,
         })
     }
 }

@@ -35,6 +35,10 @@ pub struct RegionEventRecord {
     pub at_us: i64,
     /// The `health` block recording it.
     pub block_index: i64,
+    /// `operator` or `detected`.
+    pub source: String,
+    /// When the node recorded it (Unix µs; `None` before that was kept).
+    pub recorded_at_us: Option<i64>,
 }
 
 /// Stored runs of one data class in one region.
@@ -44,8 +48,24 @@ pub struct StoredRunCount {
     pub data_class: String,
     /// Region name.
     pub region: String,
+    /// SHA-256 of the policy that accepted them (`None`: stored before
+    /// policies were recorded per run).
+    pub policy_sha256: Option<String>,
+    /// When the earliest of them was accepted (RFC 3339).
+    pub first_accepted_at: String,
     /// How many.
     pub count: i64,
+}
+
+/// A compliance policy that has been in force.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PolicyRecord {
+    /// SHA-256 of its text (hex).
+    pub sha256: String,
+    /// The policy text.
+    pub text: String,
+    /// When it was first recorded (RFC 3339).
+    pub recorded_at: String,
 }
 
 impl Reader {
@@ -61,7 +81,7 @@ impl Reader {
     /// Every recorded health event, oldest recorded first.
     pub async fn region_events(&self) -> Result<Vec<RegionEventRecord>, StorageError> {
         Ok(dispatch!(&self.pool, pool => {
-            sqlx::query_as("SELECT region, kind, at_us, block_index FROM region_events ORDER BY id")
+            sqlx::query_as("SELECT region, kind, at_us, block_index, source, recorded_at_us FROM region_events ORDER BY id")
                 .fetch_all(pool)
                 .await
         })?)
@@ -87,11 +107,21 @@ impl Reader {
         rows.into_iter().map(Block::try_from).collect()
     }
 
-    /// Stored runs of the restricted classes (`personal`, `itar`) per class
-    /// and region (a partial index serves it).
+    /// Stored runs of the restricted classes (`personal`, `itar`) per class,
+    /// region and accepting policy (the partial index
+    /// `runs_restricted_policy` serves it); runs of no recorded policy last.
     pub async fn restricted_run_counts(&self) -> Result<Vec<StoredRunCount>, StorageError> {
         Ok(dispatch!(&self.pool, pool => {
-            sqlx::query_as("SELECT data_class, region, COUNT(*) AS count FROM runs WHERE data_class <> 'public' GROUP BY data_class, region ORDER BY data_class, region")
+            sqlx::query_as("SELECT data_class, region, policy_sha256, MIN(accepted_at) AS first_accepted_at, COUNT(*) AS count FROM runs WHERE data_class <> 'public' GROUP BY data_class, region, policy_sha256 ORDER BY data_class, region, COALESCE(policy_sha256, 'g')")
+                .fetch_all(pool)
+                .await
+        })?)
+    }
+
+    /// Every policy that has been in force, first recorded first.
+    pub async fn policies(&self) -> Result<Vec<PolicyRecord>, StorageError> {
+        Ok(dispatch!(&self.pool, pool => {
+            sqlx::query_as("SELECT sha256, text, recorded_at FROM policies ORDER BY recorded_at, sha256")
                 .fetch_all(pool)
                 .await
         })?)

@@ -34,6 +34,7 @@ fn entry(id: &str, region: &str, eta: f64, hours: f64) -> RunEntry {
         block_index: None,
         feed_seq: None,
         erasure_salt: None,
+        policy_sha256: Some("ab".repeat(32)),
     };
     let draft = BlockDraft {
         timestamp: qunimbus_core::time::rfc3339_micros(record.accepted_at),

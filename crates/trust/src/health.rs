@@ -53,6 +53,42 @@ impl HealthEventKind {
     }
 }
 
+/// Who said a region failed or recovered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum EventSource {
+    /// An operator: a posted event, or a status set to `down`/`draining`
+    /// (or back) by `PUT`.
+    Operator,
+    /// The node: the region's telemetry stopped past its threshold, or resumed.
+    Detected,
+}
+
+impl EventSource {
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Detected => "detected",
+        }
+    }
+
+    /// Parses the lowercase wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "operator" => Some(Self::Operator),
+            "detected" => Some(Self::Detected),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a region status counts as serving (`down` and `draining` do not).
+pub fn status_is_up(status: &str) -> bool {
+    !matches!(status, "down" | "draining")
+}
+
 /// One recorded failure or recovery of a region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HealthEvent {

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cadence;
 pub mod compliance;
 pub mod health;
 pub mod policy;

@@ -70,6 +70,15 @@ pub struct Rule {
     pub framework: Option<String>,
     /// `permit` or `forbid`.
     pub effect: &'static str,
+    /// The actions it is scoped to (`accept`, `distribute`); empty: every action.
+    pub actions: Vec<String>,
+}
+
+impl Rule {
+    /// Whether the rule can decide `action`.
+    pub fn scopes(&self, action: &str) -> bool {
+        self.actions.is_empty() || self.actions.iter().any(|a| a == action)
+    }
 }
 
 /// The answer to one question.
@@ -158,6 +167,16 @@ impl PolicyEngine {
                     cedar_policy::Effect::Permit => "permit",
                     cedar_policy::Effect::Forbid => "forbid",
                 },
+                actions: match policy.action_constraint() {
+                    cedar_policy::ActionConstraint::Any => Vec::new(),
+                    cedar_policy::ActionConstraint::Eq(uid) => {
+                        vec![uid.id().unescaped().to_string()]
+                    }
+                    cedar_policy::ActionConstraint::In(uids) => uids
+                        .iter()
+                        .map(|u| u.id().unescaped().to_string())
+                        .collect(),
+                },
             });
         }
         let mut engine = Self {
@@ -189,6 +208,18 @@ impl PolicyEngine {
     /// The rules, in file order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules
+    }
+
+    /// The `forbid` rules of `framework` that decide acceptance: the rules a
+    /// run passed when it is accepted as verified for that framework.
+    pub fn accept_rules<'a>(&'a self, framework: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.rules.iter().filter(move |r| {
+            r.effect == "forbid"
+                && r.scopes("accept")
+                && r.framework
+                    .as_deref()
+                    .is_some_and(|f| f.eq_ignore_ascii_case(framework))
+        })
     }
 
     /// Frameworks that at least one rule evidences.

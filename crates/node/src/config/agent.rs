@@ -14,7 +14,7 @@ use qunimbus_trading::sizing::KellyConfig;
 use qunimbus_trading::{strategy, CandleReader, Costs, Universe};
 use rust_decimal::prelude::FromPrimitive;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -34,6 +34,12 @@ impl<'de> Deserialize<'de> for DecimalSetting {
                 other.type_str()
             ))),
         }
+    }
+}
+
+impl Serialize for DecimalSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
     }
 }
 
@@ -62,7 +68,7 @@ impl DecimalSetting {
 }
 
 /// A built-in strategy and its parameters.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategySetting {
     /// `sma_cross`, `rsi_reversion` or `donchian_breakout`.
@@ -117,7 +123,7 @@ impl StrategySetting {
 }
 
 /// The trading agent.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     /// Runs the agent in the node (also `qunimbus serve --agent`).

@@ -8,7 +8,7 @@ use super::ConfigError;
 use qunimbus_core::RegionSet;
 use qunimbus_trading::{Instrument, Tier};
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The tier of every `EPH-USD` lane (the universe's tiers are 1–6).
 pub const EPH_TIER: u8 = 7;
@@ -19,7 +19,7 @@ pub fn eph_symbol(region: &str) -> String {
 }
 
 /// The EPH instrument and its feed.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EphConfig {
     /// Trades `EPH-USD` per region from the node's feed.

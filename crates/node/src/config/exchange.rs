@@ -2,10 +2,10 @@
 //! spot's REST API or one that follows its documentation).
 
 use super::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The exchange adapter's settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExchangeConfig {
     /// Base URL of the REST API (`https://api.binance.com`); unset: no exchange.

@@ -2,11 +2,11 @@
 //! of its checkpoints.
 
 use super::{at_least_one, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// Verification ledger settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerConfig {
     /// Log origin (first checkpoint line, also the signing key's name).
@@ -40,7 +40,7 @@ impl Default for LedgerConfig {
 }
 
 /// RFC 3161 time-stamping of checkpoints.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TsaConfig {
     /// External TSA (`http://…`, RFC 3161 over HTTP). Unset: the node's

@@ -4,11 +4,11 @@
 //! over its share, 503 with `Retry-After` when the node is at capacity.
 
 use super::ConfigError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// A per-client request rate: `per_minute` on average, up to `burst` at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Requests per minute, sustained.
@@ -24,7 +24,7 @@ impl RateLimit {
 }
 
 /// Limits of the HTTP server.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Longest a request may take from its headers to its response headers

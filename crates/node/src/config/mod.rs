@@ -31,7 +31,7 @@ pub use trust::TrustConfig;
 use qunimbus_core::RegionSet;
 use qunimbus_storage::DbTarget;
 use qunimbus_valuation::ValuationParams;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sources::{env_entry, read_file, set_key};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -82,7 +82,7 @@ impl ConfigError {
 }
 
 /// Log output style.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
@@ -90,6 +90,43 @@ pub enum LogFormat {
     Human,
     /// One JSON object per line.
     Json,
+}
+
+/// `text` with the secrets of a URL replaced by `redacted`: the password of
+/// its user info (`postgres://u:secret@h/db`) and any `password`, `token` or
+/// `secret` query parameter; `None` when there is nothing to redact.
+fn redact_url(text: &str) -> Option<String> {
+    let (scheme, rest) = text.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{user}:redacted@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _))
+                        if ["password", "token", "secret"]
+                            .iter()
+                            .any(|s| key.to_ascii_lowercase().contains(s)) =>
+                    {
+                        format!("{key}=redacted")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    let redacted = format!("{scheme}://{authority}{tail}");
+    (redacted != text).then_some(redacted)
 }
 
 /// Errors unless `value` is at least 1.
@@ -101,7 +138,7 @@ fn at_least_one(key: &str, value: u64) -> Result<(), ConfigError> {
 }
 
 /// The whole node configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Directory for the database, credentials and keys.
@@ -173,6 +210,23 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The effective configuration as the ledger records it: every key
+    /// with its value (defaults included; tokens and NATS credentials left
+    /// out, passwords in URLs redacted) and the node's version
+    /// (`qunimbus.version`: a new build can change defaults).
+    pub fn recorded(&self) -> Result<crate::trust::ConfigMap, ConfigError> {
+        let value = serde_json::to_value(self)
+            .map_err(|e| ConfigError::invalid("(configuration)", e.to_string()))?;
+        let mut map = crate::trust::flatten_config(&value);
+        for value in map.values_mut() {
+            if let Some(redacted) = value.as_str().and_then(redact_url) {
+                *value = redacted.into();
+            }
+        }
+        map.insert("qunimbus.version".into(), env!("CARGO_PKG_VERSION").into());
+        Ok(map)
+    }
+
     /// Loads the configuration: defaults, then `file` (if any), then the
     /// `QUNIMBUS_*` variables in `env`, then `overrides` (command-line flags,
     /// as a TOML table of dotted keys), then validates it.

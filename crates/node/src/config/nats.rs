@@ -2,11 +2,11 @@
 
 use super::{at_least_one, ConfigError};
 use qunimbus_ledger::checkpoint::NoteVerifier;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// NATS JetStream scale-out of the market feed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
     /// JetStream stream holding every node's feed.

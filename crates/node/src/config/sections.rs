@@ -3,15 +3,18 @@
 
 use super::{at_least_one, ConfigError};
 use qunimbus_valuation::PhiHistory;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Authentication settings (SPEC §9).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Bearer token for admin endpoints; generated into `credentials.toml` when absent.
+    /// Secret: never part of the recorded configuration.
+    #[serde(skip_serializing)]
     pub admin_token: Option<String>,
-    /// Bearer token for telemetry ingest; generated when absent.
+    /// Bearer token for telemetry ingest; generated when absent. Secret.
+    #[serde(skip_serializing)]
     pub ingest_token: Option<String>,
     /// Require a valid token on read-only endpoints too.
     pub protect_reads: bool,
@@ -20,7 +23,7 @@ pub struct AuthConfig {
 }
 
 /// Limits on telemetry ingest.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// Largest accepted body of `POST /v1/telemetry`, in bytes.
@@ -52,7 +55,7 @@ impl Default for IngestConfig {
 }
 
 /// The in-memory history of recent valuations.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistoryConfig {
     /// How many recent `phi_qevf` values the engine keeps.
@@ -68,7 +71,7 @@ impl Default for HistoryConfig {
 }
 
 /// The QMP market feed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MarketConfig {
     /// Target p99 latency from telemetry receipt to partner ack, ms.
@@ -79,6 +82,9 @@ pub struct MarketConfig {
     pub queue_capacity: usize,
     /// Length of the sliding window the EPH throughput is measured over, seconds.
     pub throughput_window_secs: u64,
+    /// Length of the sliding window the status page's latency percentiles
+    /// cover, seconds (the Prometheus histogram stays cumulative).
+    pub latency_window_secs: u64,
 }
 
 impl Default for MarketConfig {
@@ -88,6 +94,7 @@ impl Default for MarketConfig {
             eph_per_hour_target: 5e9,
             queue_capacity: 1024,
             throughput_window_secs: 300,
+            latency_window_secs: 300,
         }
     }
 }
@@ -152,6 +159,7 @@ impl MarketConfig {
                 "must be at least 2",
             ));
         }
+        at_least_one("market.latency_window_secs", self.latency_window_secs)?;
         at_least_one("market.throughput_window_secs", self.throughput_window_secs)
     }
 }

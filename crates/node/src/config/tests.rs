@@ -449,3 +449,27 @@ fn a_public_url_must_be_a_plain_http_url() {
         }
     }
 }
+
+#[test]
+fn the_recorded_configuration_holds_no_secret() {
+    let mut config = Config {
+        database_url: Some(
+            "postgres://qunimbus:s3cret@db:5432/q?sslmode=require&password=p2".into(),
+        ),
+        nats_url: Some("nats://relay:t0ken@nats:4222".into()),
+        ..Config::default()
+    };
+    config.auth.admin_token = Some("admin-secret-token".into());
+    let recorded = config.recorded().unwrap();
+    let text = serde_json::to_string(&recorded).unwrap();
+    for secret in ["s3cret", "p2", "t0ken", "admin-secret-token"] {
+        assert!(!text.contains(secret), "{secret} recorded: {text}");
+    }
+    assert_eq!(
+        recorded["database_url"],
+        "postgres://qunimbus:redacted@db:5432/q?sslmode=require&password=redacted"
+    );
+    assert_eq!(recorded["nats_url"], "nats://relay:redacted@nats:4222");
+    assert_eq!(recorded["valuation.eta_baseline"], 0.95);
+    assert!(!recorded.contains_key("auth.admin_token"));
+}

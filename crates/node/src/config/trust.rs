@@ -2,12 +2,12 @@
 
 use super::ConfigError;
 use qunimbus_core::RegionSet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The Trust Kernel (SPEC §6).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrustConfig {
     /// Cedar compliance policy. Unset: `DATA_DIR/policy.cedar`, written from
@@ -31,6 +31,16 @@ pub struct TrustConfig {
     pub compliance_interval_secs: f64,
     /// How often a compliance attestation block is written, seconds.
     pub attestation_interval_secs: f64,
+    /// A region whose runtimes send nothing for this many expected report
+    /// intervals is detected down (a `failure` event, source `detected`).
+    pub silence_intervals: f64,
+    /// ... but never after less silence than this, seconds. Runtimes that
+    /// report in bursts (many runs, then a long pause) should have their
+    /// interval configured: their learned interval is the gap inside a burst.
+    pub min_silence_secs: f64,
+    /// Expected seconds between a region's reports, by region; a region not
+    /// listed has its interval learned from its own recent reports.
+    pub report_interval_secs: std::collections::BTreeMap<String, f64>,
 }
 
 impl Default for TrustConfig {
@@ -46,6 +56,9 @@ impl Default for TrustConfig {
             controller_interval_ms: 1000,
             compliance_interval_secs: 10.0,
             attestation_interval_secs: 86_400.0,
+            silence_intervals: 20.0,
+            min_silence_secs: 60.0,
+            report_interval_secs: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -65,6 +78,8 @@ impl TrustConfig {
                 "trust.attestation_interval_secs",
                 self.attestation_interval_secs,
             ),
+            ("trust.silence_intervals", self.silence_intervals),
+            ("trust.min_silence_secs", self.min_silence_secs),
         ] {
             if !(value.is_finite() && value > 0.0 && value < 1e9) {
                 return Err(ConfigError::invalid(
@@ -84,6 +99,25 @@ impl TrustConfig {
                 "trust.controller_interval_ms",
                 "must be at least 10",
             ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (region, secs) in &self.report_interval_secs {
+            let key = format!("trust.report_interval_secs.{region}");
+            let Some(canonical) = regions.canonical(region) else {
+                return Err(ConfigError::invalid(&key, "is not a configured region"));
+            };
+            if !seen.insert(canonical) {
+                return Err(ConfigError::invalid(
+                    &key,
+                    format!("{canonical} is listed twice"),
+                ));
+            }
+            if !(secs.is_finite() && *secs >= 0.001 && *secs < 1e9) {
+                return Err(ConfigError::invalid(
+                    &key,
+                    format!("must be a finite number of seconds, at least 0.001, got {secs}"),
+                ));
+            }
         }
         qunimbus_trust::rollout::validate_plan(&self.phases)
             .map_err(|e| ConfigError::invalid("trust.phases", e.to_string()))?;
@@ -133,6 +167,17 @@ impl TrustConfig {
             controller_interval: Duration::from_millis(self.controller_interval_ms),
             compliance_interval: Duration::from_secs_f64(self.compliance_interval_secs),
             attestation_interval: Duration::from_secs_f64(self.attestation_interval_secs),
+            silence: qunimbus_trust::cadence::SilenceRule {
+                intervals: self.silence_intervals,
+                floor_micros: (self.min_silence_secs * 1e6) as i64,
+            },
+            report_intervals: self
+                .report_interval_secs
+                .iter()
+                .filter_map(|(r, secs)| {
+                    Some((regions.canonical(r)?.to_string(), (secs * 1e6) as i64))
+                })
+                .collect(),
         }
     }
 }

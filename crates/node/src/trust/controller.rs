@@ -52,6 +52,9 @@ pub async fn run_controller(state: Arc<crate::Node>, mut stop: tokio::sync::watc
                 Err(e) => tracing::warn!(error = %e, "compliance evaluation failed"),
             }
         }
+        if let Err(e) = kernel.detect_health().await {
+            tracing::warn!(error = %e, "region health detection failed; retrying next tick");
+        }
         if let Err(e) = kernel.tick_rollouts().await {
             tracing::warn!(error = %e, "rollout controller pass failed; retrying next tick");
         }

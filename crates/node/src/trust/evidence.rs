@@ -19,19 +19,33 @@ impl TrustKernel {
             stored_runs.push(StoredRuns {
                 data_class,
                 region: row.region,
+                policy_sha256: row.policy_sha256,
+                first_accepted_us: chrono::DateTime::parse_from_rfc3339(&row.first_accepted_at)
+                    .map_err(|_| {
+                        TrustError::Corrupt(format!("accepted_at {:?}", row.first_accepted_at))
+                    })?
+                    .timestamp_micros(),
                 count: u64::try_from(row.count).unwrap_or(0),
             });
         }
         let personal_in_clear = reader.personal_runs_in_clear().await?;
-        let blocks = self.rollout_blocks().await?;
-        let rollouts = lock(&self.state)
+        // The in-memory history first, the ledger after: a transition is
+        // committed with its block before it enters the history, so a
+        // transition the ledger lacks is a real gap, never a race with a
+        // rollout changing meanwhile.
+        let histories: Vec<(String, usize)> = lock(&self.state)
             .rollouts
             .iter()
-            .map(|r| {
-                let on_ledger = blocks.get(&r.id).map_or(&[][..], Vec::as_slice);
+            .map(|r| (r.id.clone(), r.history.len()))
+            .collect();
+        let blocks = self.rollout_blocks().await?;
+        let rollouts = histories
+            .into_iter()
+            .map(|(id, transitions)| {
+                let on_ledger = blocks.get(&id).map_or(&[][..], Vec::as_slice);
                 RolloutEvidence {
-                    id: r.id.clone(),
-                    transitions: r.history.len(),
+                    id,
+                    transitions,
                     blocks: on_ledger.len(),
                     // As the ledger tells it, not the in-memory history.
                     started_at_canary: on_ledger.first().is_some_and(|b| {
@@ -53,10 +67,20 @@ impl TrustKernel {
                     policy_status.sha256
                 )),
             },
+            config_recorded: self.config_evidence().await?,
             rollouts,
             violations: lock(&self.violations).clone(),
         };
-        let report = compliance::evaluate(&self.policy.engine(), &evidence, &self.frameworks);
+        let history = lock(&self.policy_history).clone();
+        let policies: Vec<PolicyInForce<'_>> = history
+            .iter()
+            .map(|p| PolicyInForce {
+                sha256: &p.sha256,
+                since_us: p.since_us,
+                engine: &p.engine,
+            })
+            .collect();
+        let report = compliance::evaluate(&policies, &evidence, &self.frameworks);
         let snapshot = ComplianceSnapshot {
             evaluated_at: rfc3339_micros(now_micros()),
             report,

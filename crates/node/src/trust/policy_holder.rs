@@ -5,7 +5,7 @@ use super::*;
 
 /// The compliance policy in force, shared with the market hub.
 pub struct PolicyHolder {
-    engine: RwLock<(Arc<PolicyEngine>, Arc<[String]>)>,
+    engine: RwLock<Arc<InForce>>,
     frameworks: Vec<String>,
     pub(super) status: Mutex<PolicyStatus>,
     pub(super) path: PathBuf,
@@ -40,14 +40,44 @@ fn sha256_hex(bytes: &[u8]) -> String {
     qunimbus_ledger::hex::encode(&qunimbus_ledger::merkle::sha256(bytes))
 }
 
-/// The ledger frameworks (of `frameworks`) that a rule of `engine` evidences.
-fn enforced_frameworks(engine: &PolicyEngine, frameworks: &[String]) -> Arc<[String]> {
-    let enforced = engine.frameworks();
-    frameworks
-        .iter()
-        .filter(|f| enforced.iter().any(|e| e.eq_ignore_ascii_case(f)))
-        .cloned()
-        .collect()
+/// The policy in force as ingest uses it.
+#[derive(Debug)]
+pub struct InForce {
+    /// The loaded policy.
+    pub engine: Arc<PolicyEngine>,
+    /// The ledger frameworks a rule of it evidences: an accepted run is
+    /// `verified` for these.
+    pub enforced: Arc<[String]>,
+    /// SHA-256 of its text (recorded with every run it accepts).
+    pub sha256: Arc<str>,
+    /// The acceptance rules of those frameworks (named on each valuation
+    /// block as what verified it).
+    pub verified_by: Arc<[String]>,
+    /// Its text (recorded once per digest).
+    pub text: Arc<str>,
+}
+
+impl InForce {
+    /// `engine`, parsed from `text`, for the ledger `frameworks`.
+    pub fn new(engine: PolicyEngine, text: &str, frameworks: &[String]) -> Self {
+        let declared = engine.frameworks();
+        let enforced: Arc<[String]> = frameworks
+            .iter()
+            .filter(|f| declared.iter().any(|e| e.eq_ignore_ascii_case(f)))
+            .cloned()
+            .collect();
+        let verified_by = enforced
+            .iter()
+            .flat_map(|f| engine.accept_rules(f).map(|r| r.id.clone()))
+            .collect();
+        Self {
+            engine: Arc::new(engine),
+            enforced,
+            sha256: text_digest(text).into(),
+            verified_by,
+            text: text.into(),
+        }
+    }
 }
 
 /// SHA-256 of `text` (a policy file's bytes).
@@ -77,10 +107,10 @@ impl PolicyHolder {
             tracing::info!(path = %path.display(), "wrote the default compliance policy");
         }
         let regions = regions.names().to_vec();
-        let (engine, status) = Self::read(&path, &regions)?;
-        let enforced = enforced_frameworks(&engine, frameworks);
+        let text = Self::read_text(&path)?;
+        let (engine, status) = Self::parse(&path, &text, &regions)?;
         Ok(Self {
-            engine: RwLock::new((Arc::new(engine), enforced)),
+            engine: RwLock::new(Arc::new(InForce::new(engine, &text, frameworks))),
             frameworks: frameworks.to_vec(),
             status: Mutex::new(status),
             path,
@@ -88,17 +118,17 @@ impl PolicyHolder {
         })
     }
 
-    /// Puts `engine` in force.
-    pub(super) fn install(&self, engine: PolicyEngine) {
-        let enforced = enforced_frameworks(&engine, &self.frameworks);
+    /// `engine`, parsed from `text`, ready to be put in force.
+    pub(super) fn prepare(&self, engine: PolicyEngine, text: &str) -> InForce {
+        InForce::new(engine, text, &self.frameworks)
+    }
+
+    /// Puts a prepared policy in force.
+    pub(super) fn install(&self, in_force: InForce) {
         *self
             .engine
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = (Arc::new(engine), enforced);
-    }
-
-    fn read(path: &Path, regions: &[String]) -> Result<(PolicyEngine, PolicyStatus), TrustError> {
-        Self::parse(path, &Self::read_text(path)?, regions)
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(in_force);
     }
 
     /// The policy file's text.
@@ -131,13 +161,8 @@ impl PolicyHolder {
         Ok((engine, status))
     }
 
-    /// The policy in force.
-    pub fn engine(&self) -> Arc<PolicyEngine> {
-        self.engine_and_frameworks().0
-    }
-
-    /// The policy in force and the ledger frameworks it evidences.
-    pub fn engine_and_frameworks(&self) -> (Arc<PolicyEngine>, Arc<[String]>) {
+    /// The policy in force with what ingest records of it.
+    pub fn in_force(&self) -> Arc<InForce> {
         self.engine
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -160,7 +185,7 @@ impl qunimbus_market::DistributionPolicy for PolicyHolder {
         self.engine
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .0
+            .engine
             .allows_distribution(class, region, partner_region)
     }
 }

@@ -35,9 +35,51 @@ pub struct RegionView {
     pub observed_hours: f64,
     /// Whether MTBF meets the target (`null` until the evidence can tell).
     pub mtbf_compliant: Option<bool>,
+    /// When this node last received telemetry from the region (since it
+    /// started; `null`: none yet).
+    pub last_report_at: Option<String>,
+    /// The expected interval between its reports, ms (`null` until learned).
+    pub report_interval_ms: Option<f64>,
+    /// `learned` (median of its recent report gaps) or `configured`.
+    pub report_interval_source: Option<&'static str>,
+    /// The evidence behind availability and MTBF: its last recorded health
+    /// events (at most [`EVIDENCE_EVENTS`], in the order recorded).
+    pub events: Vec<RegionEventView>,
     #[serde(skip)]
     #[cfg_attr(feature = "openapi", schema(ignore))]
     pub(super) health: RegionHealth,
+}
+
+/// Health events a region view lists as its evidence.
+pub const EVIDENCE_EVENTS: usize = 10;
+
+/// One health event as evidence.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegionEventView {
+    /// `failure` or `recovery`.
+    pub kind: &'static str,
+    /// When it happened (RFC 3339 UTC, µs).
+    pub at: String,
+    /// `operator` or `detected`.
+    pub source: &'static str,
+    /// When the node recorded it (for a detected event: when it detected
+    /// it); `null` for events recorded before this was kept.
+    pub recorded_at: Option<String>,
+    /// The block recording it (its payload holds the evidence).
+    pub block_index: u64,
+}
+
+impl RegionEventView {
+    fn of(e: &RecordedEvent) -> Self {
+        Self {
+            kind: e.event.kind.as_str(),
+            at: micros_text(e.event.at),
+            source: e.source.as_str(),
+            recorded_at: e.recorded_at.map(micros_text),
+            block_index: e.block_index,
+        }
+    }
 }
 
 impl TrustKernel {
@@ -64,9 +106,11 @@ impl TrustKernel {
             .iter()
             .filter_map(|name| {
                 let record = state.regions.get(name)?;
-                let events = state.events.get(name).map_or(&[][..], Vec::as_slice);
+                let events = state.health_events(name);
+                let evidence = state.events.get(name).map_or(&[][..], Vec::as_slice);
+                let (last_report, interval) = self.report_cadence(name);
                 let health = assess(
-                    events,
+                    &events,
                     record.tracked_since,
                     self.settings.window_micros,
                     now,
@@ -96,10 +140,31 @@ impl TrustKernel {
                     },
                     observed_hours: health.observed_hours(),
                     mtbf_compliant: mtbf.meets(self.settings.mtbf_target_hours),
+                    last_report_at: last_report.map(micros_text),
+                    report_interval_ms: interval.map(|(us, _)| us as f64 / 1e3),
+                    report_interval_source: interval.map(|(_, configured)| {
+                        if configured {
+                            "configured"
+                        } else {
+                            "learned"
+                        }
+                    }),
+                    events: evidence[evidence.len().saturating_sub(EVIDENCE_EVENTS)..]
+                        .iter()
+                        .map(RegionEventView::of)
+                        .collect(),
                     health,
                 })
             })
             .collect()
+    }
+
+    /// Every recorded health event of a region, oldest recorded first.
+    pub fn region_events(&self, name: &str) -> Vec<RegionEventView> {
+        lock(&self.state)
+            .events
+            .get(name)
+            .map_or_else(Vec::new, |e| e.iter().map(RegionEventView::of).collect())
     }
 
     /// Mesh totals (SPEC §6).
@@ -138,7 +203,10 @@ impl TrustKernel {
     }
 
     /// Sets a region's status and optionally its trust override
-    /// (`Some(None)` clears it), recorded as an `override` block.
+    /// (`Some(None)` clears it), recorded as an `override` block. A status
+    /// that stops or resumes serving (`down`/`draining` ↔ `active`/`degraded`)
+    /// is also a health event (source `operator`) recorded by that block, so
+    /// down time counts from this moment.
     pub async fn set_region(
         &self,
         name: &str,
@@ -159,7 +227,20 @@ impl TrustKernel {
             next.trust_override = trust.map(|t| t.clamp(0.0, 1.0));
             next.override_reason = trust.and(reason.clone());
         }
-        next.updated_at = rfc3339_micros(now_micros());
+        let now = now_micros();
+        next.updated_at = rfc3339_micros(now);
+        let detected_down = lock(&self.state)
+            .newest_event(&name)
+            .is_some_and(super::detection::is_detected_failure);
+        let health_event = match (status_is_up(&previous.status), status_is_up(status)) {
+            (true, false) => Some(HealthEventKind::Failure),
+            (false, true) => Some(HealthEventKind::Recovery),
+            // The operator takes over an outage the node detected: the node
+            // will not end it when reports resume (a failure while down
+            // changes no figure).
+            (false, false) if detected_down => Some(HealthEventKind::Failure),
+            _ => None,
+        };
         let draft = self.draft(
             BlockKind::Override,
             Some(name.clone()),
@@ -169,41 +250,76 @@ impl TrustKernel {
                 "trust_override": next.trust_override,
                 "previous_trust_override": previous.trust_override,
                 "reason": reason,
+                "health_event": health_event.map(HealthEventKind::as_str),
             }),
         );
-        let blocks = self
-            .store
-            .append_blocks_with(
-                vec![draft],
-                vec![StateChange::SetRegion {
-                    name: name.clone(),
-                    status: next.status.clone(),
-                    trust_override: next.trust_override,
-                    override_reason: next.override_reason.clone(),
-                    at: next.updated_at.clone(),
-                }],
-            )
-            .await?;
-        lock(&self.state).regions.insert(name, next.clone());
-        Ok((next, blocks.first().map_or(0, |b| b.index)))
+        let mut changes = vec![StateChange::SetRegion {
+            name: name.clone(),
+            status: next.status.clone(),
+            trust_override: next.trust_override,
+            override_reason: next.override_reason.clone(),
+            at: next.updated_at.clone(),
+        }];
+        let at = now.timestamp_micros();
+        if let Some(kind) = health_event {
+            changes.push(StateChange::RecordHealthEvent {
+                region: name.clone(),
+                kind: kind.as_str().to_string(),
+                at_us: at,
+                source: EventSource::Operator.as_str().to_string(),
+                status: next.status.clone(),
+                recorded_at: next.updated_at.clone(),
+                recorded_at_us: at,
+            });
+        }
+        let blocks = self.store.append_blocks_with(vec![draft], changes).await?;
+        let block_index = blocks.first().map_or(0, |b| b.index);
+        let mut state = lock(&self.state);
+        if let Some(kind) = health_event {
+            state
+                .events
+                .entry(name.clone())
+                .or_default()
+                .push(RecordedEvent {
+                    event: HealthEvent { kind, at },
+                    source: EventSource::Operator,
+                    block_index,
+                    recorded_at: Some(at),
+                });
+        }
+        state.regions.insert(name, next.clone());
+        Ok((next, block_index))
     }
 
-    /// Records a failure or recovery at `at` (Unix µs) as a `health` block;
-    /// the region's status follows its newest event.
+    /// Records a failure or recovery at `at` (Unix µs) as a `health` block
+    /// naming its source and carrying its evidence; the region's status
+    /// follows its newest event.
     pub async fn record_event(
         &self,
         name: &str,
         kind: HealthEventKind,
         at: i64,
+        source: EventSource,
+        evidence: Option<Value>,
+    ) -> Result<u64, TrustError> {
+        let _guard = self.changes.lock().await;
+        self.record_event_locked(name, kind, at, source, evidence)
+            .await
+    }
+
+    /// [`TrustKernel::record_event`] for a caller holding the change lock.
+    pub(super) async fn record_event_locked(
+        &self,
+        name: &str,
+        kind: HealthEventKind,
+        at: i64,
+        source: EventSource,
+        evidence: Option<Value>,
     ) -> Result<u64, TrustError> {
         let name = self.region_name(name)?;
-        let _guard = self.changes.lock().await;
         let (newest, current) = {
             let state = lock(&self.state);
-            let newest = state
-                .events
-                .get(&name)
-                .is_none_or(|events| events.iter().all(|e| e.at <= at));
+            let newest = state.newest_event(&name).is_none_or(|e| e.event.at <= at);
             let current = state.regions.get(&name).map(|r| r.status.clone());
             (newest, current)
         };
@@ -212,12 +328,18 @@ impl TrustKernel {
             (true, HealthEventKind::Recovery) => "active".to_string(),
             (false, _) => current.unwrap_or_else(|| "active".into()),
         };
-        let at_text =
-            rfc3339_micros(chrono::DateTime::from_timestamp_micros(at).unwrap_or_default());
+        let at_text = micros_text(at);
+        let recorded_at = now_micros();
         let draft = self.draft(
             BlockKind::Health,
             Some(name.clone()),
-            json!({ "event": kind.as_str(), "at": at_text, "status": status }),
+            json!({
+                "event": kind.as_str(),
+                "at": at_text,
+                "status": status,
+                "source": source.as_str(),
+                "evidence": evidence,
+            }),
         );
         let blocks = self
             .store
@@ -227,21 +349,28 @@ impl TrustKernel {
                     region: name.clone(),
                     kind: kind.as_str().to_string(),
                     at_us: at,
+                    source: source.as_str().to_string(),
                     status: status.clone(),
-                    recorded_at: rfc3339_micros(now_micros()),
+                    recorded_at: rfc3339_micros(recorded_at),
+                    recorded_at_us: recorded_at.timestamp_micros(),
                 }],
             )
             .await?;
+        let block_index = blocks.first().map_or(0, |b| b.index);
         let mut state = lock(&self.state);
-        state
-            .events
-            .entry(name.clone())
-            .or_default()
-            .push(HealthEvent { kind, at });
+        state.push_event(
+            &name,
+            RecordedEvent {
+                event: HealthEvent { kind, at },
+                source,
+                block_index,
+                recorded_at: Some(recorded_at.timestamp_micros()),
+            },
+        );
         if let Some(r) = state.regions.get_mut(&name) {
             r.status = status;
         }
-        Ok(blocks.first().map_or(0, |b| b.index))
+        Ok(block_index)
     }
 
     /// Erases a personal-class run's link to its data subject (GDPR): the

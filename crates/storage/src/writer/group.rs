@@ -13,7 +13,7 @@ use qunimbus_ledger::merkle::{Hash, NodeId};
 use sqlx::{Executor, QueryBuilder};
 use std::collections::HashMap;
 
-/// Rows per INSERT statement (≤ 19 bound columns each; under both drivers' parameter limits).
+/// Rows per INSERT statement (≤ 20 bound columns each; under both drivers' parameter limits).
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// What each job of a committed group gets back.
@@ -105,7 +105,8 @@ macro_rules! insert_runs {
                     .push_bind(r.accepted_at_text())
                     .push_bind(block_index)
                     .push_bind(feed_seq)
-                    .push_bind(r.erasure_salt.clone());
+                    .push_bind(r.erasure_salt.clone())
+                    .push_bind(r.policy_sha256.clone());
             });
             end_statement!($script, $conn, $combine);
         }
