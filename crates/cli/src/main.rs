@@ -2,6 +2,7 @@
 //! configuration file (`config check`) or measure performance (`bench`).
 
 mod agent;
+mod backup;
 mod bench;
 mod bench_agent;
 mod bench_feed;
@@ -101,6 +102,17 @@ enum Command {
     /// A running node's tokens: list, client tokens, rotation with a grace period.
     #[command(subcommand)]
     Credentials(credentials::CredentialsCommand),
+    /// Back up a node's SQLite store while it runs: a consistent copy whose
+    /// ledger is verified before it is reported.
+    #[command(
+        after_help = "Examples:\n  qunimbus backup --data-dir ./qunimbus-data --out node-2026-12-03.backup\n  qunimbus backup --data-dir ./qunimbus-data --out full.backup --include-keys"
+    )]
+    Backup(backup::BackupArgs),
+    /// Restore a backup into an empty data dir; its ledger is verified first.
+    #[command(
+        after_help = "Example:\n  qunimbus restore --from node-2026-12-03.backup --data-dir ./restored --expect-key node.vkey"
+    )]
+    Restore(backup::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -236,6 +248,8 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Backup(args) => backup::run_backup(args).await,
+        Command::Restore(args) => backup::run_restore(args).await,
         Command::Config(ConfigCommand::Check { file }) => {
             let config = Config::check_file(&file)
                 .with_context(|| format!("{} is not valid", file.display()))?;

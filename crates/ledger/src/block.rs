@@ -71,11 +71,14 @@ pub enum BlockKind {
     /// A trading risk decision: an emergency-level, trading-state or
     /// confidence change, or an operator's control of the agent.
     Risk,
+    /// The store was restored from a backup: names the backup's checkpoint,
+    /// so an auditor sees the gap between the backup and the restore.
+    Restore,
 }
 
 impl BlockKind {
     /// Every kind, in declaration order.
-    pub const ALL: [BlockKind; 10] = [
+    pub const ALL: [BlockKind; 11] = [
         BlockKind::Genesis,
         BlockKind::Valuation,
         BlockKind::Attestation,
@@ -86,6 +89,7 @@ impl BlockKind {
         BlockKind::Config,
         BlockKind::Erasure,
         BlockKind::Risk,
+        BlockKind::Restore,
     ];
 
     /// The JSON (lowercase) name.
@@ -101,6 +105,7 @@ impl BlockKind {
             BlockKind::Config => "config",
             BlockKind::Erasure => "erasure",
             BlockKind::Risk => "risk",
+            BlockKind::Restore => "restore",
         }
     }
 

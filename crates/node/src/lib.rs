@@ -9,6 +9,7 @@
 
 pub mod agent;
 pub mod backtest;
+pub mod backup;
 pub mod config;
 pub mod credentials;
 pub mod exchange;

@@ -69,10 +69,18 @@ impl ReadPool {
     }
 }
 
+/// The writer's options: WAL (set once, persistent in the file) on top of
+/// the readers'.
+fn sqlite_writer_options(path: &std::path::Path) -> SqliteConnectOptions {
+    sqlite_options(path).journal_mode(SqliteJournalMode::Wal)
+}
+
+/// Options every connection shares. Readers leave the journal mode as the
+/// file has it (a read-only connection cannot change it; a backup copy is
+/// in rollback mode).
 fn sqlite_options(path: &std::path::Path) -> SqliteConnectOptions {
     SqliteConnectOptions::new()
         .filename(path)
-        .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         // Statement journals of multi-row inserts stay in memory, not in temp files.
@@ -193,7 +201,7 @@ pub(crate) async fn open_writer(target: &DbTarget) -> Result<LockedWriter, Stora
         DbTarget::Sqlite(path) => {
             let lock = lock_sqlite(path).await?;
             make_private(path)?;
-            let mut conn = sqlite_options(path)
+            let mut conn = sqlite_writer_options(path)
                 .create_if_missing(true)
                 .connect()
                 .await?;

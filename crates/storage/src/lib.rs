@@ -14,6 +14,7 @@
 
 mod a2a;
 mod backend;
+pub mod backup;
 mod cache;
 mod change;
 mod codec;
@@ -83,6 +84,9 @@ pub enum StorageError {
     /// The stored tree disagrees with a signed checkpoint or is incomplete.
     #[error("ledger is inconsistent: {0}")]
     Inconsistent(String),
+    /// A backup could not be taken or read.
+    #[error("backup: {0}")]
+    Backup(String),
     /// A unique value (e.g. a partner name) is already taken.
     #[error("conflict: {0}")]
     Conflict(String),

@@ -1,0 +1,369 @@
+//! `qunimbus backup` and `qunimbus restore` through the binary: a backup of
+//! a node taken under concurrent ingest restores every run acknowledged
+//! before it started, the restored ledger verifies and the restored node's
+//! next checkpoint is consistent with the backup's; a backup with one block
+//! changed, a non-empty data dir and a wrong key are refused and write
+//! nothing.
+
+mod common;
+
+use common::{credential, qunimbus, spawn_serve, terminate, text};
+use qunimbus_ledger::merkle::{verify_consistency, Hash};
+use serde_json::{json, Value};
+use sqlx::Connection;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn run(id: &str, i: usize) -> String {
+    let region = ["Americas", "EU", "APAC"][i % 3];
+    json!({"run_id": id, "region": region, "eta_ent": 0.9 + (i % 10) as f64 / 100.0,
+           "coherence_variance": 0.01, "runtime_hours": 1.0 + i as f64, "eph_delivered": 10.0})
+    .to_string()
+}
+
+fn b64_hash(text: &str) -> Hash {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+/// `(size, root)` of a signed note's body.
+fn note_head(note: &str) -> (u64, Hash) {
+    let mut lines = note.lines();
+    let _origin = lines.next();
+    let size = lines.next().unwrap().parse().unwrap();
+    (size, b64_hash(lines.next().unwrap()))
+}
+
+fn cli(args: &[&str], paths: &[&Path]) -> std::process::Output {
+    let mut command = qunimbus();
+    command.args(args);
+    for p in paths {
+        command.arg(p);
+    }
+    command.output().unwrap()
+}
+
+async fn checkpoint(http: &reqwest::Client, url: &str, at_least: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let note = http
+            .get(format!("{url}/v1/ledger/checkpoint"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if note.lines().nth(1).and_then(|s| s.parse::<u64>().ok()) >= Some(at_least) {
+            return note;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint of size {at_least}: {note}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_ingest_restores_every_acknowledged_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let (child, url) = spawn_serve(&data, |_| {});
+    let http = reqwest::Client::new();
+    let ingest = credential(&data, "ingest_token");
+    let vkey = http
+        .get(format!("{url}/v1/ledger/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let vkey_file = dir.path().join("node.vkey");
+    std::fs::write(&vkey_file, &vkey).unwrap();
+
+    // Ingest runs, one at a time, until told to stop.
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (acked, stop, http, url) = (acked.clone(), stop.clone(), http.clone(), url.clone());
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                let id = format!("bk-{i}");
+                let answer = http
+                    .post(format!("{url}/v1/telemetry"))
+                    .bearer_auth(&ingest)
+                    .header("content-type", "application/json")
+                    .body(run(&id, i))
+                    .send()
+                    .await
+                    .unwrap();
+                if answer.status() == 201 {
+                    acked.lock().unwrap().push(id);
+                }
+                i += 1;
+            }
+        })
+    };
+    while acked.lock().unwrap().len() < 200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let before: Vec<String> = acked.lock().unwrap().clone();
+    let out = dir.path().join("node.backup");
+    let backup = {
+        let (data, out) = (data.clone(), out.clone());
+        tokio::task::spawn_blocking(move || {
+            cli(
+                &["backup", "--include-keys", "--data-dir"],
+                &[&data, Path::new("--out"), &out],
+            )
+        })
+        .await
+        .unwrap()
+    };
+    let during = acked.lock().unwrap().len() - before.len();
+    stop.store(true, Ordering::SeqCst);
+    sender.await.unwrap();
+    assert!(backup.status.success(), "{}", text(&backup));
+    let stdout = String::from_utf8_lossy(&backup.stdout).to_string();
+    assert!(
+        stdout.contains("ledger verified against its signed checkpoint"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ledger.key"), "keys carried: {stdout}");
+    eprintln!("{} runs acknowledged while the backup ran", during);
+    terminate(child);
+
+    // The backup is a SQLite file `ledger verify` reads as it is.
+    let verify = qunimbus()
+        .args(["ledger", "verify", "--public-key"])
+        .arg(&vkey_file)
+        .arg("--database-url")
+        .arg(format!("sqlite:{}", out.display()))
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify));
+
+    // Restore into a fresh dir, against the published key.
+    let restored = dir.path().join("restored");
+    let restore = qunimbus()
+        .args(["restore", "--from"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(&restored)
+        .arg("--expect-key")
+        .arg(&vkey_file)
+        .output()
+        .unwrap();
+    assert!(restore.status.success(), "{}", text(&restore));
+    let stdout = String::from_utf8_lossy(&restore.stdout).to_string();
+    assert!(stdout.contains("restore block:"), "{stdout}");
+    let backup_note: String = stdout
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("checkpoint:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| format!("{}\n", &l[4..]))
+        .collect();
+    let (backup_size, backup_root) = note_head(&backup_note);
+    let backup_blocks: u64 = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("blocks:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(backup_blocks >= before.len() as u64 + 2, "{stdout}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(restored.join("ledger.key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the signing key stays private");
+
+    // The restored node holds every run acknowledged before the backup
+    // started, and its next checkpoint extends the backup's.
+    let (child, url) = spawn_serve(&restored, |_| {});
+    for id in &before {
+        let status = http
+            .get(format!("{url}/v1/valuations/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(
+            status, 200,
+            "run {id} acknowledged before the backup is missing"
+        );
+    }
+    let note = checkpoint(&http, &url, backup_size + 1).await;
+    let (size, root) = note_head(&note);
+    let proof: Value = http
+        .get(format!(
+            "{url}/v1/ledger/proof/consistency?first={backup_size}&second={size}"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let hashes: Vec<Hash> = proof["hashes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| b64_hash(h.as_str().unwrap()))
+        .collect();
+    verify_consistency(backup_size, size, &backup_root, &root, &hashes)
+        .expect("the restored log extends the backup's checkpoint");
+    let blocks: Value = http
+        .get(format!(
+            "{url}/v1/ledger/blocks?from={backup_blocks}&limit=10"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let restore_block = blocks["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap_or_else(|| panic!("no block after the backup's: {blocks}"))
+        .clone();
+    assert_eq!(
+        restore_block["kind"], "restore",
+        "the first block after the backup's {backup_blocks}: {restore_block}"
+    );
+    assert_eq!(restore_block["payload"]["backup_tree_size"], backup_size);
+    assert_eq!(
+        restore_block["payload"]["backup_checkpoint"],
+        backup_note.as_str()
+    );
+    terminate(child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_block_a_full_data_dir_or_a_wrong_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let (child, url) = spawn_serve(&data, |_| {});
+    let http = reqwest::Client::new();
+    let ingest = credential(&data, "ingest_token");
+    for i in 0..20 {
+        let answer = http
+            .post(format!("{url}/v1/telemetry"))
+            .bearer_auth(&ingest)
+            .header("content-type", "application/json")
+            .body(run(&format!("t-{i}"), i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201);
+    }
+    checkpoint(&http, &url, 22).await;
+    let out = dir.path().join("good.backup");
+    let backup = qunimbus()
+        .args(["backup", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{}", text(&backup));
+    terminate(child);
+
+    // One block's figure changed in a copy of the backup.
+    let tampered = dir.path().join("tampered.backup");
+    std::fs::copy(&out, &tampered).unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", tampered.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE blocks SET phi_qevf = phi_qevf + 0.001 WHERE idx = 7")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let target = dir.path().join("from-tampered");
+    let refused = qunimbus()
+        .args(["restore", "--from"])
+        .arg(&tampered)
+        .arg("--data-dir")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("block 7"), "names the block: {stderr}");
+    assert!(!target.exists(), "nothing was written");
+
+    // Into a data dir that holds anything: refused, naming what is there.
+    let full = dir.path().join("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("qunimbus.db"), b"precious").unwrap();
+    let refused = qunimbus()
+        .args(["restore", "--from"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(&full)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("is not empty") && stderr.contains("qunimbus.db"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(full.join("qunimbus.db")).unwrap(),
+        b"precious"
+    );
+
+    // Signed by another key than the one expected.
+    let other = dir.path().join("other");
+    let (child, other_url) = spawn_serve(&other, |_| {});
+    let other_key = http
+        .get(format!("{other_url}/v1/ledger/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    terminate(child);
+    let other_key_file = dir.path().join("other.vkey");
+    std::fs::write(&other_key_file, other_key).unwrap();
+    let target = dir.path().join("wrong-key");
+    let refused = qunimbus()
+        .args(["restore", "--from"])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(&target)
+        .arg("--expect-key")
+        .arg(&other_key_file)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(!target.exists());
+
+    // A backup never overwrites a file.
+    let again = qunimbus()
+        .args(["backup", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
