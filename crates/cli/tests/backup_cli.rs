@@ -182,12 +182,16 @@ async fn a_backup_under_ingest_restores_every_acknowledged_run() {
         .parse()
         .unwrap();
     assert!(backup_blocks >= before.len() as u64 + 2, "{stdout}");
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(restored.join("ledger.key"))
-            .unwrap()
-            .permissions(),
+    let mode = |path: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&out), 0o600, "the backup (with keys) is private");
+    assert_eq!(
+        mode(&restored.join("ledger.key")),
+        0o600,
+        "the signing key stays private"
     );
-    assert_eq!(mode & 0o777, 0o600, "the signing key stays private");
 
     // The restored node holds every run acknowledged before the backup
     // started, and its next checkpoint extends the backup's.

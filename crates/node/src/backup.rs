@@ -147,6 +147,16 @@ fn mode_of(meta: &std::fs::Metadata) -> u32 {
     meta.permissions().mode() & 0o777
 }
 
+/// Restricts `path` to its owner (0600).
+fn make_private(path: &Path) -> Result<(), BackupError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
+    }
+    Ok(())
+}
+
 /// Reads `rel` (a file, or every file under a directory) of `data_dir`.
 fn collect(data_dir: &Path, rel: &str, out: &mut Vec<BackupFile>) -> Result<(), BackupError> {
     let path = data_dir.join(rel);
@@ -272,7 +282,12 @@ pub async fn backup(
     tokio::task::spawn_blocking(move || files::snapshot(&source, &copy, progress))
         .await
         .map_err(|e| BackupError::Malformed(format!("the copy task failed: {e}")))??;
-    let result = finish_backup(data_dir, &partial, out, options, &verifier).await;
+    // The copy holds every run (and, with --include-keys, the keys): as
+    // private as the database itself, before anything is added to it.
+    let result = match make_private(&partial) {
+        Ok(()) => finish_backup(data_dir, &partial, out, options, &verifier).await,
+        Err(e) => Err(e),
+    };
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
