@@ -371,3 +371,158 @@ async fn a_changed_block_a_full_data_dir_or_a_wrong_key_is_refused() {
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
+
+fn pg_url() -> String {
+    std::env::var("PG_TEST_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// `url` pointed at database `db` (and, optionally, schema `schema`).
+fn pg_database(url: &str, db: &str, schema: Option<&str>) -> String {
+    let (base, _) = url.split_once('?').unwrap_or((url, ""));
+    let server = base.rsplit_once('/').map_or(base, |(server, _)| server);
+    match schema {
+        Some(s) => format!("{server}/{db}?options=-c%20search_path%3D{s}"),
+        None => format!("{server}/{db}"),
+    }
+}
+
+fn require_tool(name: &str) {
+    let found = std::process::Command::new(name).arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "{name} (Debian's postgresql-client) is required for this test and is missing"
+    );
+}
+
+/// The PostgreSQL procedure of the README: pg_dump of the node's schema,
+/// pg_restore into another database, then `qunimbus ledger verify` on the
+/// restored copy (and a changed block there fails, naming it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_dumped_and_restored_verifies() {
+    require_tool("pg_dump");
+    require_tool("pg_restore");
+    let url = pg_url();
+    let unique = format!(
+        "bk_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL at {url} (PG_TEST_URL) is required for this test: {e}")
+    });
+    sqlx::query(&format!("CREATE SCHEMA {unique}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let test_db = url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .unwrap()
+        .to_string();
+    let node_url = pg_database(&url, &test_db, Some(&unique));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("node");
+    let (child, base) = spawn_serve(&data, |c| {
+        c.args(["--database-url", &node_url]);
+        c.env("QUNIMBUS_LEDGER__CHECKPOINT_INTERVAL_MS", "50");
+    });
+    let http = reqwest::Client::new();
+    let ingest = credential(&data, "ingest_token");
+    for i in 0..30 {
+        let answer = http
+            .post(format!("{base}/v1/telemetry"))
+            .bearer_auth(&ingest)
+            .header("content-type", "application/json")
+            .body(run(&format!("pg-{i}"), i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201);
+    }
+    checkpoint(&http, &base, 32).await;
+    let vkey = http
+        .get(format!("{base}/v1/ledger/public-key"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    terminate(child);
+    let vkey_file = dir.path().join("node.vkey");
+    std::fs::write(&vkey_file, vkey).unwrap();
+
+    // `qunimbus backup` points a PostgreSQL store at pg_dump.
+    let refused = qunimbus()
+        .args(["backup", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("x.backup"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("pg_dump"));
+
+    let dump = dir.path().join("node.dump");
+    let dumped = std::process::Command::new("pg_dump")
+        .args(["--format=custom", "--schema", &unique, "--file"])
+        .arg(&dump)
+        .arg(pg_database(&url, &test_db, None))
+        .output()
+        .unwrap();
+    assert!(dumped.status.success(), "{}", text(&dumped));
+    sqlx::query(&format!("CREATE DATABASE {unique}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let restored = std::process::Command::new("pg_restore")
+        .arg("--dbname")
+        .arg(pg_database(&url, &unique, None))
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(restored.status.success(), "{}", text(&restored));
+    let restored_url = pg_database(&url, &unique, Some(&unique));
+    let verify = |expect_ok: bool| {
+        let out = qunimbus()
+            .args([
+                "ledger",
+                "verify",
+                "--database-url",
+                &restored_url,
+                "--public-key",
+            ])
+            .arg(&vkey_file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.success(), expect_ok, "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(verify(true).contains("ledger OK"));
+    let mut copy = sqlx::PgConnection::connect(&pg_database(&url, &unique, None))
+        .await
+        .unwrap();
+    sqlx::query(&format!(
+        "UPDATE {unique}.blocks SET phi_qevf = phi_qevf + 1 WHERE idx = 5"
+    ))
+    .execute(&mut copy)
+    .await
+    .unwrap();
+    copy.close().await.unwrap();
+    assert!(verify(false).contains("block 5"), "names the changed block");
+
+    sqlx::query(&format!("DROP DATABASE {unique}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("DROP SCHEMA {unique} CASCADE"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+}
