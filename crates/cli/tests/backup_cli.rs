@@ -12,6 +12,7 @@ use qunimbus_ledger::merkle::{verify_consistency, Hash};
 use serde_json::{json, Value};
 use sqlx::Connection;
 use std::path::Path;
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,13 +41,50 @@ fn note_head(note: &str) -> (u64, Hash) {
     (size, b64_hash(lines.next().unwrap()))
 }
 
-fn cli(args: &[&str], paths: &[&Path]) -> std::process::Output {
+/// `qunimbus backup --data-dir DATA --out OUT` plus `extra` flags.
+fn run_backup(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    qunimbus()
+        .args(["backup", "--data-dir"])
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `qunimbus restore --from FROM --data-dir DIR [--expect-key KEY]`.
+fn run_restore(from: &Path, dir: &Path, key: Option<&Path>) -> Output {
     let mut command = qunimbus();
-    command.args(args);
-    for p in paths {
-        command.arg(p);
+    command
+        .args(["restore", "--from"])
+        .arg(from)
+        .arg("--data-dir")
+        .arg(dir);
+    if let Some(key) = key {
+        command.arg("--expect-key").arg(key);
     }
     command.output().unwrap()
+}
+
+/// The text at `url`.
+async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+/// POSTs runs `prefix-0` .. `prefix-{n-1}` to the node at `url`, each 201.
+async fn ingest_runs(http: &reqwest::Client, url: &str, token: &str, prefix: &str, n: usize) {
+    for i in 0..n {
+        let answer = http
+            .post(format!("{url}/v1/telemetry"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(run(&format!("{prefix}-{i}"), i))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 201);
+    }
 }
 
 async fn checkpoint(http: &reqwest::Client, url: &str, at_least: u64) -> String {
@@ -78,14 +116,7 @@ async fn a_backup_under_ingest_restores_every_acknowledged_run() {
     let (child, url) = spawn_serve(&data, |_| {});
     let http = reqwest::Client::new();
     let ingest = credential(&data, "ingest_token");
-    let vkey = http
-        .get(format!("{url}/v1/ledger/public-key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let vkey = get_text(&http, &format!("{url}/v1/ledger/public-key")).await;
     let vkey_file = dir.path().join("node.vkey");
     std::fs::write(&vkey_file, &vkey).unwrap();
 
@@ -120,14 +151,9 @@ async fn a_backup_under_ingest_restores_every_acknowledged_run() {
     let out = dir.path().join("node.backup");
     let backup = {
         let (data, out) = (data.clone(), out.clone());
-        tokio::task::spawn_blocking(move || {
-            cli(
-                &["backup", "--include-keys", "--data-dir"],
-                &[&data, Path::new("--out"), &out],
-            )
-        })
-        .await
-        .unwrap()
+        tokio::task::spawn_blocking(move || run_backup(&data, &out, &["--include-keys"]))
+            .await
+            .unwrap()
     };
     let during = acked.lock().unwrap().len() - before.len();
     stop.store(true, Ordering::SeqCst);
@@ -154,15 +180,7 @@ async fn a_backup_under_ingest_restores_every_acknowledged_run() {
 
     // Restore into a fresh dir, against the published key.
     let restored = dir.path().join("restored");
-    let restore = qunimbus()
-        .args(["restore", "--from"])
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(&restored)
-        .arg("--expect-key")
-        .arg(&vkey_file)
-        .output()
-        .unwrap();
+    let restore = run_restore(&out, &restored, Some(&vkey_file));
     assert!(restore.status.success(), "{}", text(&restore));
     let stdout = String::from_utf8_lossy(&restore.stdout).to_string();
     assert!(stdout.contains("restore block:"), "{stdout}");
@@ -264,26 +282,10 @@ async fn a_changed_block_a_full_data_dir_or_a_wrong_key_is_refused() {
     let (child, url) = spawn_serve(&data, |_| {});
     let http = reqwest::Client::new();
     let ingest = credential(&data, "ingest_token");
-    for i in 0..20 {
-        let answer = http
-            .post(format!("{url}/v1/telemetry"))
-            .bearer_auth(&ingest)
-            .header("content-type", "application/json")
-            .body(run(&format!("t-{i}"), i))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 201);
-    }
+    ingest_runs(&http, &url, &ingest, "t", 20).await;
     checkpoint(&http, &url, 22).await;
     let out = dir.path().join("good.backup");
-    let backup = qunimbus()
-        .args(["backup", "--data-dir"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let backup = run_backup(&data, &out, &[]);
     assert!(backup.status.success(), "{}", text(&backup));
     terminate(child);
 
@@ -299,13 +301,7 @@ async fn a_changed_block_a_full_data_dir_or_a_wrong_key_is_refused() {
         .unwrap();
     conn.close().await.unwrap();
     let target = dir.path().join("from-tampered");
-    let refused = qunimbus()
-        .args(["restore", "--from"])
-        .arg(&tampered)
-        .arg("--data-dir")
-        .arg(&target)
-        .output()
-        .unwrap();
+    let refused = run_restore(&tampered, &target, None);
     assert!(!refused.status.success(), "{}", text(&refused));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("block 7"), "names the block: {stderr}");
@@ -315,13 +311,7 @@ async fn a_changed_block_a_full_data_dir_or_a_wrong_key_is_refused() {
     let full = dir.path().join("full");
     std::fs::create_dir_all(&full).unwrap();
     std::fs::write(full.join("qunimbus.db"), b"precious").unwrap();
-    let refused = qunimbus()
-        .args(["restore", "--from"])
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(&full)
-        .output()
-        .unwrap();
+    let refused = run_restore(&out, &full, None);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -336,38 +326,17 @@ async fn a_changed_block_a_full_data_dir_or_a_wrong_key_is_refused() {
     // Signed by another key than the one expected.
     let other = dir.path().join("other");
     let (child, other_url) = spawn_serve(&other, |_| {});
-    let other_key = http
-        .get(format!("{other_url}/v1/ledger/public-key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let other_key = get_text(&http, &format!("{other_url}/v1/ledger/public-key")).await;
     terminate(child);
     let other_key_file = dir.path().join("other.vkey");
     std::fs::write(&other_key_file, other_key).unwrap();
     let target = dir.path().join("wrong-key");
-    let refused = qunimbus()
-        .args(["restore", "--from"])
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(&target)
-        .arg("--expect-key")
-        .arg(&other_key_file)
-        .output()
-        .unwrap();
+    let refused = run_restore(&out, &target, Some(&other_key_file));
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(!target.exists());
 
     // A backup never overwrites a file.
-    let again = qunimbus()
-        .args(["backup", "--data-dir"])
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let again = run_backup(&data, &out, &[]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
@@ -433,38 +402,15 @@ async fn a_postgres_store_dumped_and_restored_verifies() {
     });
     let http = reqwest::Client::new();
     let ingest = credential(&data, "ingest_token");
-    for i in 0..30 {
-        let answer = http
-            .post(format!("{base}/v1/telemetry"))
-            .bearer_auth(&ingest)
-            .header("content-type", "application/json")
-            .body(run(&format!("pg-{i}"), i))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 201);
-    }
+    ingest_runs(&http, &base, &ingest, "pg", 30).await;
     checkpoint(&http, &base, 32).await;
-    let vkey = http
-        .get(format!("{base}/v1/ledger/public-key"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let vkey = get_text(&http, &format!("{base}/v1/ledger/public-key")).await;
     terminate(child);
     let vkey_file = dir.path().join("node.vkey");
     std::fs::write(&vkey_file, vkey).unwrap();
 
     // `qunimbus backup` points a PostgreSQL store at pg_dump.
-    let refused = qunimbus()
-        .args(["backup", "--data-dir"])
-        .arg(&data)
-        .arg("--out")
-        .arg(dir.path().join("x.backup"))
-        .output()
-        .unwrap();
+    let refused = run_backup(&data, &dir.path().join("x.backup"), &[]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("pg_dump"));
 
