@@ -117,6 +117,20 @@ pub enum BenchCommand {
         #[arg(long)]
         stalled: bool,
     },
+    /// Back up a store of `--blocks` blocks while the node takes runs:
+    /// backup time, and ingest throughput during it against just before it.
+    #[command(after_help = "Example:\n  qunimbus bench backup --blocks 1000000 --clients 8")]
+    Backup {
+        /// Blocks in the store backed up.
+        #[arg(long, default_value_t = 1_000_000)]
+        blocks: u64,
+        /// Concurrent ingest clients (one run per request).
+        #[arg(long, default_value_t = 8)]
+        clients: u32,
+        /// Seconds of the same load measured before the backup.
+        #[arg(long, default_value_t = 5.0)]
+        baseline_secs: f64,
+    },
     /// Ledger: durable appends/s with group commit (concurrent single-run
     /// appends, each run with its block), then inclusion-proof latency and
     /// offline verification rate on a ledger of `--blocks` blocks.
@@ -174,6 +188,11 @@ pub async fn run(command: BenchCommand) -> Result<()> {
             crate::bench_trading::backtest(bars, peer_bars)
         }
         BenchCommand::Agent { seconds, bar_ms } => crate::bench_agent::run(seconds, bar_ms).await,
+        BenchCommand::Backup {
+            blocks,
+            clients,
+            baseline_secs,
+        } => crate::bench_backup::run(blocks, clients, baseline_secs).await,
         BenchCommand::Ledger {
             blocks,
             appends,

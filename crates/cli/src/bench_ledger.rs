@@ -118,7 +118,8 @@ fn run_entry(i: u64, frameworks: &[String], policy: &InForce) -> Result<(RunReco
     Ok((record, draft))
 }
 
-fn filler_draft(i: u64) -> BlockDraft {
+/// A valuation-shaped block with no run behind it, for growing a ledger fast.
+pub(crate) fn filler_draft(i: u64) -> BlockDraft {
     BlockDraft {
         timestamp: rfc3339_micros(now_micros()),
         kind: BlockKind::Valuation,

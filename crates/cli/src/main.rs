@@ -5,6 +5,7 @@ mod agent;
 mod backup;
 mod bench;
 mod bench_agent;
+mod bench_backup;
 mod bench_feed;
 mod bench_ingest;
 mod bench_ledger;
