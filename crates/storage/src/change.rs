@@ -45,9 +45,7 @@ pub enum StateChange {
         source: String,
         /// The region's status afterwards.
         status: String,
-        /// When it was recorded (RFC 3339).
-        recorded_at: String,
-        /// The same instant, Unix µs.
+        /// When it was recorded (Unix µs; also the region's `updated_at`).
         recorded_at_us: i64,
     },
     /// A compliance policy put in force (kept once per digest).
@@ -152,7 +150,6 @@ impl StateChange {
                 at_us,
                 source,
                 status,
-                recorded_at,
                 recorded_at_us,
             } => vec![
                 Statement {
@@ -168,7 +165,14 @@ impl StateChange {
                 },
                 Statement {
                     sql: "UPDATE regions SET status = $1, updated_at = $2 WHERE name = $3",
-                    binds: vec![text(status), text(recorded_at), text(region)],
+                    binds: vec![
+                        text(status),
+                        text(&qunimbus_core::time::rfc3339_micros(
+                            chrono::DateTime::from_timestamp_micros(*recorded_at_us)
+                                .unwrap_or_default(),
+                        )),
+                        text(region),
+                    ],
                 },
             ],
             Self::RecordPolicy {

@@ -268,7 +268,6 @@ impl TrustKernel {
                 at_us: at,
                 source: EventSource::Operator.as_str().to_string(),
                 status: next.status.clone(),
-                recorded_at: next.updated_at.clone(),
                 recorded_at_us: at,
             });
         }
@@ -351,7 +350,6 @@ impl TrustKernel {
                     at_us: at,
                     source: source.as_str().to_string(),
                     status: status.clone(),
-                    recorded_at: rfc3339_micros(recorded_at),
                     recorded_at_us: recorded_at.timestamp_micros(),
                 }],
             )
