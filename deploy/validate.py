@@ -40,6 +40,8 @@ EXPECTED_ALERTS = {
     "QbtcKillSwitchEngaged",
     "QbtcDailyLossLimitHit",
     "QbtcCircuitOpen",
+    "BackupFailed",
+    "BackupStale",
 }
 # What the overview dashboard must chart (SPEC §7 and the deployment issue).
 OVERVIEW_METRICS = {
@@ -79,7 +81,7 @@ def known_metrics():
         if not line:
             continue
         name, kind, status = line.split()
-        if kind not in {"gauge", "counter", "histogram"} or status not in {"exposed", "pending"}:
+        if kind not in {"gauge", "counter", "histogram"} or status not in {"exposed", "pending", "on_event"}:
             raise SystemExit(f"metrics.txt: bad line {line!r}")
         if kind == "counter" and not name.endswith("_total"):
             raise SystemExit(f"metrics.txt: counter {name} must end in _total")

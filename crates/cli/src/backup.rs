@@ -4,7 +4,6 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use qunimbus_ledger::block::DEFAULT_FRAMEWORKS;
 use qunimbus_ledger::checkpoint::NoteVerifier;
 use qunimbus_node::backup::{self, BackupOptions, BackupReport, DATABASE_FILE};
 use std::path::{Path, PathBuf};
@@ -123,8 +122,7 @@ pub async fn run_backup(args: BackupArgs) -> Result<()> {
 /// Runs `qunimbus restore`.
 pub async fn run_restore(args: RestoreArgs) -> Result<()> {
     let expect = read_key(args.expect_key.as_deref())?;
-    let frameworks: Vec<String> = DEFAULT_FRAMEWORKS.iter().map(|s| s.to_string()).collect();
-    let report = backup::restore(&args.from, &args.data_dir, expect.as_ref(), &frameworks).await?;
+    let report = backup::restore(&args.from, &args.data_dir, expect.as_ref()).await?;
     println!(
         "restored {} into {} in {:.2} s; the ledger verified against the checkpoint signed by {}",
         args.from.display(),

@@ -235,6 +235,14 @@ async fn prometheus_scrapes_the_phi_the_node_computed() {
         .await
         .expect("post invalid telemetry");
     assert_eq!(rejected.status(), 422);
+    // One backup, so the backup series have their samples.
+    let backup = http
+        .post(format!("{base}/v1/admin/backup"))
+        .bearer_auth(&node.admin_token)
+        .send()
+        .await
+        .expect("post backup");
+    assert_eq!(backup.status(), 201);
     // The acks are processed asynchronously: wait until the node counted them.
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
@@ -432,7 +440,7 @@ async fn prometheus_scrapes_the_phi_the_node_computed() {
             .iter()
             .flat_map(|g| g["rules"].as_array().expect("rules").iter())
             .collect();
-        assert_eq!(rules.len(), 11, "alerts.yml has 11 alert rules: {body}");
+        assert_eq!(rules.len(), 13, "alerts.yml has 13 alert rules: {body}");
         let evaluated = rules
             .iter()
             .all(|r| r["health"] == "ok" && r["evaluationTime"].as_f64().is_some());

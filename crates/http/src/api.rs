@@ -59,6 +59,7 @@ pub fn router_and_operations(state: Arc<AppState>) -> (Router, Vec<Operation>) {
         .merge(crate::trust_api::admin_routes())
         .merge(crate::agent_api::admin_routes())
         .merge(crate::credentials_api::admin_routes())
+        .merge(crate::backup_api::admin_routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let reads = ApiRouter::new()
         .routes(rate_limited(&state, RateClass::Quote, routes!(quote)))

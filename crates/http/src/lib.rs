@@ -10,6 +10,7 @@
 pub mod a2a;
 mod agent_api;
 pub mod api;
+mod backup_api;
 mod credentials_api;
 pub mod dashboard;
 pub mod error;

@@ -185,6 +185,7 @@ impl Node {
             .await?,
         );
         let agent = start_agent(config, &store, &metrics).await?;
+        let backups = backup::Backups::new(config, metrics.clone())?;
         let (stop, stop_rx) = watch::channel(false);
         let node = Arc::new(Node {
             agent,
@@ -206,6 +207,7 @@ impl Node {
             protect_reads: config.auth.protect_reads,
             ingest: config.ingest.clone(),
             tasks,
+            backups,
             history: std::sync::Mutex::new(history),
         });
         let background = start_background(config, &node, signer, stamper, &stop_rx);
@@ -311,7 +313,8 @@ async fn start_agent(
 }
 
 /// Starts the supervised background tasks: the checkpointer, the
-/// timestamper, the Trust Kernel controller and, with NATS, the relay.
+/// timestamper, the Trust Kernel controller, the backup schedule when
+/// configured and, with NATS, the relay.
 fn start_background(
     config: &Config,
     node: &Arc<Node>,
@@ -362,6 +365,12 @@ fn start_background(
         trust::run_controller(controller_node.clone(), stop_rx.clone())
     });
     let mut background = vec![timestamper, checkpointer, controller];
+    if config.backup.interval_secs > 0 {
+        let (backup_node, stop_rx) = (node.clone(), stop.clone());
+        background.push(node.tasks.spawn("backup_schedule", stop.clone(), move || {
+            backup::run_schedule(backup_node.clone(), stop_rx.clone())
+        }));
+    }
     if let Some(agent) = node.agent.clone() {
         let stop_rx = stop.clone();
         background.push(node.tasks.spawn("trading_agent", stop.clone(), move || {

@@ -310,6 +310,35 @@ metric_set! {
     }
 }
 
+/// No labels: a family of one series that exists only once measured
+/// (`qunimbus_backup_last_success_timestamp_seconds` is absent until a
+/// backup succeeded, never a made-up 0).
+pub type Unlabelled = [(&'static str, &'static str); 0];
+
+metric_set! {
+    /// Backups the node takes itself (scheduled, or `POST /v1/admin/backup`).
+    pub struct BackupMetrics {
+        /// Backups by outcome (`ok`, `failed`).
+        backups: Family<OutcomeLabel, Counter> = Family::default()
+            => "qunimbus_backups", "Backups the node took (scheduled or POST /v1/admin/backup), by outcome: ok (copied and verified) or failed";
+        /// When the newest verified backup was written.
+        last_success: Family<Unlabelled, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_backup_last_success_timestamp_seconds", "Unix time the newest verified backup in the backup dir was written (absent before the first)";
+        /// When the newest failed backup attempt ended.
+        last_failure: Family<Unlabelled, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_backup_last_failure_timestamp_seconds", "Unix time the newest failed backup attempt ended (absent before the first failure)";
+        /// How long the newest verified backup took.
+        last_duration: Family<Unlabelled, Gauge<f64, AtomicU64>> = Family::default()
+            => "qunimbus_backup_last_duration_seconds", "Copy and verification time of the newest verified backup, seconds";
+        /// The newest verified backup's size.
+        last_bytes: Family<Unlabelled, Gauge> = Family::default()
+            => "qunimbus_backup_last_bytes", "Size of the newest verified backup file, bytes";
+        /// The configured schedule (0: none).
+        interval: Gauge = Gauge::default()
+            => "qunimbus_backup_interval_seconds", "Configured seconds between scheduled backups (backup.interval_secs; 0: none scheduled)";
+    }
+}
+
 /// The node's metrics, by area, and their registry.
 pub struct Metrics {
     registry: Registry,
@@ -325,6 +354,8 @@ pub struct Metrics {
     pub trust: TrustMetrics,
     /// The trading agent.
     pub agent: AgentMetrics,
+    /// Backups.
+    pub backup: BackupMetrics,
 }
 
 impl Default for Metrics {
@@ -344,6 +375,7 @@ impl Metrics {
             relay: RelayMetrics::register(&mut registry),
             trust: TrustMetrics::register(&mut registry),
             agent: AgentMetrics::register(&mut registry),
+            backup: BackupMetrics::register(&mut registry),
             registry,
         }
     }

@@ -51,6 +51,8 @@ pub struct Node {
     pub ingest: IngestConfig,
     /// The supervised background tasks.
     pub tasks: Arc<crate::supervise::Supervisor>,
+    /// The node's own backups (on demand and scheduled).
+    pub backups: crate::backup::Backups,
     /// Recent `phi_qevf` values; seeded with the most recent stored values.
     pub(crate) history: Mutex<PhiHistory>,
 }

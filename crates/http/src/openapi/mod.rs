@@ -32,8 +32,8 @@ pub type MethodRoutes = utoipa_axum::router::UtoipaMethodRouter<Arc<AppState>>;
 pub type Operation = (String, String);
 
 use crate::{
-    a2a, agent_api, api, credentials_api, dashboard, ledger_api, market_api, ops_api, tlog_api,
-    trust_api, tsa_api,
+    a2a, agent_api, api, backup_api, credentials_api, dashboard, ledger_api, market_api, ops_api,
+    tlog_api, trust_api, tsa_api,
 };
 
 /// Raw bytes in a body (a DER RFC 3161 message, a tlog tile).
@@ -69,6 +69,7 @@ unless the node sets `auth.protect_reads`; then any valid token.",
         ops_api::readyz,
         ops_api::metrics,
         ops_api::openapi_json,
+        backup_api::post_backup,
         ledger_api::summary,
         ledger_api::list_blocks,
         ledger_api::get_block,

@@ -269,6 +269,18 @@ pub struct ClientTokenRequest {
     reason: String,
 }
 
+/// The body of `POST /v1/admin/backup` (every field optional; an empty
+/// body takes the `[backup]` configuration).
+#[derive(ToSchema)]
+pub struct BackupRequest {
+    /// Carry the ledger signing key and the TSA key material (kept 0600).
+    #[schema(required = false)]
+    include_keys: Option<bool>,
+    /// Carry `credentials.toml` (the node's tokens).
+    #[schema(required = false)]
+    include_credentials: Option<bool>,
+}
+
 /// The body of `POST /v1/credentials/rotate`.
 #[derive(ToSchema)]
 pub struct RotateRequest {

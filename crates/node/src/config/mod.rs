@@ -5,6 +5,7 @@
 mod agent;
 mod agent_eph;
 mod agent_reload;
+mod backup;
 mod exchange;
 mod ledger;
 mod limits;
@@ -18,6 +19,7 @@ mod trust;
 pub use agent::{AgentConfig, AgentPlan, DecimalSetting, EphPlan, StrategySetting};
 pub use agent_eph::{eph_symbol, EphConfig, EPH_TIER};
 pub use agent_reload::RELOADABLE;
+pub use backup::BackupConfig;
 pub use exchange::ExchangeConfig;
 pub use ledger::{LedgerConfig, TsaConfig};
 pub use limits::{LimitsConfig, RateLimit};
@@ -179,6 +181,8 @@ pub struct Config {
     pub trust: TrustConfig,
     /// `[agent]`: the QBTC trading agent.
     pub agent: AgentConfig,
+    /// `[backup]`: scheduled backups and where they go.
+    pub backup: BackupConfig,
 }
 
 impl Default for Config {
@@ -205,6 +209,7 @@ impl Default for Config {
             market: MarketConfig::default(),
             trust: TrustConfig::default(),
             agent: AgentConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -295,7 +300,9 @@ impl Config {
             }
         }
         let regions = self.region_set()?;
-        self.database()?;
+        let database = self.database()?;
+        self.backup
+            .validate(matches!(database, DbTarget::Sqlite(_)))?;
         self.valuation
             .validate()
             .map_err(|e| ConfigError::invalid(format!("valuation.{}", e.param), e.message))?;

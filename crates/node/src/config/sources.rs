@@ -5,7 +5,8 @@ use super::{ConfigError, CONFIG_FILE_ENV, ENV_PREFIX};
 use std::path::Path;
 
 /// Keys whose environment values are always strings (never parsed as numbers).
-const STRING_KEYS: [&str; 19] = [
+const STRING_KEYS: [&str; 20] = [
+    "backup.dir",
     "agent.exchange.url",
     "agent.market_replay_dir",
     "agent.universe_file",

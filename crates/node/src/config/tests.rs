@@ -52,7 +52,14 @@ fn key_of(err: ConfigError) -> String {
 
 #[test]
 fn errors_name_the_key() {
-    let cases: [(&str, &str); 12] = [
+    let cases: [(&str, &str); 16] = [
+        ("[backup]\nkeep = 0", "backup.keep"),
+        ("[backup]\ndir = \"\"", "backup.dir"),
+        ("[backup]\ninterval_secs = -5", "backup.interval_secs"),
+        (
+            "database_url = \"postgres://db/q\"\n[backup]\ninterval_secs = 60",
+            "backup.interval_secs",
+        ),
         ("[trust]\nrollback_trust = 1.5", "trust.rollback_trust"),
         ("[trust]\nsoak_secs = 0", "trust.soak_secs"),
         ("[trust]\nwindow_hours = \"long\"", "trust.window_hours"),

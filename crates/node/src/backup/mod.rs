@@ -8,6 +8,12 @@
 //! that checkpoint (never forking it) and an auditor sees the gap.
 //!
 //! PostgreSQL stores are backed up with `pg_dump`/`pg_restore` (README).
+//! The node's own backups (scheduled, and `POST /v1/admin/backup`) are in
+//! [`service`].
+
+mod service;
+
+pub use service::{run_schedule, Backups, TakenBackup, BACKUP_PREFIX};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -66,6 +72,12 @@ pub enum BackupError {
     /// The backup file is not a backup this build reads.
     #[error("{0}")]
     Malformed(String),
+    /// The node is taking a backup already.
+    #[error("a backup is running already; try again when it has finished")]
+    Busy,
+    /// The node's store is not SQLite.
+    #[error("the store is PostgreSQL: back it up with pg_dump (README, Backup and restore)")]
+    NotSqlite,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> BackupError + '_ {
@@ -86,6 +98,7 @@ pub struct BackupOptions {
 
 /// One carried file as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ManifestFile {
     /// Path relative to the data dir.
     pub path: String,
@@ -99,6 +112,7 @@ pub struct ManifestFile {
 
 /// What a backup says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Manifest {
     /// [`FORMAT`].
     pub format: String,
@@ -422,12 +436,11 @@ fn write_carried(data_dir: &Path, file: &BackupFile) -> Result<(), BackupError> 
 /// ledger is verified first (against `expect`, else the key the backup
 /// names) and nothing is written unless it verifies; then the database and
 /// carried files are put in place and a `restore` block names the backup's
-/// checkpoint. `frameworks` are the ledger's compliance frameworks.
+/// checkpoint, attesting the frameworks the backup's newest block names.
 pub async fn restore(
     from: &Path,
     data_dir: &Path,
     expect: Option<&NoteVerifier>,
-    frameworks: &[String],
 ) -> Result<BackupReport, BackupError> {
     let started = Instant::now();
     require_empty(data_dir)?;
@@ -463,7 +476,7 @@ pub async fn restore(
         .and_then(|f| f.sync_all())
         .map_err(io(&staging))?;
     std::fs::rename(&staging, &db).map_err(io(&db))?;
-    let restore_block = record_restore(&db, &manifest, from, frameworks).await?;
+    let restore_block = record_restore(&db, &manifest, from).await?;
     let bytes = std::fs::metadata(from).map_err(io(from))?.len();
     Ok(BackupReport {
         manifest,
@@ -474,33 +487,44 @@ pub async fn restore(
     })
 }
 
-/// Appends the `restore` block to the restored store.
-async fn record_restore(
-    db: &Path,
-    manifest: &Manifest,
-    from: &Path,
-    frameworks: &[String],
-) -> Result<u64, BackupError> {
+/// Appends the `restore` block to the restored store, with the compliance
+/// frameworks of its newest block (the ones the old node recorded).
+async fn record_restore(db: &Path, manifest: &Manifest, from: &Path) -> Result<u64, BackupError> {
+    let defaults: Vec<String> = qunimbus_ledger::block::DEFAULT_FRAMEWORKS
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    // The store is not empty, so this genesis is never written.
     let genesis =
-        genesis_block(frameworks).map_err(|e| BackupError::Malformed(format!("genesis: {e}")))?;
+        genesis_block(&defaults).map_err(|e| BackupError::Malformed(format!("genesis: {e}")))?;
     let store = Store::open(
         &DbTarget::Sqlite(db.to_path_buf()),
         StoreOptions::default(),
         genesis,
     )
     .await?;
-    let draft = crate::ledger::event_draft(
-        BlockKind::Restore,
-        frameworks,
-        serde_json::json!({
-            "backup_checkpoint": manifest.checkpoint,
-            "backup_tree_size": manifest.tree_size,
-            "backup_root": manifest.root,
-            "backup_created_at": manifest.created_at,
-            "backup_file": from.file_name().map(|n| n.to_string_lossy().into_owned()),
-        }),
-    );
-    let appended = store.append_blocks(vec![draft]).await;
+    let appended = async {
+        let newest = store.tree_head().size.saturating_sub(1);
+        let frameworks: Vec<String> = match store.reader().block(newest).await? {
+            Some(block) if !block.compliance_attestations.is_empty() => {
+                block.compliance_attestations.into_keys().collect()
+            }
+            _ => defaults,
+        };
+        let draft = crate::ledger::event_draft(
+            BlockKind::Restore,
+            &frameworks,
+            serde_json::json!({
+                "backup_checkpoint": manifest.checkpoint,
+                "backup_tree_size": manifest.tree_size,
+                "backup_root": manifest.root,
+                "backup_created_at": manifest.created_at,
+                "backup_file": from.file_name().map(|n| n.to_string_lossy().into_owned()),
+            }),
+        );
+        store.append_blocks(vec![draft]).await
+    }
+    .await;
     store.close().await;
     Ok(appended?.first().map_or(0, |b| b.index))
 }
