@@ -55,6 +55,11 @@ pub enum PolicyError {
     /// Two policies share an `@id`.
     #[error("two policies have the same @id {0:?}")]
     DuplicateId(String),
+    /// The text holds no policy at all: an empty file, or one caught while
+    /// an editor was writing it. A policy that permits nothing says so
+    /// with a rule.
+    #[error("the policy holds no rules (an empty file, or one still being written); write a rule, e.g. a forbid, to permit nothing")]
+    Empty,
     /// The engine could not be set up (a defect, not the file's fault).
     #[error("the policy engine could not be set up: {0}")]
     Internal(String),
@@ -124,6 +129,9 @@ impl PolicyEngine {
     /// configured `regions`.
     pub fn load(text: &str, regions: &[String]) -> Result<Self, PolicyError> {
         let policies = PolicySet::from_str(text).map_err(|e| PolicyError::Parse(e.to_string()))?;
+        if policies.is_empty() {
+            return Err(PolicyError::Empty);
+        }
         let (schema, _) = Schema::from_cedarschema_str(SCHEMA)
             .map_err(|e| PolicyError::Internal(e.to_string()))?;
         let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);

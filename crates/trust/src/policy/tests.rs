@@ -88,6 +88,12 @@ fn without_a_permit_everything_is_denied() {
 #[test]
 fn bad_policies_are_refused_with_the_reason() {
     let regions = regions();
+    for empty in ["", "\n  \n", "// only a comment\n"] {
+        assert_eq!(
+            PolicyEngine::load(empty, &regions).unwrap_err(),
+            PolicyError::Empty
+        );
+    }
     assert!(matches!(
         PolicyEngine::load("permit (principal, action resource);", &regions),
         Err(PolicyError::Parse(_))
