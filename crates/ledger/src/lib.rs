@@ -39,6 +39,7 @@ pub mod audit;
 pub mod block;
 pub mod checkpoint;
 pub mod error;
+pub mod grafana;
 pub mod hex;
 pub mod jcs;
 pub mod merkle;

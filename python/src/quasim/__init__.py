@@ -1,0 +1,1 @@
+"""The seed's `quasim` namespace; QuNimbus provides :mod:`quasim.qunimbus.phaseVII`."""

@@ -1,0 +1,1 @@
+"""QuNimbus under the seed's import path; see :mod:`quasim.qunimbus.phaseVII`."""

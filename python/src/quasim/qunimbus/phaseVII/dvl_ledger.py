@@ -1,0 +1,162 @@
+"""The Decentralized Verification Ledger of the seed, built by the node's
+ledger code (SPEC §4): RFC 8785 (JCS) hashes, the node's block rules, and a
+verification that checks every block, genesis included, so a changed field
+anywhere in :attr:`DVLLedger.chain` is found."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Iterable, Optional
+
+from qunimbus import _native
+
+from ._time import now
+
+#: The statuses a block may attest for a framework.
+STATUSES = ("verified", "failed", "pending", "waived", "genesis")
+
+_REQUIRED = ("index", "timestamp", "kind", "phi_qevf", "eta_ent", "compliance_attestations", "previous_hash", "hash")
+_OPTIONAL = ("region", "run_id", "payload")
+
+
+class DVLBlock:
+    """One block; its attributes are the block's fields and may be changed
+    (a changed block no longer verifies)."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        for name in _REQUIRED:
+            setattr(self, name, fields[name])
+        for name in _OPTIONAL:
+            setattr(self, name, fields.get(name))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The block's JSON form, as the node serves it."""
+        out = {name: getattr(self, name) for name in _REQUIRED}
+        out.update({name: getattr(self, name) for name in _OPTIONAL if getattr(self, name) is not None})
+        return out
+
+    def __repr__(self) -> str:
+        return f"DVLBlock(index={self.index}, kind={self.kind!r}, hash={self.hash[:12]}…)"
+
+
+def _finite(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+class DVLLedger:
+    """A hash-chained ledger in memory, starting with its genesis block."""
+
+    def __init__(self, compliance_frameworks: Optional[Iterable[str]] = None) -> None:
+        frameworks = list(_native.DEFAULT_FRAMEWORKS if compliance_frameworks is None else compliance_frameworks)
+        if not frameworks or not all(isinstance(f, str) and f.strip() for f in frameworks):
+            raise ValueError("compliance_frameworks must be a non-empty list of framework names")
+        if len(set(frameworks)) != len(frameworks):
+            raise ValueError(f"compliance_frameworks lists a framework twice: {frameworks}")
+        self.compliance_frameworks = frameworks
+        genesis = json.loads(_native.genesis_block(now(), frameworks))
+        self.chain: list[DVLBlock] = [DVLBlock(genesis)]
+
+    def add_block(
+        self,
+        phi_qevf: float,
+        eta_ent: float,
+        compliance_attestations: Optional[dict[str, str]] = None,
+    ) -> DVLBlock:
+        """Appends a valuation block. Frameworks not named are ``pending``
+        (an attestation is a claim the caller makes, never assumed)."""
+        phi = _finite("phi_qevf", phi_qevf)
+        eta = _finite("eta_ent", eta_ent)
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta_ent must be between 0.0 and 1.0, got {eta_ent!r}")
+        attestations = dict.fromkeys(self.compliance_frameworks, "pending")
+        for framework, status in (compliance_attestations or {}).items():
+            if framework not in attestations:
+                raise ValueError(
+                    f"compliance_attestations: {framework!r} is not one of this ledger's frameworks "
+                    f"{self.compliance_frameworks}"
+                )
+            if status not in STATUSES[:-1]:
+                raise ValueError(
+                    f"compliance_attestations[{framework!r}] must be one of {', '.join(STATUSES[:-1])}, got {status!r}"
+                )
+            attestations[framework] = status
+        draft = {
+            "timestamp": now(),
+            "kind": "valuation",
+            "phi_qevf": phi,
+            "eta_ent": eta,
+            "compliance_attestations": attestations,
+        }
+        latest = self.chain[-1]
+        sealed = json.loads(_native.seal_block(json.dumps(draft), len(self.chain), latest.hash))
+        block = DVLBlock(sealed)
+        self.chain.append(block)
+        return block
+
+    def verification(self) -> dict[str, Any]:
+        """The full check: ``{"ok", "size", "root", "failure"}`` with the
+        first bad block's index and reason, and the Merkle root (hex) of the
+        verified prefix."""
+        texts = []
+        for position, block in enumerate(self.chain):
+            try:
+                texts.append(json.dumps(block.to_dict(), allow_nan=False))
+            except (TypeError, ValueError) as e:
+                return {"ok": False, "size": position, "root": None, "failure": {"index": position, "reason": str(e)}}
+        report = _native.verify_chain(texts)
+        report["root"] = report["root"].hex()
+        return report
+
+    def verify_chain(self) -> bool:
+        """Whether every block's hash, link and index checks out."""
+        return bool(self.verification()["ok"])
+
+    def get_latest_block(self) -> DVLBlock:
+        return self.chain[-1]
+
+    def get_chain_summary(self) -> dict[str, Any]:
+        latest = self.chain[-1]
+        report = self.verification()
+        return {
+            "chain_length": len(self.chain),
+            "is_valid": report["ok"],
+            "first_bad_block": report["failure"],
+            "merkle_root": report["root"],
+            "latest_phi_qevf": latest.phi_qevf,
+            "latest_eta_ent": latest.eta_ent,
+            "latest_timestamp": latest.timestamp,
+            "compliance_frameworks": list(self.compliance_frameworks),
+            "genesis_hash": self.chain[0].hash,
+            "latest_hash": latest.hash,
+        }
+
+    def export_for_grafana(self) -> list[dict[str, Any]]:
+        """One flat row per block, as the node's Grafana export (epoch-ms
+        ``time``, ``attestation_<framework>`` columns), plus the block's
+        RFC 3339 ``timestamp``."""
+        rows = []
+        for block in self.chain:
+            fields = block.to_dict()
+            row = json.loads(_native.grafana_row(json.dumps(fields)))
+            row["timestamp"] = fields["timestamp"]
+            rows.append(row)
+        return rows
+
+    def get_attestation_history(self, framework: str) -> list[dict[str, Any]]:
+        """Every block's status for ``framework`` (``ValueError`` for a
+        framework this ledger does not attest)."""
+        if framework not in self.compliance_frameworks:
+            raise ValueError(f"{framework!r} is not one of this ledger's frameworks {self.compliance_frameworks}")
+        return [
+            {
+                "block_index": b.index,
+                "timestamp": b.timestamp,
+                "attestation": b.compliance_attestations.get(framework),
+                "phi_qevf": b.phi_qevf,
+            }
+            for b in self.chain
+            if framework in b.compliance_attestations
+        ]
