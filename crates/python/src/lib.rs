@@ -1,8 +1,10 @@
 //! `qunimbus._native`: the node's own valuation engine and ledger code for
 //! Python (SPEC §13), so a figure computed in Python is the figure the node
 //! computes, to the last bit, and a proof checked in Python is checked by
-//! the same RFC 6962 and signed-note code. Blocks cross the boundary as
-//! JSON text (the package's Python layer converts dicts), numbers as f64.
+//! the same RFC 6962 and signed-note code; the Trust Kernel's health,
+//! trust, rollout-plan and policy rules are the node's too ([`trust`]).
+//! Blocks cross the boundary as JSON text (the package's Python layer
+//! converts dicts), numbers as f64.
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -15,6 +17,8 @@ use qunimbus_ledger::merkle::{self, Hash};
 use qunimbus_ledger::verify::ChainVerifier;
 use qunimbus_valuation::{PhiStats, ValuationParams};
 use serde_json::Value;
+
+mod trust;
 
 create_exception!(
     _native,
@@ -297,6 +301,7 @@ fn verify_checkpoint<'py>(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ValuationEngine>()?;
+    trust::register(m)?;
     m.add("VerificationError", m.py().get_type::<VerificationError>())?;
     m.add("GENESIS_PREVIOUS_HASH", GENESIS_PREVIOUS_HASH)?;
     m.add(

@@ -196,6 +196,19 @@ class Client:
         """``GET /v1/partners`` (admin)."""
         return self._request("GET", "/v1/partners")
 
+    def rotate_partner_key(self, partner_id: str, reason: str, grace_secs: int = 0) -> Json:
+        """``POST /v1/partners/{id}/rotate-key`` (admin): the new key is ``secret``."""
+        body = {"grace_secs": grace_secs, "reason": reason}
+        return self._request("POST", f"/v1/partners/{urllib.parse.quote(partner_id, safe='')}/rotate-key", body)
+
+    def activate_market(self) -> Json:
+        """``POST /v1/market/activate`` (admin): the feed publishes."""
+        return self._request("POST", "/v1/market/activate", {})
+
+    def deactivate_market(self) -> Json:
+        """``POST /v1/market/deactivate`` (admin)."""
+        return self._request("POST", "/v1/market/deactivate", {})
+
     def market_status(self) -> Json:
         """``GET /v1/market/status``: measured latency, throughput, partners."""
         return self._request("GET", "/v1/market/status")

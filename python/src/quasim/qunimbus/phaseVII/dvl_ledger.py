@@ -83,15 +83,33 @@ class DVLLedger:
                     f"compliance_attestations[{framework!r}] must be one of {', '.join(STATUSES[:-1])}, got {status!r}"
                 )
             attestations[framework] = status
-        draft = {
+        return self.append("valuation", attestations, phi_qevf=phi, eta_ent=eta)
+
+    def append(
+        self,
+        kind: str,
+        attestations: dict[str, str],
+        phi_qevf: Optional[float] = None,
+        eta_ent: Optional[float] = None,
+        region: Optional[str] = None,
+        payload: Optional[dict[str, Any]] = None,
+    ) -> DVLBlock:
+        """Seals and appends a block of any kind the node writes (the
+        Trust Kernel records its changes as ``health`` and ``override``
+        blocks)."""
+        draft: dict[str, Any] = {
             "timestamp": now(),
-            "kind": "valuation",
-            "phi_qevf": phi,
-            "eta_ent": eta,
+            "kind": kind,
+            "phi_qevf": phi_qevf,
+            "eta_ent": eta_ent,
             "compliance_attestations": attestations,
         }
+        if region is not None:
+            draft["region"] = region
+        if payload is not None:
+            draft["payload"] = payload
         latest = self.chain[-1]
-        sealed = json.loads(_native.seal_block(json.dumps(draft), len(self.chain), latest.hash))
+        sealed = json.loads(_native.seal_block(json.dumps(draft, allow_nan=False), len(self.chain), latest.hash))
         block = DVLBlock(sealed)
         self.chain.append(block)
         return block
