@@ -18,6 +18,7 @@ use qunimbus_ledger::verify::ChainVerifier;
 use qunimbus_valuation::{PhiStats, ValuationParams};
 use serde_json::Value;
 
+mod store;
 mod trust;
 
 create_exception!(
@@ -160,21 +161,26 @@ fn grafana_row(block: &str) -> PyResult<String> {
     serde_json::to_string(&row).map_err(|e| PyRuntimeError::new_err(e.to_string()))
 }
 
-/// Seals a block: `draft` (JSON text with `timestamp`, `kind`, `phi_qevf`,
+/// A block draft from JSON text: `timestamp`, `kind`, `phi_qevf`,
 /// `eta_ent`, `compliance_attestations` and optionally `region`, `run_id`,
-/// `payload`) placed at `index` after `previous_hash`, with its hash; by
-/// the node's rules (genesis only at 0, finite numbers, size limit).
-#[pyfunction]
-fn seal_block(draft: &str, index: u64, previous_hash: &str) -> PyResult<String> {
+/// `payload`, checked by the node's block parser.
+pub(crate) fn parse_draft(draft: &str) -> PyResult<BlockDraft> {
     let mut value: Value = serde_json::from_str(draft).map_err(invalid)?;
     let obj = value
         .as_object_mut()
         .ok_or_else(|| invalid("a block draft must be a JSON object"))?;
-    obj.insert("index".into(), index.into());
-    obj.insert("previous_hash".into(), previous_hash.into());
+    for key in ["index", "previous_hash", "hash"] {
+        if obj.contains_key(key) {
+            return Err(invalid(format!(
+                "a block draft has no {key:?}: the ledger sets it"
+            )));
+        }
+    }
+    obj.insert("index".into(), 0.into());
+    obj.insert("previous_hash".into(), String::new().into());
     obj.insert("hash".into(), String::new().into());
     let parsed = Block::from_json(&value).map_err(invalid)?;
-    let draft = BlockDraft {
+    Ok(BlockDraft {
         timestamp: parsed.timestamp,
         kind: parsed.kind,
         phi_qevf: parsed.phi_qevf,
@@ -183,8 +189,15 @@ fn seal_block(draft: &str, index: u64, previous_hash: &str) -> PyResult<String> 
         region: parsed.region,
         run_id: parsed.run_id,
         payload: parsed.payload,
-    };
-    to_text(&Block::seal(draft, index, previous_hash).map_err(invalid)?)
+    })
+}
+
+/// Seals a block: `draft` (see [`parse_draft`]) placed at `index` after
+/// `previous_hash`, with its hash; by the node's rules (genesis only at 0,
+/// finite numbers, size limit).
+#[pyfunction]
+fn seal_block(draft: &str, index: u64, previous_hash: &str) -> PyResult<String> {
+    to_text(&Block::seal(parse_draft(draft)?, index, previous_hash).map_err(invalid)?)
 }
 
 /// The genesis block at `timestamp` attesting `frameworks` (status `genesis`).
@@ -302,6 +315,9 @@ fn verify_checkpoint<'py>(
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ValuationEngine>()?;
     trust::register(m)?;
+    m.add_class::<store::SqliteLedger>()?;
+    m.add_function(wrap_pyfunction!(store::new_signing_key, m)?)?;
+    m.add_function(wrap_pyfunction!(store::verifier_key, m)?)?;
     m.add("VerificationError", m.py().get_type::<VerificationError>())?;
     m.add("GENESIS_PREVIOUS_HASH", GENESIS_PREVIOUS_HASH)?;
     m.add(

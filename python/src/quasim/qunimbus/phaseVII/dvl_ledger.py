@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Iterable, Optional
+import os
+import secrets
+from typing import Any, Iterable, Optional, Union
 
 from qunimbus import _native
 
@@ -46,18 +48,83 @@ def _finite(name: str, value: Any) -> float:
     return float(value)
 
 
-class DVLLedger:
-    """A hash-chained ledger in memory, starting with its genesis block."""
+def _write_private(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
 
-    def __init__(self, compliance_frameworks: Optional[Iterable[str]] = None) -> None:
-        frameworks = list(_native.DEFAULT_FRAMEWORKS if compliance_frameworks is None else compliance_frameworks)
+
+class DVLLedger:
+    """A hash-chained ledger starting with its genesis block: in memory, or
+    with ``path=`` in a SQLite file written by the node's storage (blocks,
+    Merkle nodes and a checkpoint signed after every block), which
+    ``qunimbus ledger verify --database-url sqlite:PATH --public-key
+    PATH.vkey`` verifies. The file's signing key is ``PATH.key`` (0600),
+    created with the file."""
+
+    def __init__(
+        self,
+        compliance_frameworks: Optional[Iterable[str]] = None,
+        path: Optional[Union[str, "os.PathLike[str]"]] = None,
+    ) -> None:
+        given = None if compliance_frameworks is None else list(compliance_frameworks)
+        frameworks = list(_native.DEFAULT_FRAMEWORKS) if given is None else given
         if not frameworks or not all(isinstance(f, str) and f.strip() for f in frameworks):
             raise ValueError("compliance_frameworks must be a non-empty list of framework names")
         if len(set(frameworks)) != len(frameworks):
             raise ValueError(f"compliance_frameworks lists a framework twice: {frameworks}")
-        self.compliance_frameworks = frameworks
-        genesis = json.loads(_native.genesis_block(now(), frameworks))
-        self.chain: list[DVLBlock] = [DVLBlock(genesis)]
+        self.path = None if path is None else os.fspath(path)
+        self._file = None
+        if self.path is None:
+            self.compliance_frameworks = frameworks
+            genesis = json.loads(_native.genesis_block(now(), frameworks))
+            self.chain: list[DVLBlock] = [DVLBlock(genesis)]
+        else:
+            self._open(self.path, frameworks, given is not None)
+
+    def _open(self, path: str, frameworks: list[str], frameworks_given: bool) -> None:
+        key_path = path + ".key"
+        existed = os.path.exists(path)
+        if os.path.exists(key_path):
+            with open(key_path) as f:
+                signing_key = f.read().strip()
+        elif existed:
+            raise ValueError(f"{path} exists without its signing key {key_path}; it cannot be extended")
+        else:
+            signing_key = _native.new_signing_key(f"dvl.{secrets.token_hex(4)}", secrets.token_bytes(32))
+            _write_private(key_path, signing_key)
+            with open(path + ".vkey", "w") as f:
+                f.write(_native.verifier_key(signing_key) + "\n")
+        self._file = _native.SqliteLedger(path, frameworks, signing_key, now())
+        self.chain = [DVLBlock(json.loads(text)) for text in self._file.blocks()]
+        stored = list(self.chain[0].compliance_attestations)
+        if frameworks_given and set(stored) != set(frameworks):
+            self.close()
+            raise ValueError(f"{path} attests {stored}, not the compliance_frameworks given {frameworks}")
+        self.compliance_frameworks = frameworks if frameworks_given or not existed else stored
+
+    @property
+    def verifier_key(self) -> Optional[str]:
+        """The published key of the file's checkpoints (``None`` in memory)."""
+        if self.path is None:
+            return None
+        with open(self.path + ".key") as f:
+            return _native.verifier_key(f.read())
+
+    def checkpoint(self) -> Optional[str]:
+        """The file's newest signed checkpoint note (``None`` in memory)."""
+        return None if self._file is None else self._file.checkpoint()
+
+    def close(self) -> None:
+        """Closes the file (a ledger in memory has nothing to close)."""
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> "DVLLedger":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def add_block(
         self,
@@ -108,8 +175,11 @@ class DVLLedger:
             draft["region"] = region
         if payload is not None:
             draft["payload"] = payload
-        latest = self.chain[-1]
-        sealed = json.loads(_native.seal_block(json.dumps(draft, allow_nan=False), len(self.chain), latest.hash))
+        text = json.dumps(draft, allow_nan=False)
+        if self._file is not None:
+            sealed = json.loads(self._file.append(text))
+        else:
+            sealed = json.loads(_native.seal_block(text, len(self.chain), self.chain[-1].hash))
         block = DVLBlock(sealed)
         self.chain.append(block)
         return block
