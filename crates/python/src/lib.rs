@@ -59,18 +59,8 @@ impl ValuationEngine {
 
     /// The parameters in force.
     #[getter]
-    fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let p = self.engine.params();
-        let dict = PyDict::new(py);
-        dict.set_item("base_phi_value", p.base_phi_value)?;
-        dict.set_item("eta_baseline", p.eta_baseline)?;
-        dict.set_item(
-            "coherence_variance_threshold",
-            p.coherence_variance_threshold,
-        )?;
-        dict.set_item("runtime_cap_hours", p.runtime_cap_hours)?;
-        dict.set_item("price_sensitivity", p.price_sensitivity)?;
-        Ok(dict)
+    fn params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_python(py, self.engine.params())
     }
 
     /// Prices one run (inputs in SPEC §2 ranges, else `ValueError` naming
@@ -83,7 +73,7 @@ impl ValuationEngine {
         coherence_variance: f64,
         runtime_hours: f64,
         eph_delivered: f64,
-    ) -> PyResult<Bound<'py, PyDict>> {
+    ) -> PyResult<Bound<'py, PyAny>> {
         let metrics = RunMetrics {
             eta_ent,
             coherence_variance,
@@ -93,33 +83,23 @@ impl ValuationEngine {
         metrics
             .validate()
             .map_err(|e| PyValueError::new_err(e.message))?;
-        let v = self.engine.value(&metrics);
-        let dict = PyDict::new(py);
-        dict.set_item("efficiency_multiplier", v.efficiency_multiplier)?;
-        dict.set_item("coherence_penalty", v.coherence_penalty)?;
-        dict.set_item("runtime_factor", v.runtime_factor)?;
-        dict.set_item("phi_qevf", v.phi_qevf)?;
-        dict.set_item("price_multiplier", v.price_multiplier)?;
-        dict.set_item("market_value", v.market_value)?;
-        dict.set_item("eph_price", v.eph_price)?;
-        dict.set_item("coherence_within_threshold", v.coherence_within_threshold)?;
-        Ok(dict)
+        to_python(py, &self.engine.value(&metrics))
     }
 }
 
 /// Count, mean, min, max, p50 and p95 (nearest rank) of `values`, as the
 /// node's history reports them (`None` for an empty list).
 #[pyfunction]
-fn phi_stats(py: Python<'_>, values: Vec<f64>) -> PyResult<Bound<'_, PyDict>> {
-    let s = PhiStats::of(values);
-    let dict = PyDict::new(py);
-    dict.set_item("count", s.count)?;
-    dict.set_item("mean", s.mean)?;
-    dict.set_item("min", s.min)?;
-    dict.set_item("max", s.max)?;
-    dict.set_item("p50", s.p50)?;
-    dict.set_item("p95", s.p95)?;
-    Ok(dict)
+fn phi_stats(py: Python<'_>, values: Vec<f64>) -> PyResult<Bound<'_, PyAny>> {
+    to_python(py, &PhiStats::of(values))
+}
+
+/// A value the crates serialize, as the same plain Python value (a dict
+/// with the struct's field names; serde's float round trip keeps every f64
+/// exact), so Python sees every field the node's JSON has.
+fn to_python<'py>(py: Python<'py>, value: &impl serde::Serialize) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    py.import("json")?.call_method1("loads", (text,))
 }
 
 fn invalid(e: impl std::fmt::Display) -> PyErr {

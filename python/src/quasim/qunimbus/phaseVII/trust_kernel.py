@@ -85,6 +85,9 @@ class TrustKernel:
 
     def _status(self, name: str, health: dict[str, Any], at: int) -> dict[str, Any]:
         region = self._regions[name]
+        # Open findings are records accepted where the policy forbids them;
+        # this kernel's policy never changes and check_record refuses what
+        # it forbids, so none can arise and trust is availability.
         computed = _native.trust_score(health["availability"], 0)
         return {
             "region": name,
@@ -97,7 +100,6 @@ class TrustKernel:
             "mtbf_hours": health["mtbf_hours"],
             "mtbf_at_least_hours": health["mtbf_at_least_hours"],
             "mtbf_target_hours": self.mtbf_target_hours,
-            "open_findings": 0,
             "timestamp": rfc3339(at),
         }
 
