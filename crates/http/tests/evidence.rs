@@ -223,6 +223,39 @@ async fn a_status_set_down_counts_as_down_time_from_that_moment() {
     t.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_who_sets_a_detected_outage_down_keeps_it_down() {
+    let t = watching_node(Backend::Sqlite).await;
+    for i in 0..12 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        t.ingest_new(&eu_run(&format!("take-{i}"))).await;
+    }
+    assert_eq!(detected_events(&t, 1).await.len(), 1, "no detected failure");
+    let (status, changed) = t
+        .send(
+            Method::PUT,
+            "/v1/regions/EU",
+            Some(t.admin_token()),
+            &json!({ "status": "down" }).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    // Reports resume; the outage is the operator's now, so the node does
+    // not end it.
+    t.ingest_new(&eu_run("take-back")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let eu = t.get_ok("/v1/regions/EU").await;
+    assert_eq!(eu["status"], json!("down"), "{eu}");
+    assert_eq!(
+        detected_events(&t, 1).await.len(),
+        1,
+        "a detected recovery: {eu}"
+    );
+    t.stop().await;
+}
+
 /// The effective-configuration blocks on the ledger, oldest first.
 async fn config_blocks(t: &TestNode) -> Vec<Value> {
     t.all_blocks()

@@ -275,16 +275,15 @@ impl TrustKernel {
         let block_index = blocks.first().map_or(0, |b| b.index);
         let mut state = lock(&self.state);
         if let Some(kind) = health_event {
-            state
-                .events
-                .entry(name.clone())
-                .or_default()
-                .push(RecordedEvent {
+            state.push_event(
+                &name,
+                RecordedEvent {
                     event: HealthEvent { kind, at },
                     source: EventSource::Operator,
                     block_index,
                     recorded_at: Some(at),
-                });
+                },
+            );
         }
         state.regions.insert(name, next.clone());
         Ok((next, block_index))
