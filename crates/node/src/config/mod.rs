@@ -95,7 +95,8 @@ pub enum LogFormat {
 }
 
 /// `text` with the secrets of a URL replaced by `redacted`: the password of
-/// its user info (`postgres://u:secret@h/db`) and any `password`, `token` or
+/// its user info (`postgres://u:secret@h/db`), a user info that is only a
+/// name or token (`nats://TOKEN@h`), and any `password`, `token` or
 /// `secret` query parameter; `None` when there is nothing to redact.
 fn redact_url(text: &str) -> Option<String> {
     let (scheme, rest) = text.split_once("://")?;
@@ -104,7 +105,9 @@ fn redact_url(text: &str) -> Option<String> {
     let authority = match authority.rsplit_once('@') {
         Some((user_info, host)) => match user_info.split_once(':') {
             Some((user, _)) => format!("{user}:redacted@{host}"),
-            None => authority.to_string(),
+            // A user info without a password may itself be the secret
+            // (NATS's `nats://TOKEN@host`).
+            None => format!("redacted@{host}"),
         },
         None => authority.to_string(),
     };

@@ -479,4 +479,8 @@ fn the_recorded_configuration_holds_no_secret() {
     assert_eq!(recorded["nats_url"], "nats://relay:redacted@nats:4222");
     assert_eq!(recorded["valuation.eta_baseline"], 0.95);
     assert!(!recorded.contains_key("auth.admin_token"));
+    // NATS's token form: the whole user info is the secret.
+    config.nats_url = Some("nats://s3cr3tT0k3n@nats:4222".into());
+    let recorded = config.recorded().unwrap();
+    assert_eq!(recorded["nats_url"], "nats://redacted@nats:4222");
 }
