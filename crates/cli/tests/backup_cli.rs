@@ -166,6 +166,7 @@ async fn a_backup_under_ingest_restores_every_acknowledged_run() {
     );
     assert!(stdout.contains("ledger.key"), "keys carried: {stdout}");
     eprintln!("{} runs acknowledged while the backup ran", during);
+    assert!(during > 0, "the node kept serving ingest during the backup");
     terminate(child);
 
     // The backup is a SQLite file `ledger verify` reads as it is.
@@ -210,6 +211,7 @@ async fn a_backup_under_ingest_restores_every_acknowledged_run() {
         0o600,
         "the signing key stays private"
     );
+    assert_eq!(mode(&restored), 0o700, "the restored data dir is private");
 
     // The restored node holds every run acknowledged before the backup
     // started, and its next checkpoint extends the backup's.
@@ -305,6 +307,65 @@ async fn a_changed_block_a_full_data_dir_or_a_wrong_key_is_refused() {
     assert!(!refused.status.success(), "{}", text(&refused));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("block 7"), "names the block: {stderr}");
+    assert!(!target.exists(), "nothing was written");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("restoring"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "a refused restore leaves nothing: {left:?}"
+    );
+
+    // A backup that carries a file no backup carries (here a journal that
+    // opening the store would replay), listed in its manifest with the
+    // right digest: refused, naming it, before anything is written.
+    let smuggled = dir.path().join("smuggled.backup");
+    std::fs::copy(&out, &smuggled).unwrap();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite:{}", smuggled.display()))
+        .await
+        .unwrap();
+    let manifest: String = sqlx::query_scalar("SELECT manifest FROM backup_manifest")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let mut manifest: Value = serde_json::from_str(&manifest).unwrap();
+    let content = b"not a journal".to_vec();
+    let digest = {
+        use sha2::Digest;
+        sha2::Sha256::digest(&content)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    manifest["files"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(
+            {"path": "qunimbus.db-wal", "mode": 0o600, "sha256": digest, "bytes": content.len()}
+        ));
+    sqlx::query("UPDATE backup_manifest SET manifest = ?1")
+        .bind(manifest.to_string())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO backup_files (path, mode, content) VALUES ('qunimbus.db-wal', 384, ?1)",
+    )
+    .bind(content)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let target = dir.path().join("from-smuggled");
+    let refused = run_restore(&smuggled, &target, None);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("qunimbus.db-wal"),
+        "names the file: {stderr}"
+    );
     assert!(!target.exists(), "nothing was written");
 
     // Into a data dir that holds anything: refused, naming what is there.

@@ -15,6 +15,11 @@ pub fn encode(bytes: &[u8]) -> String {
     out
 }
 
+/// `hex(SHA-256(bytes))`: how files and policies are named by digest.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    encode(&crate::merkle::sha256(bytes))
+}
+
 /// Decodes hex (either case) into bytes.
 pub fn decode(text: &str) -> Result<Vec<u8>, LedgerError> {
     let bytes = text.as_bytes();

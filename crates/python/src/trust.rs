@@ -123,8 +123,7 @@ impl Policy {
         let text = text.unwrap_or(qunimbus_trust::policy::DEFAULT_POLICY);
         let engine =
             PolicyEngine::load(text, &regions).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let sha256 =
-            qunimbus_ledger::hex::encode(&qunimbus_ledger::merkle::sha256(text.as_bytes()));
+        let sha256 = qunimbus_ledger::hex::sha256_hex(text.as_bytes());
         Ok(Self { engine, sha256 })
     }
 

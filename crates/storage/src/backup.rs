@@ -40,12 +40,7 @@ pub fn snapshot(
     if !db.exists() {
         return Err(StorageError::Missing(db.display().to_string()));
     }
-    if out.exists() {
-        return Err(StorageError::Backup(format!(
-            "{} already exists; a backup never overwrites a file",
-            out.display()
-        )));
-    }
+    create_private_empty(out)?;
     let target = out
         .to_str()
         .ok_or_else(|| StorageError::Backup(format!("{} is not valid UTF-8", out.display())))?
@@ -82,6 +77,32 @@ pub fn snapshot(
     };
     progress(expected, expected);
     Ok(())
+}
+
+/// Creates `out` empty and readable by its owner only (0600) before
+/// `VACUUM INTO` fills it, so the copy of every run is never readable by
+/// others, not even while it is written; an existing file is refused.
+fn create_private_empty(out: &Path) -> Result<(), StorageError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(out) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(StorageError::Backup(format!(
+                "{} already exists; a backup never overwrites a file",
+                out.display()
+            )))
+        }
+        Err(source) => Err(StorageError::File {
+            path: out.display().to_string(),
+            source,
+        }),
+    }
 }
 
 /// Adds the manifest (JSON text) and the data-dir `files` to the backup

@@ -11,22 +11,24 @@
 //! The node's own backups (scheduled, and `POST /v1/admin/backup`) are in
 //! [`service`].
 
+mod restore;
 mod service;
 
+pub use restore::restore;
 pub use service::{run_schedule, Backups, TakenBackup, BACKUP_PREFIX};
 
+use qunimbus_ledger::hex::sha256_hex;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use qunimbus_core::time::{now_micros, rfc3339_micros};
-use qunimbus_ledger::block::BlockKind;
 use qunimbus_ledger::checkpoint::{NoteSigner, NoteVerifier};
 use qunimbus_storage::backup::{self as files, BackupFile};
-use qunimbus_storage::{DbTarget, Reader, StorageError, Store, StoreOptions};
+use qunimbus_storage::{DbTarget, Reader, StorageError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::ledger::{genesis_block, verify_ledger, SignatureCheck, SIGNING_KEY_FILE};
+use crate::ledger::{verify_ledger, SignatureCheck, SIGNING_KEY_FILE};
 
 /// The manifest format this build writes and reads.
 pub const FORMAT: &str = "qunimbus-backup/1";
@@ -128,9 +130,8 @@ pub struct Manifest {
     pub root: String,
     /// The signed checkpoint note.
     pub checkpoint: String,
-    /// The ledger's public key (note verifier key), when the data dir held
-    /// the signing key.
-    pub public_key: Option<String>,
+    /// The note verifier key the backup's checkpoint was verified with.
+    pub public_key: String,
     /// The carried files.
     pub files: Vec<ManifestFile>,
 }
@@ -151,24 +152,10 @@ pub struct BackupReport {
     pub restore_block: Option<u64>,
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    qunimbus_ledger::hex::encode(&qunimbus_ledger::merkle::sha256(bytes))
-}
-
 #[cfg(unix)]
 fn mode_of(meta: &std::fs::Metadata) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     meta.permissions().mode() & 0o777
-}
-
-/// Restricts `path` to its owner (0600).
-fn make_private(path: &Path) -> Result<(), BackupError> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
-    }
-    Ok(())
 }
 
 /// Reads `rel` (a file, or every file under a directory) of `data_dir`.
@@ -197,19 +184,48 @@ fn collect(data_dir: &Path, rel: &str, out: &mut Vec<BackupFile>) -> Result<(), 
     Ok(())
 }
 
+/// The policy file, always carried.
+const POLICY_FILE: &str = "policy.cedar";
+/// The agent's recordings, always carried.
+const AGENT_DIR: &str = "agent";
+/// The built-in TSA's key and chain, carried with the keys.
+const TSA_DIR: &str = "tsa";
+
 /// The data-dir files a backup carries.
 fn data_dir_files(data_dir: &Path, options: BackupOptions) -> Result<Vec<BackupFile>, BackupError> {
     let mut out = Vec::new();
-    collect(data_dir, "policy.cedar", &mut out)?;
-    collect(data_dir, "agent", &mut out)?;
+    collect(data_dir, POLICY_FILE, &mut out)?;
+    collect(data_dir, AGENT_DIR, &mut out)?;
     if options.include_keys {
         collect(data_dir, SIGNING_KEY_FILE, &mut out)?;
-        collect(data_dir, "tsa", &mut out)?;
+        collect(data_dir, TSA_DIR, &mut out)?;
     }
     if options.include_credentials {
         collect(data_dir, crate::credentials::CREDENTIALS_FILE, &mut out)?;
     }
     Ok(out)
+}
+
+/// Whether `path` is one [`data_dir_files`] can carry: a restore writes no
+/// other (not the database, its journal, or anything outside the data dir).
+fn is_carried_path(path: &str) -> bool {
+    let plain = !path.is_empty()
+        && path
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..");
+    let in_dir = |dir: &str| {
+        path.strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
+    };
+    plain
+        && ([
+            POLICY_FILE,
+            SIGNING_KEY_FILE,
+            crate::credentials::CREDENTIALS_FILE,
+        ]
+        .contains(&path)
+            || in_dir(AGENT_DIR)
+            || in_dir(TSA_DIR))
 }
 
 /// The ledger's verifier: the one given, else the data dir's signing key's.
@@ -229,10 +245,12 @@ fn verifier_of(
     }
 }
 
-/// Verifies the ledger in the SQLite file `db` with `verifier`, requiring a
-/// checkpoint signed by it; returns the block count and that checkpoint.
+/// Verifies the ledger in the SQLite file `db` (named `label` in errors)
+/// with `verifier`, requiring a checkpoint signed by it; returns the block
+/// count and that checkpoint.
 async fn verify_file(
     db: &Path,
+    label: &Path,
     verifier: &NoteVerifier,
 ) -> Result<(u64, qunimbus_storage::CheckpointRecord), BackupError> {
     let reader = Reader::open(&DbTarget::Sqlite(db.to_path_buf()), 2).await?;
@@ -246,7 +264,7 @@ async fn verify_file(
     let (report, checkpoint) = checked?;
     if let Some(f) = report.failure {
         return Err(BackupError::Unverified {
-            file: db.to_path_buf(),
+            file: label.to_path_buf(),
             index: f.index,
             reason: f.reason,
         });
@@ -255,11 +273,11 @@ async fn verify_file(
         (Some(c), Some(SignatureCheck::Verified)) => Ok((report.blocks_checked, c)),
         (None, _) => Err(BackupError::Unsigned(format!(
             "{} holds no signed checkpoint",
-            db.display()
+            label.display()
         ))),
         (Some(_), _) => Err(BackupError::Unsigned(format!(
             "the checkpoint in {} is not signed by the key {}",
-            db.display(),
+            label.display(),
             verifier.name()
         ))),
     }
@@ -290,17 +308,24 @@ pub async fn backup(
             out.display()
         )));
     }
+    // The snapshot creates it, 0600 from the first byte; an existing one
+    // (another backup running, or one a crash interrupted) is not touched.
     let partial = out.with_extension("partial");
-    let _ = std::fs::remove_file(&partial);
+    if partial.exists() {
+        return Err(BackupError::Malformed(format!(
+            "{} exists: another backup is writing it, or one was interrupted (remove it)",
+            partial.display()
+        )));
+    }
     let (source, copy) = (db.to_path_buf(), partial.clone());
-    tokio::task::spawn_blocking(move || files::snapshot(&source, &copy, progress))
-        .await
-        .map_err(|e| BackupError::Malformed(format!("the copy task failed: {e}")))??;
-    // The copy holds every run (and, with --include-keys, the keys): as
-    // private as the database itself, before anything is added to it.
-    let result = match make_private(&partial) {
-        Ok(()) => finish_backup(data_dir, &partial, out, options, &verifier).await,
-        Err(e) => Err(e),
+    let result = match tokio::task::spawn_blocking(move || {
+        files::snapshot(&source, &copy, progress)
+    })
+    .await
+    {
+        Ok(Ok(())) => finish_backup(data_dir, &partial, out, options, &verifier).await,
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(BackupError::Malformed(format!("the copy task failed: {e}"))),
     };
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
@@ -322,7 +347,7 @@ async fn finish_backup(
     options: BackupOptions,
     verifier: &NoteVerifier,
 ) -> Result<(Manifest, u64), BackupError> {
-    let (blocks, checkpoint) = verify_file(partial, verifier).await?;
+    let (blocks, checkpoint) = verify_file(partial, out, verifier).await?;
     let carried = data_dir_files(data_dir, options)?;
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -332,7 +357,7 @@ async fn finish_backup(
         tree_size: checkpoint.size,
         root: qunimbus_ledger::hex::encode(&checkpoint.root),
         checkpoint: checkpoint.note,
-        public_key: Some(verifier.to_vkey()),
+        public_key: verifier.to_vkey(),
         files: carried
             .iter()
             .map(|f| ManifestFile {
@@ -349,182 +374,4 @@ async fn finish_backup(
     std::fs::rename(partial, out).map_err(io(out))?;
     let bytes = std::fs::metadata(out).map_err(io(out))?.len();
     Ok((manifest, bytes))
-}
-
-/// The backup's manifest and carried files, checked against each other.
-fn open_backup(from: &Path) -> Result<(Manifest, Vec<BackupFile>), BackupError> {
-    let (text, carried) = files::read_backup(from)?;
-    let manifest: Manifest = serde_json::from_str(&text)
-        .map_err(|e| BackupError::Malformed(format!("{}: bad manifest: {e}", from.display())))?;
-    if manifest.format != FORMAT {
-        return Err(BackupError::Malformed(format!(
-            "{} is a {:?} backup; this build reads {FORMAT}",
-            from.display(),
-            manifest.format
-        )));
-    }
-    for listed in &manifest.files {
-        let file = carried.iter().find(|f| f.path == listed.path);
-        if file.is_none_or(|f| sha256_hex(&f.content) != listed.sha256) {
-            return Err(BackupError::Malformed(format!(
-                "{}: the carried file {} does not match its manifest digest",
-                from.display(),
-                listed.path
-            )));
-        }
-    }
-    if carried.len() != manifest.files.len() {
-        return Err(BackupError::Malformed(format!(
-            "{}: it carries files its manifest does not list",
-            from.display()
-        )));
-    }
-    Ok((manifest, carried))
-}
-
-/// Refuses a data dir that exists and holds anything, naming what.
-fn require_empty(dir: &Path) -> Result<(), BackupError> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    if names.is_empty() {
-        return Ok(());
-    }
-    names.sort();
-    let shown = names.len().min(8);
-    let mut entries = names[..shown].join(", ");
-    if names.len() > shown {
-        entries.push_str(&format!(" and {} more", names.len() - shown));
-    }
-    Err(BackupError::NotEmpty {
-        dir: dir.to_path_buf(),
-        entries,
-    })
-}
-
-/// Writes a carried file with its mode.
-fn write_carried(data_dir: &Path, file: &BackupFile) -> Result<(), BackupError> {
-    let path = data_dir.join(&file.path);
-    if file
-        .path
-        .split('/')
-        .any(|part| part == ".." || part.is_empty())
-    {
-        return Err(BackupError::Malformed(format!(
-            "the carried path {:?} leaves the data dir",
-            file.path
-        )));
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io(parent))?;
-    }
-    std::fs::write(&path, &file.content).map_err(io(&path))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))
-            .map_err(io(&path))?;
-    }
-    Ok(())
-}
-
-/// Restores the backup `from` into the empty (or absent) `data_dir`: the
-/// ledger is verified first (against `expect`, else the key the backup
-/// names) and nothing is written unless it verifies; then the database and
-/// carried files are put in place and a `restore` block names the backup's
-/// checkpoint, attesting the frameworks the backup's newest block names.
-pub async fn restore(
-    from: &Path,
-    data_dir: &Path,
-    expect: Option<&NoteVerifier>,
-) -> Result<BackupReport, BackupError> {
-    let started = Instant::now();
-    require_empty(data_dir)?;
-    let (manifest, carried) = open_backup(from)?;
-    let verifier = match (expect, &manifest.public_key) {
-        (Some(v), _) => v.clone(),
-        (None, Some(key)) => NoteVerifier::from_vkey(key)
-            .map_err(|e| BackupError::Malformed(format!("the manifest's public key: {e}")))?,
-        (None, None) => {
-            return Err(BackupError::Unsigned(
-                "the backup names no public key; give the published verifier key".into(),
-            ))
-        }
-    };
-    let (_, checkpoint) = verify_file(from, &verifier).await?;
-    if checkpoint.size != manifest.tree_size || checkpoint.note != manifest.checkpoint {
-        return Err(BackupError::Malformed(format!(
-            "{}: its newest checkpoint (size {}) is not the one its manifest names (size {})",
-            from.display(),
-            checkpoint.size,
-            manifest.tree_size
-        )));
-    }
-    std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
-    let db = data_dir.join(DATABASE_FILE);
-    let staging = data_dir.join(format!("{DATABASE_FILE}.restoring"));
-    std::fs::copy(from, &staging).map_err(io(&staging))?;
-    files::strip_backup_tables(&staging)?;
-    for file in &carried {
-        write_carried(data_dir, file)?;
-    }
-    std::fs::File::open(&staging)
-        .and_then(|f| f.sync_all())
-        .map_err(io(&staging))?;
-    std::fs::rename(&staging, &db).map_err(io(&db))?;
-    let restore_block = record_restore(&db, &manifest, from).await?;
-    let bytes = std::fs::metadata(from).map_err(io(from))?.len();
-    Ok(BackupReport {
-        manifest,
-        bytes,
-        took: started.elapsed(),
-        key_given: expect.is_some(),
-        restore_block: Some(restore_block),
-    })
-}
-
-/// Appends the `restore` block to the restored store, with the compliance
-/// frameworks of its newest block (the ones the old node recorded).
-async fn record_restore(db: &Path, manifest: &Manifest, from: &Path) -> Result<u64, BackupError> {
-    let defaults: Vec<String> = qunimbus_ledger::block::DEFAULT_FRAMEWORKS
-        .iter()
-        .map(|f| f.to_string())
-        .collect();
-    // The store is not empty, so this genesis is never written.
-    let genesis =
-        genesis_block(&defaults).map_err(|e| BackupError::Malformed(format!("genesis: {e}")))?;
-    let store = Store::open(
-        &DbTarget::Sqlite(db.to_path_buf()),
-        StoreOptions::default(),
-        genesis,
-    )
-    .await?;
-    let appended = async {
-        let newest = store.tree_head().size.saturating_sub(1);
-        let frameworks: Vec<String> = match store.reader().block(newest).await? {
-            Some(block) if !block.compliance_attestations.is_empty() => {
-                block.compliance_attestations.into_keys().collect()
-            }
-            _ => defaults,
-        };
-        let draft = crate::ledger::event_draft(
-            BlockKind::Restore,
-            &frameworks,
-            serde_json::json!({
-                "backup_checkpoint": manifest.checkpoint,
-                "backup_tree_size": manifest.tree_size,
-                "backup_root": manifest.root,
-                "backup_created_at": manifest.created_at,
-                "backup_file": from.file_name().map(|n| n.to_string_lossy().into_owned()),
-            }),
-        );
-        store.append_blocks(vec![draft]).await
-    }
-    .await;
-    store.close().await;
-    Ok(appended?.first().map_or(0, |b| b.index))
 }

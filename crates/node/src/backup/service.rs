@@ -52,8 +52,9 @@ pub struct TakenBackup {
 }
 
 impl Backups {
-    /// The settings of `config`; seeds the last-success metric from the
-    /// newest backup already in the backup dir.
+    /// The settings of `config`; deletes copies a crash left half-written
+    /// and seeds the last-success metric from the newest backup already in
+    /// the backup dir.
     pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Self, ConfigError> {
         let database = match config.database()? {
             DbTarget::Sqlite(path) => Some(path),
@@ -78,6 +79,8 @@ impl Backups {
             running: tokio::sync::Mutex::new(()),
             metrics,
         };
+        // Before anything serves: no backup of this node can be running.
+        backups.remove_partials();
         if let Some(written) = backups.newest_written() {
             backups.gauge_success(unix_secs(written));
         }
@@ -249,7 +252,6 @@ pub async fn run_schedule(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let Some(interval) = backups.interval else {
         return;
     };
-    backups.remove_partials();
     let mut wait = backups.due_in(interval);
     loop {
         tokio::select! {

@@ -2,6 +2,7 @@
 //! file changes, shared with the market hub for distribution decisions.
 
 use super::*;
+use qunimbus_ledger::hex::sha256_hex;
 
 /// The compliance policy in force, shared with the market hub.
 pub struct PolicyHolder {
@@ -34,10 +35,6 @@ pub struct PolicyStatus {
     #[serde(skip)]
     #[cfg_attr(feature = "openapi", schema(ignore))]
     pub(super) seen: Option<String>,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    qunimbus_ledger::hex::encode(&qunimbus_ledger::merkle::sha256(bytes))
 }
 
 /// The policy in force as ingest uses it.
